@@ -1,0 +1,44 @@
+"""The ``edgekit`` command line: thin wrappers that parse options, call the library, print results.
+
+Only this package turns :class:`edgekit.errors.EdgekitError` into an exit code. Heavy imports
+(onnx, onnxruntime) happen inside the commands, so ``edgekit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from edgekit import __version__
+from edgekit.cli import compress_cmd, inspect_cmd
+
+app = typer.Typer(
+    name="edgekit",
+    help="Take a trained model to a fleet of small devices: compress, pack, run, sync, steer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgekit {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Take a trained model to a fleet of small devices: compress, pack, run, sync, steer."""
+
+
+app.command("compress")(compress_cmd.compress)
+app.command("inspect")(inspect_cmd.inspect)
+
+
+def main() -> None:
+    """Entry point of the ``edgekit`` script."""
+    app()

@@ -1,0 +1,124 @@
+"""``edgekit compress MODEL``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgekit.cli.output import RichProgress, err, out, user_errors
+from edgekit.errors import ConfigError
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+
+
+def _shapes(values: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    parsed = []
+    for item in values:
+        name, sep, dims = item.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            raise ConfigError(f"--input-shape '{item}' is not NAME=D1,D2,...: write it like input=1,3,224,224")
+        parsed.append((name, shape))
+    return tuple(parsed)
+
+
+def compress(
+    model: Path = typer.Argument(..., help="ONNX model file."),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Folder for model.onnx and report.json [default: MODEL's name + '-compressed', in the current folder].",
+    ),
+    mode: str = typer.Option(
+        "int8-static",
+        help="Variants to make, comma-separated; the first is the result: int8-static, int8-dynamic, fp16, prune.",
+    ),
+    calib: Path | None = typer.Option(
+        None,
+        help="Calibration inputs: .npz with one array per model input, or a folder of images (needs edgekit[images]).",
+    ),
+    preprocess: str | None = typer.Option(
+        None,
+        help="For an image folder: 'scale=1/255;mean=0.5,0.5,0.5;"
+        "std=0.5,0.5,0.5;size=HxW;layout=nchw|nhwc;color=rgb|bgr|gray'.",
+    ),
+    eval_data: Path | None = typer.Option(None, "--eval", help=".npz with inputs and 'label' for accuracy."),
+    cleanup: str = typer.Option("onnxslim", help="Graph clean-up: onnxslim, ort-basic or none."),
+    calibration_method: str = typer.Option("minmax", help="Static INT8 ranges: minmax, entropy or percentile."),
+    per_channel: bool | None = typer.Option(
+        None,
+        "--per-channel/--per-tensor",
+        help="Weight scales [default: per-channel static, per-tensor dynamic].",
+    ),
+    reduce_range: bool | None = typer.Option(
+        None, "--reduce-range/--full-range", help="7-bit weights [default: chosen from this CPU's features]."
+    ),
+    op_types: str | None = typer.Option(None, help="Op types to quantize, comma-separated [default: per mode]."),
+    exclude: str | None = typer.Option(None, help="Node names to keep in float, comma-separated."),
+    sparsity: float = typer.Option(0.5, help="Fraction of weights zeroed by the prune mode."),
+    threads: int | None = typer.Option(None, help="Inference threads for latency [default: cores, at most 4]."),
+    batch: int = typer.Option(32, help="The larger batch size latency is measured at."),
+    input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... for synthetic inputs where dims are free."),
+    max_eval_samples: int | None = typer.Option(None, help="Evaluate on at most this many samples."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final line."),
+) -> None:
+    """Make a model smaller and faster for an edge device, and report what it gained and cost."""
+    with user_errors():
+        from edgekit import passes  # noqa: PLC0415
+        from edgekit.cli.report_view import render, summary_line  # noqa: PLC0415
+        from edgekit.compress import CompressOptions, compress  # noqa: PLC0415
+        from edgekit.images import parse_preprocess  # noqa: PLC0415
+
+        if cleanup not in passes.cleanup.CLEANUP_METHODS:
+            raise ConfigError(
+                f"--cleanup '{cleanup}' is unknown: choose from {', '.join(passes.cleanup.CLEANUP_METHODS)}"
+            )
+        methods = passes.quantize_static.CALIBRATION_METHODS
+        if calibration_method not in methods:
+            raise ConfigError(
+                f"--calibration-method '{calibration_method}' is unknown: choose from {', '.join(methods)}"
+            )
+        modes = _split(mode)
+        ops = _split(op_types) or None
+        excluded = _split(exclude)
+        static = passes.QuantizeStaticConfig(
+            method=calibration_method,
+            per_channel=True if per_channel is None else per_channel,
+            reduce_range=reduce_range,
+            op_types=ops,
+            nodes_to_exclude=excluded,
+        )
+        dynamic = passes.QuantizeDynamicConfig(
+            op_types=ops or passes.quantize_dynamic.DEFAULT_OPS,
+            per_channel=bool(per_channel),
+            reduce_range=reduce_range,
+            nodes_to_exclude=excluded,
+        )
+        options = CompressOptions(
+            modes=modes,
+            cleanup=passes.CleanupConfig(method=cleanup),
+            static=static,
+            dynamic=dynamic,
+            prune=passes.PruneConfig(sparsity=sparsity),
+            calib=calib,
+            preprocess=parse_preprocess(preprocess) if preprocess else None,
+            eval=eval_data,
+            input_shapes=_shapes(input_shape),
+            threads=threads,
+            batch=batch,
+            max_eval_samples=max_eval_samples,
+        )
+        out_dir = output or Path.cwd() / f"{model.stem}-compressed"
+        if not quiet:
+            err.print(f"compressing [bold]{model}[/] → {out_dir} ({', '.join(modes)})")
+        report = compress(model, out_dir, options, progress=RichProgress(enabled=not quiet))
+    if not quiet:
+        render(report, out)
+    out.print(summary_line(report, out_dir), soft_wrap=True)

@@ -1,0 +1,284 @@
+"""``edgekit compress``: prepare the model, produce each variant, measure everything, write the result.
+
+The flow, each step a plain function call::
+
+    load → Validate → Cleanup ─┬─ int8-static ─┐
+                               ├─ int8-dynamic ├─ measure (size, latency, fidelity, accuracy) → write
+                               ├─ fp16         │
+                               └─ prune ───────┘
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgekit import __version__, passes
+from edgekit.cpu import CpuInfo, host_cpu
+from edgekit.data import Dataset, batch_size_for, load_npz, synthesize
+from edgekit.errors import ConfigError
+from edgekit.graph_stats import graph_inputs
+from edgekit.measure import fidelity, latency
+from edgekit.measure.session import OrtRunner
+from edgekit.measure.size import Size
+from edgekit.model_io import load_model, model_bytes, save_model
+from edgekit.passes.base import PassContext, Progress, SilentProgress
+from edgekit.pipeline import Pipeline
+from edgekit.report import ModelMeasurement, Report
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+    import onnx
+
+    from edgekit.graph_stats import TensorSpec
+    from edgekit.images import Preprocess
+    from edgekit.passes.base import PassConfig
+    from edgekit.pipeline import PassResult
+
+MODEL_FILE = "model.onnx"
+REPORT_FILE = "report.json"
+_NEEDS_CALIBRATION = {passes.QuantizeStatic.name}
+#: samples used for fidelity when only synthetic inputs exist
+_EVAL_BATCH = 64
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    """Everything ``edgekit compress`` can be told; the CLI fills it in, the report echoes it."""
+
+    #: variants to produce, by pass name; the first is the result written as ``model.onnx``
+    modes: tuple[str, ...] = (passes.QuantizeStatic.name,)
+    cleanup: passes.CleanupConfig = field(default_factory=passes.CleanupConfig)
+    static: passes.QuantizeStaticConfig = field(default_factory=passes.QuantizeStaticConfig)
+    dynamic: passes.QuantizeDynamicConfig = field(default_factory=passes.QuantizeDynamicConfig)
+    fp16: passes.Fp16Config = field(default_factory=passes.Fp16Config)
+    prune: passes.PruneConfig = field(default_factory=passes.PruneConfig)
+    #: ``.npz`` archive (or image folder) of representative inputs
+    calib: Path | None = None
+    #: how images in a calibration folder become inputs
+    preprocess: Preprocess | None = None
+    #: ``.npz`` archive of inputs, with ``label`` for accuracy
+    eval: Path | None = None
+    #: shapes for synthetic inputs where the model leaves dimensions free
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: inference threads for latency (the target's core count); ``None``: this CPU's cores, at most 4
+    threads: int | None = None
+    #: the larger batch latency is measured at (besides batch 1)
+    batch: int = 32
+    #: keep evaluation to this many samples (``None``: all)
+    max_eval_samples: int | None = None
+    latency_budget: latency.LatencyBudget = field(default_factory=latency.LatencyBudget)
+
+    def pass_config(self, mode: str) -> PassConfig:
+        """The config the pass for ``mode`` runs with."""
+        configs: dict[str, PassConfig] = {
+            passes.QuantizeStatic.name: self.static,
+            passes.QuantizeDynamic.name: self.dynamic,
+            passes.ConvertFp16.name: self.fp16,
+            passes.PruneMagnitude.name: self.prune,
+        }
+        return configs[mode]
+
+    def check(self) -> None:
+        """Refuse impossible options before any work."""
+        if not self.modes:
+            raise ConfigError("no --mode given: choose from " + ", ".join(passes.VARIANT_PASSES))
+        for mode in self.modes:
+            if mode not in passes.VARIANT_PASSES:
+                raise ConfigError(f"unknown mode '{mode}': choose from {', '.join(passes.VARIANT_PASSES)}")
+        if len(set(self.modes)) != len(self.modes):
+            raise ConfigError(f"--mode lists a mode twice ({','.join(self.modes)}): list each once")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads {self.threads} is not a thread count: use 1 or more")
+        if self.batch < 1:
+            raise ConfigError(f"--batch {self.batch} is not a batch size: use 1 or more")
+
+
+def default_threads(cpu: CpuInfo) -> int:
+    """Edge boards have four cores or fewer; never time with more threads than they have."""
+    return max(1, min(4, cpu.cores))
+
+
+def compress(
+    model_path: Path,
+    out_dir: Path,
+    options: CompressOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    cpu: CpuInfo | None = None,
+) -> Report:
+    """Compress ``model_path`` into ``out_dir`` (``model.onnx`` + ``report.json``) and return the report.
+
+    Nothing is written to ``out_dir`` unless every step succeeds.
+    """
+    options = options or CompressOptions()
+    options.check()
+    for mode in options.modes:  # constructing a pass validates its config
+        passes.create(mode, options.pass_config(mode))
+    progress = progress or SilentProgress()
+    cpu = cpu or host_cpu()
+    threads = options.threads or default_threads(cpu)
+    _check_out_dir(out_dir)
+
+    loaded = load_model(model_path)
+    specs = graph_inputs(loaded.model)
+    calib, evaluation = _load_data(options, specs)
+    needs_calib = any(m in _NEEDS_CALIBRATION for m in options.modes)
+    if needs_calib and calib is None:
+        calib = synthesize(specs, shapes=dict(options.input_shapes))
+    probe = evaluation or (calib if calib is not None and not calib.synthetic else None)
+    probe = probe or calib or synthesize(specs, shapes=dict(options.input_shapes))
+    if options.max_eval_samples:
+        probe = probe.head(options.max_eval_samples)
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-") as tmp:
+        work = Path(tmp)
+        ctx = PassContext(
+            workdir=work,
+            cpu=cpu,
+            calibration=calib.batches(batch_size_for(specs, 16)) if calib is not None else None,
+            calibration_synthetic=bool(calib and calib.synthetic),
+            progress=progress,
+        )
+        prep = Pipeline([passes.create(passes.Validate.name), passes.create(passes.Cleanup.name, options.cleanup)])
+        prepared, prep_results = prep.run(loaded.model, ctx)
+
+        meter = _Meter(probe, specs, threads, options, progress)
+        models: dict[str, onnx.ModelProto] = {}
+        results: dict[str, list[PassResult]] = {}
+        for mode in options.modes:
+            models[mode], results[mode] = Pipeline([passes.create(mode, options.pass_config(mode))]).run(prepared, ctx)
+        original, *variants = meter.measure_all(
+            [("original", model_bytes(loaded.model), [])]
+            + [(mode, model_bytes(models[mode]), results[mode]) for mode in options.modes]
+        )
+        original.size = Size(loaded.file_bytes, original.size.zipped)
+
+        report = Report(
+            edgekit_version=__version__,
+            source=str(model_path),
+            cpu=cpu.describe(),
+            threads=threads,
+            data=_data_notes(calib, evaluation, probe, options.preprocess),
+            preparation=prep_results,
+            original=original,
+            variants=variants,
+            chosen=options.modes[0],
+            warnings=_warnings(calib, prep_results, variants),
+        )
+        _write(out_dir, work, models, report)
+    return report
+
+
+def _load_data(options: CompressOptions, specs: Sequence[TensorSpec]) -> tuple[Dataset | None, Dataset | None]:
+    calib = evaluation = None
+    if options.calib is not None:
+        if options.calib.is_dir():
+            from edgekit.images import load_folder  # noqa: PLC0415  (needs Pillow, an extra)
+
+            calib = load_folder(options.calib, specs, options.preprocess)
+        else:
+            calib = load_npz(options.calib, specs, role="calibration")
+    if options.eval is not None:
+        evaluation = load_npz(options.eval, specs, role="evaluation")
+    return calib, evaluation
+
+
+class _Meter:
+    """Measures one model after another on the same inputs, threads and budget."""
+
+    def __init__(
+        self,
+        probe: Dataset,
+        specs: Sequence[TensorSpec],
+        threads: int,
+        options: CompressOptions,
+        progress: Progress,
+    ) -> None:
+        self.probe = probe
+        self.threads = threads
+        self.progress = progress
+        self.budget = options.latency_budget
+        self.eval_batches = probe.batches(batch_size_for(specs, _EVAL_BATCH))
+        fixed = batch_size_for(specs, 0)
+        sizes = [fixed] if fixed else sorted({1, options.batch})
+        first = self.eval_batches[0]
+        self.latency_feeds = [latency.tile_feeds(first, b) for b in sizes]
+
+    def measure_all(self, models: list[tuple[str, bytes, list[PassResult]]]) -> list[ModelMeasurement]:
+        """Outputs, fidelity and accuracy model by model; then latency with the models taking turns."""
+        runners = []
+        measured = []
+        reference: list[np.ndarray] = []
+        for name, data, results in models:
+            runner = OrtRunner(data, threads=self.threads, label=f"{name} model")
+            outputs = runner.run_batches(list(self.progress.track(self.eval_batches, f"evaluating {name}")))
+            m = ModelMeasurement(name, Size.of(data), [], passes=results)
+            if self.probe.labels is not None:
+                m.accuracy = fidelity.accuracy(outputs, self.probe.labels)
+            if not reference:
+                reference = outputs
+            else:
+                m.fidelity = fidelity.compare_all(runner.output_names, reference, outputs)
+            runners.append(runner)
+            measured.append(m)
+        for feeds in self.progress.track(self.latency_feeds, "timing"):
+            for m, lat in zip(measured, latency.measure_interleaved(runners, feeds, self.budget), strict=True):
+                m.latency.append(lat)
+        return measured
+
+
+def _data_notes(
+    calib: Dataset | None, evaluation: Dataset | None, probe: Dataset, pre: Preprocess | None
+) -> dict[str, object]:
+    return {
+        "preprocess": None if pre is None else pre.to_json(),
+        "calibration": None
+        if calib is None
+        else {"source": calib.source, "samples": calib.size, "synthetic": calib.synthetic},
+        "evaluation": None if evaluation is None else {"source": evaluation.source, "samples": evaluation.size},
+        "fidelity_inputs": {"source": probe.source, "samples": probe.size, "synthetic": probe.synthetic},
+    }
+
+
+def _warnings(calib: Dataset | None, prep: list[PassResult], variants: list[ModelMeasurement]) -> list[str]:
+    out = []
+    if calib is not None and calib.synthetic:
+        out.append(
+            "STATIC INT8 WAS CALIBRATED ON SYNTHETIC NOISE: activation ranges are a guess and accuracy may be far "
+            "off; pass --calib with real inputs"
+        )
+    out += [w for p in prep for w in p.warnings]
+    out += [
+        f"{v.name}: {w}" for v in variants for w in v.warnings if not (calib and calib.synthetic and "synthetic" in w)
+    ]
+    return out
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"output '{out_dir}' exists and is a file: pass a folder with -o")
+
+
+def _write(out_dir: Path, work: Path, models: dict[str, onnx.ModelProto], report: Report) -> None:
+    """Write into a staging folder, then move the finished files in: no half-written result is left."""
+    stage = work / "out"
+    stage.mkdir()
+    names = {report.chosen: MODEL_FILE} | {m: f"{m}.onnx" for m in models if m != report.chosen}
+    for mode, filename in names.items():
+        for path in save_model(models[mode], stage / filename):
+            report.files.append(path.name)
+    report.files.append(REPORT_FILE)
+    report.write(stage / REPORT_FILE)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for item in sorted(stage.iterdir(), key=lambda p: p.name == REPORT_FILE):  # report last: it marks completion
+        target = out_dir / item.name
+        tmp = out_dir / f".{item.name}.{os.getpid()}.tmp"
+        shutil.copyfile(item, tmp)
+        tmp.replace(target)

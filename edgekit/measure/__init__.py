@@ -1,0 +1,1 @@
+"""Measuring models: size, latency, fidelity to the original, accuracy against labels."""

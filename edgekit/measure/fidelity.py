@@ -1,0 +1,108 @@
+"""How close a compressed model's outputs are to the original's, and accuracy against labels.
+
+The kind of each output decides its headline number: top-1 agreement for class scores
+(2-D float, more than one column), exact agreement for integer labels, cosine similarity for
+everything else (embeddings, feature maps, regressions). Max and mean absolute error are
+always reported for float outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+OutputKind = Literal["classes", "labels", "tensor"]
+
+
+def output_kind(reference: np.ndarray) -> OutputKind:
+    """Guess what an output holds from its shape and type."""
+    if reference.dtype.kind in "iub" and reference.ndim <= 2:  # noqa: PLR2004
+        return "labels"
+    if reference.dtype.kind == "f" and reference.ndim == 2 and reference.shape[1] > 1:  # noqa: PLR2004
+        return "classes"
+    return "tensor"
+
+
+@dataclass(frozen=True)
+class OutputFidelity:
+    """Agreement of one output with the reference."""
+
+    name: str
+    kind: OutputKind
+    headline: str  # "top1_agreement", "label_agreement" or "cosine"
+    value: float
+    max_abs_error: float | None
+    mean_abs_error: float | None
+    cosine: float | None
+
+    def to_json(self) -> dict[str, object]:
+        """Serialisable form."""
+
+        def r(x: float | None) -> float | None:
+            return None if x is None else round(x, 6)
+
+        return {
+            "output": self.name,
+            "kind": self.kind,
+            "metric": self.headline,
+            "value": r(self.value),
+            "max_abs_error": r(self.max_abs_error),
+            "mean_abs_error": r(self.mean_abs_error),
+            "cosine": r(self.cosine),
+        }
+
+
+def compare(name: str, reference: np.ndarray, candidate: np.ndarray) -> OutputFidelity:
+    """Compare one output of the compressed model with the original's."""
+    kind = output_kind(reference)
+    if kind == "labels":
+        agree = float(np.mean(reference.reshape(len(reference), -1) == candidate.reshape(len(candidate), -1)))
+        return OutputFidelity(name, kind, "label_agreement", agree, None, None, None)
+    ref = reference.astype(np.float64)
+    cand = candidate.astype(np.float64)
+    diff = np.abs(ref - cand)
+    cos = _cosine(ref.reshape(len(ref), -1), cand.reshape(len(cand), -1))
+    if kind == "classes":
+        top1 = float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1)))
+        return OutputFidelity(name, kind, "top1_agreement", top1, float(diff.max()), float(diff.mean()), cos)
+    return OutputFidelity(name, kind, "cosine", cos, float(diff.max()), float(diff.mean()), cos)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean per-sample cosine similarity (1.0 for two all-zero samples)."""
+    num = (a * b).sum(axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    both_zero = den == 0
+    cos = np.where(both_zero, 1.0, num / np.where(both_zero, 1.0, den))
+    return float(np.clip(cos, -1.0, 1.0).mean())
+
+
+def compare_all(
+    names: Sequence[str], reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]
+) -> list[OutputFidelity]:
+    """Compare every output."""
+    return [compare(n, r, c) for n, r, c in zip(names, reference, candidate, strict=True)]
+
+
+def predictions(outputs: Sequence[np.ndarray]) -> np.ndarray | None:
+    """Class predictions from a model's outputs: an integer label output, else argmax of class scores."""
+    for out in outputs:
+        if output_kind(out) == "labels" and out.ndim == 1:
+            return out
+    for out in outputs:
+        if output_kind(out) == "classes":
+            return np.asarray(out.argmax(axis=1))
+    return None
+
+
+def accuracy(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float | None:
+    """Top-1 accuracy, or ``None`` when no output looks like class predictions."""
+    pred = predictions(outputs)
+    if pred is None:
+        return None
+    return float(np.mean(pred.reshape(-1) == labels.reshape(-1)))

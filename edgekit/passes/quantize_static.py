@@ -1,0 +1,182 @@
+"""INT8 static quantization in QDQ form, with activation ranges calibrated on data.
+
+The most accurate and usually the fastest INT8 form for CNNs on CPUs. It needs
+representative inputs: with none, the context carries synthetic ones and the report says
+loudly that the result is a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from edgekit.errors import ConfigError, PassError
+from edgekit.passes.base import PassConfig, PassContext, PassOutput
+from edgekit.passes.graph_edit import drop_unused_opsets
+from edgekit.passes.quantize_common import (
+    check_op_types,
+    ensure_node_names,
+    quantizable_nodes,
+    quantizer_failed,
+    quiet_quantizer,
+    require_float_weights,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import numpy as np
+    import onnx
+
+CalibrationMethodName = Literal["minmax", "entropy", "percentile"]
+CALIBRATION_METHODS: tuple[CalibrationMethodName, ...] = ("minmax", "entropy", "percentile")
+ActivationType = Literal["uint8", "int8"]
+SUPPORTED_OPS = (
+    "Add", "ArgMax", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "ConvTranspose", "CumSum",
+    "EmbedLayerNormalization", "Flatten", "Gather", "GatherElements", "Gemm", "GlobalAveragePool",
+    "InstanceNormalization", "LayerNormalization", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "Relu",
+    "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "TopK", "Transpose", "Unsqueeze",
+    "Where",
+)  # fmt: skip
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "Gather")
+
+
+@dataclass(frozen=True)
+class QuantizeStaticConfig(PassConfig):
+    """Options of :class:`QuantizeStatic`."""
+
+    #: how activation ranges are chosen from the calibration data
+    method: CalibrationMethodName = "minmax"
+    #: one weight scale per output channel (better accuracy for Conv, same speed)
+    per_channel: bool = True
+    #: 7-bit weights; ``None`` chooses from the target CPU (see :mod:`edgekit.cpu`)
+    reduce_range: bool | None = None
+    #: activation type; uint8 takes the fast U8S8 kernels on x86
+    activation_type: ActivationType = "uint8"
+    #: op types to quantize; ``None`` lets ONNX Runtime quantize every op it supports
+    op_types: tuple[str, ...] | None = None
+    #: node names to keep in float
+    nodes_to_exclude: tuple[str, ...] = ()
+    #: percentile kept by ``method="percentile"``
+    percentile: float = 99.999
+    #: run onnxruntime's quant_pre_process (symbolic shape inference + basic fusions) first
+    preprocess: bool = True
+
+
+class QuantizeStatic:
+    """Insert QuantizeLinear/DequantizeLinear pairs with calibrated scales."""
+
+    name: ClassVar[str] = "int8-static"
+    Config = QuantizeStaticConfig
+
+    def __init__(self, config: QuantizeStaticConfig | None = None) -> None:
+        """Check options now, so a bad one fails before any work."""
+        self.config = config or QuantizeStaticConfig()
+        if self.config.op_types is not None:
+            check_op_types(self.config.op_types, SUPPORTED_OPS, self.name)
+        if not 50.0 < self.config.percentile <= 100.0:  # noqa: PLR2004
+            raise ConfigError(f"percentile {self.config.percentile} is out of range: use a value in (50, 100]")
+
+    def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassOutput:
+        """Calibrate on ``ctx.calibration`` and return the QDQ model."""
+        import onnx  # noqa: PLC0415
+
+        require_float_weights(model, self.name)
+        if not ctx.calibration:
+            raise PassError("no calibration data in the context: pass --calib FILE.npz", pass_name=self.name)
+        work = onnx.ModelProto()
+        work.CopyFrom(model)
+        ensure_node_names(work)
+        targets = quantizable_nodes(work, self.config.op_types or WEIGHTED_OPS)
+        reduce_range = ctx.cpu.needs_reduce_range if self.config.reduce_range is None else self.config.reduce_range
+        warnings: list[str] = []
+        if ctx.calibration_synthetic:
+            warnings.append("calibrated on synthetic inputs: activation ranges are a guess; pass --calib")
+        with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp, quiet_quantizer():
+            src = Path(tmp) / "float.onnx"
+            onnx.save(work, str(src))
+            if self.config.preprocess:
+                src = _preprocess(src, Path(tmp) / "pre.onnx", warnings)
+            out_path = Path(tmp) / "qdq.onnx"
+            batches = ctx.progress.track(ctx.calibration, f"calibrating ({self.config.method})")
+            self._quantize(src, out_path, calibration_reader(batches), reduce_range, Path(tmp))
+            out = onnx.load(str(out_path))
+        drop_unused_opsets(out)
+        details: dict[str, Any] = {
+            "method": self.config.method,
+            "per_channel": self.config.per_channel,
+            "reduce_range": reduce_range,
+            "activation_type": self.config.activation_type,
+            "weighted_nodes": len(targets),
+            "calibration_batches": len(ctx.calibration),
+            "calibration_synthetic": ctx.calibration_synthetic,
+        }
+        return PassOutput(out, details, warnings)
+
+    def _quantize(self, src: Path, dst: Path, reader: object, reduce_range: bool, tmp: Path) -> None:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static  # noqa: PLC0415
+
+        method = {
+            "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile,
+        }[self.config.method]
+        extra: dict[str, Any] = {"CalibTensorRangeSymmetric": False}
+        if self.config.method == "percentile":
+            extra["CalibPercentile"] = self.config.percentile
+        try:
+            quantize_static(
+                str(src),
+                str(dst),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(self.config.op_types) if self.config.op_types else None,
+                per_channel=self.config.per_channel,
+                reduce_range=reduce_range,
+                activation_type=QuantType.QUInt8 if self.config.activation_type == "uint8" else QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=list(self.config.nodes_to_exclude),
+                calibrate_method=method,
+                extra_options=extra,
+                calibration_cache_path=None,
+            )
+        except PassError:
+            raise
+        except Exception as exc:  # onnxruntime.quantization raises bare Exceptions
+            raise quantizer_failed(exc, self.name, "exclude the failing node with --exclude, or use fp16") from exc
+        finally:
+            for leftover in tmp.glob("augmented_model*.onnx"):
+                leftover.unlink()
+
+
+def _preprocess(src: Path, dst: Path, warnings: list[str]) -> Path:
+    """Onnxruntime's recommended pre-processing; skipped with a warning when it cannot run."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
+
+    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+    except Exception as exc:  # noqa: BLE001  (symbolic shape inference fails on some graphs: not fatal)
+        try:
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        except Exception:  # noqa: BLE001
+            warnings.append(f"quant_pre_process skipped ({type(exc).__name__}): quantizing the graph as it is")
+            return src
+    return dst
+
+
+def calibration_reader(batches: Iterator[dict[str, np.ndarray]]) -> object:
+    """An onnxruntime ``CalibrationDataReader`` that reads each batch once."""
+    from onnxruntime.quantization import CalibrationDataReader  # noqa: PLC0415
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._batches = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    return _Reader()

@@ -1,0 +1,100 @@
+"""The compress report: what was gained (size, latency) and what it cost (fidelity, accuracy).
+
+One :class:`Report` per run, written as ``report.json`` and printed as a table by the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from edgekit.measure.fidelity import OutputFidelity
+    from edgekit.measure.latency import Latency
+    from edgekit.measure.size import Size
+    from edgekit.pipeline import PassResult
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class ModelMeasurement:
+    """One model (the original or a variant) and its numbers."""
+
+    name: str
+    size: Size
+    latency: list[Latency]
+    fidelity: list[OutputFidelity] = field(default_factory=list)
+    accuracy: float | None = None
+    passes: list[PassResult] = field(default_factory=list)
+
+    def latency_at(self, batch: int) -> Latency | None:
+        """The latency measured at ``batch``, if any."""
+        return next((lat for lat in self.latency if lat.batch == batch), None)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every pass warning."""
+        return [w for p in self.passes for w in p.warnings]
+
+    @property
+    def headline_fidelity(self) -> OutputFidelity | None:
+        """The first output's fidelity (the one users read first)."""
+        return self.fidelity[0] if self.fidelity else None
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialisable form."""
+        return {
+            "name": self.name,
+            "size": self.size.to_json(),
+            "latency": [lat.to_json() for lat in self.latency],
+            "fidelity": [f.to_json() for f in self.fidelity],
+            "accuracy": None if self.accuracy is None else round(self.accuracy, 6),
+            "passes": [p.to_json() for p in self.passes],
+        }
+
+
+@dataclass
+class Report:
+    """Everything one ``edgekit compress`` run found."""
+
+    edgekit_version: str
+    source: str
+    cpu: str
+    threads: int
+    data: dict[str, Any]
+    preparation: list[PassResult]
+    original: ModelMeasurement
+    variants: list[ModelMeasurement]
+    chosen: str
+    warnings: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def chosen_variant(self) -> ModelMeasurement:
+        """The variant written as the result."""
+        return next(v for v in self.variants if v.name == self.chosen)
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialisable form."""
+        return {
+            "report_version": REPORT_VERSION,
+            "edgekit_version": self.edgekit_version,
+            "source": self.source,
+            "cpu": self.cpu,
+            "threads": self.threads,
+            "data": self.data,
+            "preparation": [p.to_json() for p in self.preparation],
+            "original": self.original.to_json(),
+            "variants": [v.to_json() for v in self.variants],
+            "chosen": self.chosen,
+            "warnings": self.warnings,
+            "files": self.files,
+        }
+
+    def write(self, path: Path) -> None:
+        """Write ``report.json``."""
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")

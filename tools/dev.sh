@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The project's two entry points, for a fresh machine and for CI:
+#   bash tools/dev.sh demo   set up, then compress the bundled digits CNN and print the report
+#   bash tools/dev.sh test   set up (system packages too), then lint, type-check and run the tests
+# Both create their own virtual environment (.venv, or $EDGEKIT_VENV) and install what they need.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="${EDGEKIT_VENV:-$root/.venv}"
+python="${PYTHON:-python3}"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "error: '$*' needs root: run it as root or install sudo" >&2; exit 1
+  fi
+}
+
+apt_install() {
+  # install Debian packages that are missing; apt lists are refreshed once
+  command -v apt-get >/dev/null || { echo "error: no apt-get: install $* by hand" >&2; exit 1; }
+  [ -n "${_apt_updated:-}" ] || { as_root apt-get update -qq; _apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+system_deps() {
+  # python venv support (Debian splits it out), and Mosquitto for the MQTT integration tests
+  "$python" -c "import venv, ensurepip" 2>/dev/null || apt_install python3-venv
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
+}
+
+venv_setup() {
+  # $1: the host toolkit's extras ("" or "dev")
+  local stamp="$venv/.edgekit-${1:-base}"
+  local deps_hash
+  deps_hash="$(cat pyproject.toml runtime/pyproject.toml | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$deps_hash" ]; then return; fi
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".${1:+[$1]}" -e ./runtime
+  echo "$deps_hash" > "$stamp"
+}
+
+case "${1:-}" in
+  demo)
+    system_deps
+    venv_setup ""
+    out="${2:-out/digits-cnn}"
+    "$venv/bin/edgekit" compress examples/digits/cnn.onnx \
+      --calib examples/digits/cnn_calib.npz --eval examples/digits/cnn_test.npz -o "$out"
+    ;;
+  test)
+    system_deps
+    venv_setup "dev"
+    "$venv/bin/ruff" check .
+    "$venv/bin/ruff" format --check .
+    "$venv/bin/mypy"
+    "$venv/bin/pytest" "${@:2}"
+    ;;
+  *)
+    echo "usage: bash tools/dev.sh demo|test [pytest args]" >&2
+    exit 2
+    ;;
+esac
