@@ -131,7 +131,9 @@ def load_folder(folder: Path, specs: Sequence[TensorSpec], pre: Preprocess | Non
     for path in files:
         try:
             with Image.open(path) as img:
-                pixels: np.ndarray = np.asarray(img.convert("L" if color == "gray" else "RGB").resize((width, height)), np.float32)
+                pixels: np.ndarray = np.asarray(
+                    img.convert("L" if color == "gray" else "RGB").resize((width, height)), np.float32
+                )
         except OSError as exc:
             raise DataError(f"image '{path}' cannot be read ({exc}): remove it or fix it", path=path) from exc
         if color == "gray":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli.output import RichProgress, err, out, user_errors
+from edgekit.cli.output import RichProgress, out, user_errors
 from edgekit.errors import ConfigError
 
 
@@ -116,8 +116,6 @@ def compress(
             max_eval_samples=max_eval_samples,
         )
         out_dir = output or Path.cwd() / f"{model.stem}-compressed"
-        if not quiet:
-            err.print(f"compressing [bold]{model}[/] → {out_dir} ({', '.join(modes)})")
         report = compress(model, out_dir, options, progress=RichProgress(enabled=not quiet))
     if not quiet:
         render(report, out)

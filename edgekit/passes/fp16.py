@@ -7,6 +7,7 @@ latency column says which.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -46,12 +47,16 @@ class ConvertFp16:
             raise PassError("nothing to convert: the model has no float32 weights", pass_name=self.name)
         block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(self.config.op_block_list)
         try:
-            out = float16.convert_float_to_float16(
-                model, keep_io_types=self.config.keep_io_types, op_block_list=block, disable_shape_infer=False
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                out = float16.convert_float_to_float16(
+                    model, keep_io_types=self.config.keep_io_types, op_block_list=block, disable_shape_infer=False
+                )
         except Exception as exc:  # onnxconverter-common raises bare Exceptions
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise PassError(
                 f"float16 conversion failed ({first}): use --mode int8-static", pass_name=self.name
             ) from exc
-        return PassOutput(out, {"keep_io_types": self.config.keep_io_types})
+        clamped = sum("truncated" in str(w.message) for w in caught)
+        notes = [f"{clamped} weight value(s) outside float16's range were clamped"] if clamped else []
+        return PassOutput(out, {"keep_io_types": self.config.keep_io_types, "values_clamped": clamped}, notes)

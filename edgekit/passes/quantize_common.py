@@ -30,10 +30,9 @@ def check_op_types(requested: Iterable[str], supported: Iterable[str], mode: str
 
 
 def require_float_weights(model: onnx.ModelProto, pass_name: str) -> None:
-    """Refuse a model with no float weights: there is nothing to quantize."""
-    stats = weight_stats(model)
-    if stats.float_bytes == 0:
-        state = quantization_state(model)
+    """Refuse a model that is already quantized or has no float weights: there is nothing to quantize."""
+    state = quantization_state(model)
+    if state is not None or weight_stats(model).float_bytes == 0:
         why = f"it is already quantized ({state})" if state else "it has no float initializers"
         raise PassError(f"nothing to quantize: {why}; compress the float original instead", pass_name=pass_name)
 

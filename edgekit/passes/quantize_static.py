@@ -101,8 +101,7 @@ class QuantizeStatic:
             if self.config.preprocess:
                 src = _preprocess(src, Path(tmp) / "pre.onnx", warnings)
             out_path = Path(tmp) / "qdq.onnx"
-            batches = ctx.progress.track(ctx.calibration, f"calibrating ({self.config.method})")
-            self._quantize(src, out_path, calibration_reader(batches), reduce_range, Path(tmp))
+            warnings += self._quantize(src, out_path, ctx, reduce_range, Path(tmp))
             out = onnx.load(str(out_path))
         drop_unused_opsets(out)
         details: dict[str, Any] = {
@@ -116,7 +115,8 @@ class QuantizeStatic:
         }
         return PassOutput(out, details, warnings)
 
-    def _quantize(self, src: Path, dst: Path, reader: object, reduce_range: bool, tmp: Path) -> None:
+    def _quantize(self, src: Path, dst: Path, ctx: PassContext, reduce_range: bool, tmp: Path) -> list[str]:
+        """Run quantize_static; returns warnings about workarounds it needed."""
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static  # noqa: PLC0415
 
         method = {
@@ -127,29 +127,44 @@ class QuantizeStatic:
         extra: dict[str, Any] = {"CalibTensorRangeSymmetric": False}
         if self.config.method == "percentile":
             extra["CalibPercentile"] = self.config.percentile
+        kwargs: dict[str, Any] = {
+            "quant_format": QuantFormat.QDQ,
+            "op_types_to_quantize": list(self.config.op_types) if self.config.op_types else None,
+            "per_channel": self.config.per_channel,
+            "reduce_range": reduce_range,
+            "activation_type": QuantType.QUInt8 if self.config.activation_type == "uint8" else QuantType.QInt8,
+            "weight_type": QuantType.QInt8,
+            "nodes_to_exclude": list(self.config.nodes_to_exclude),
+            "calibrate_method": method,
+            "extra_options": extra,
+        }
+        batches = ctx.calibration or []
+        shown = ctx.progress.track(batches, f"calibrating ({self.config.method})")
         try:
-            quantize_static(
-                str(src),
-                str(dst),
-                reader,
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=list(self.config.op_types) if self.config.op_types else None,
-                per_channel=self.config.per_channel,
-                reduce_range=reduce_range,
-                activation_type=QuantType.QUInt8 if self.config.activation_type == "uint8" else QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=list(self.config.nodes_to_exclude),
-                calibrate_method=method,
-                extra_options=extra,
-                calibration_cache_path=None,
-            )
-        except PassError:
-            raise
+            try:
+                quantize_static(str(src), str(dst), calibration_reader(shown), **kwargs)
+            except Exception as exc:
+                if not _raised_in(exc, "_adjust_weight_scale_for_int32_bias"):
+                    raise
+                # onnxruntime's bias-scale adjustment fails on 2-D biases (skl2onnx writes them): skip it
+                extra["QDQDisableWeightAdjustForInt32Bias"] = True
+                quantize_static(str(src), str(dst), calibration_reader(iter(batches)), **kwargs)
+                return ["weight-scale adjustment for int32 biases skipped (onnxruntime fails on 2-D biases)"]
         except Exception as exc:  # onnxruntime.quantization raises bare Exceptions
             raise quantizer_failed(exc, self.name, "exclude the failing node with --exclude, or use fp16") from exc
         finally:
             for leftover in tmp.glob("augmented_model*.onnx"):
                 leftover.unlink()
+        return []
+
+
+def _raised_in(exc: BaseException, function: str) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == function:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _preprocess(src: Path, dst: Path, warnings: list[str]) -> Path:

@@ -1,0 +1,135 @@
+"""The edgekit command line, through typer's runner and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgekit import __version__
+from edgekit.cli import app
+
+runner = CliRunner()
+FAST = ["--max-eval-samples", "64"]
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"edgekit {__version__}"
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys\n"
+        "from edgekit.cli import app\n"
+        "try:\n"
+        "    app(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('onnxruntime', 'onnx', 'torch', 'tensorflow') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "compress" in result.stdout
+    assert "HEAVY []" in result.stdout
+
+
+def test_inspect_shows_io_ops_and_parameters(digits):
+    result = runner.invoke(app, ["inspect", str(digits / "cnn.onnx")])
+    assert result.exit_code == 0, result.output
+    assert "[batch, 1, 8, 8]" in result.stdout
+    assert "Conv" in result.stdout
+    assert "quantized: no" in result.stdout
+
+
+def test_inspect_json(digits):
+    result = runner.invoke(app, ["inspect", str(digits / "mlp.onnx"), "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert [i["name"] for i in data["inputs"]] == ["input"]
+    assert data["inputs"][0]["shape"] == ["batch", 64]
+    assert data["param_count"] > 1000
+    assert data["quantized"] is None
+
+
+def test_compress_prints_the_table_and_writes_the_result(digits, tmp_path):
+    out = tmp_path / "out"
+    args = ["compress", str(digits / "cnn.onnx"), "-o", str(out), "--calib", str(digits / "cnn_calib.npz")]
+    result = runner.invoke(app, [*args, "--eval", str(digits / "cnn_test.npz"), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "int8-static (result)" in result.stdout
+    assert "accuracy" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith(f"wrote {out / 'model.onnx'} (int8-static)")
+    assert (out / "model.onnx").is_file()
+    assert json.loads((out / "report.json").read_text())["chosen"] == "int8-static"
+
+
+def test_compress_as_a_subprocess(digits, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "edgekit", "compress", str(digits / "mlp.onnx"), "-o", str(out), "--mode", "fp16"]
+    result = subprocess.run([*cmd, "--quiet", *FAST], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"wrote {out / 'model.onnx'} (fp16)")
+    assert (out / "model.onnx").is_file()
+
+
+def _bad_inputs(tmp_path, digits):
+    """(name, argv, exit code, words the one-line error must contain)."""
+    text = tmp_path / "notes.onnx"
+    text.write_text("this is not a model")
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes((digits / "cnn.onnx").read_bytes()[:5000])
+    pickle = tmp_path / "model.pkl"
+    pickle.write_bytes(b"\x80\x04\x95 not really a pickle")
+    wrong_names = tmp_path / "wrong.npz"
+    np.savez(wrong_names, pixels=np.zeros((4, 1, 8, 8), np.float32), extra=np.zeros(4, np.float32))
+    no_batch = tmp_path / "nobatch.npz"
+    np.savez(no_batch, input=np.zeros((1, 8, 8), np.float32))
+    cnn = str(digits / "cnn.onnx")
+    return [
+        ("missing file", ["compress", str(tmp_path / "nope.onnx")], 3, ["does not exist"]),
+        ("directory", ["compress", str(tmp_path)], 3, ["is a directory"]),
+        ("text file", ["compress", str(text)], 3, ["not a readable ONNX model"]),
+        ("truncated", ["compress", str(truncated)], 3, ["truncated or corrupt"]),
+        ("pickle", ["compress", str(pickle)], 3, ["skl2onnx"]),
+        ("calib names", ["compress", cnn, "--calib", str(wrong_names)], 2, ["missing ['input']", "name each array"]),
+        ("calib batch", ["compress", cnn, "--calib", str(no_batch)], 2, ["add the batch dimension"]),
+        ("calib missing", ["compress", cnn, "--calib", str(tmp_path / "c.npz")], 2, ["does not exist"]),
+        ("mode", ["compress", cnn, "--mode", "int4"], 2, ["unknown mode 'int4'", "int8-static"]),
+        ("op type", ["compress", cnn, "--mode", "int8-dynamic", "--op-types", "Softmax"], 2, ["cannot quantize"]),
+        ("no target ops", ["compress", cnn, "--mode", "int8-dynamic", "--op-types", "Gather"], 4, ["no Gather node"]),
+        ("sparsity", ["compress", cnn, "--mode", "prune", "--sparsity", "1.5"], 2, ["sparsity 1.5"]),
+        ("cleanup", ["compress", cnn, "--cleanup", "magic"], 2, ["--cleanup 'magic'"]),
+        ("input shape", ["compress", cnn, "--input-shape", "input:1,1,8,8"], 2, ["NAME=D1,D2"]),
+        ("preprocess", ["compress", cnn, "--preprocess", "gamma=2"], 2, ["unknown"]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(15))
+def test_bad_input_gets_one_line_and_an_exit_code(case, tmp_path, digits, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name, argv, code, words = _bad_inputs(tmp_path, digits)[case]
+    out = tmp_path / "result"
+    result = runner.invoke(app, [*argv, "-o", str(out)])
+    assert result.exit_code == code, (name, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, (name, result.stderr)
+    assert lines[0].startswith("error: "), name
+    for word in words:
+        assert word in lines[0], (name, lines[0])
+    assert "Traceback" not in result.output
+    assert not out.exists(), name
+
+
+def test_bad_input_as_a_subprocess_has_no_traceback(tmp_path):
+    cmd = [sys.executable, "-m", "edgekit", "compress", str(tmp_path / "missing.onnx")]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: model file")
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
