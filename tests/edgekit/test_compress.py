@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from edgekit.compress import CompressOptions, compress
 from edgekit.errors import DataError, PassError
+from edgekit.images import parse_preprocess
 from edgekit.measure.latency import LatencyBudget
 
 FAST = LatencyBudget(warmup=2, min_runs=5, max_runs=20, seconds=0.1, rounds=2)
@@ -79,16 +81,12 @@ def test_an_already_quantized_model_is_refused(digits, tmp_path):
 
 
 def test_calibration_from_an_image_folder(digits, tmp_path):
-    from PIL import Image
-
     with np.load(digits / "cnn_calib.npz") as data:
         images = data["input"][:64, 0]
     folder = tmp_path / "images"
     folder.mkdir()
     for i, img in enumerate(images):
         Image.fromarray((img * 255).round().astype(np.uint8), mode="L").save(folder / f"{i:03}.png")
-    from edgekit.images import parse_preprocess
-
     options = CompressOptions(
         calib=folder, preprocess=parse_preprocess("scale=1/255"), eval=digits / "cnn_test.npz", latency_budget=FAST
     )
