@@ -7,7 +7,9 @@ loudly that the result is a guess.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,15 +174,28 @@ def _preprocess(src: Path, dst: Path, warnings: list[str]) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
 
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
-    try:
-        quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
-    except Exception as exc:  # noqa: BLE001  (symbolic shape inference fails on some graphs: not fatal)
+    # when symbolic shape inference is incomplete, onnxruntime saves a debug copy of the model into the
+    # current folder: run it from the scratch folder so nothing lands in the user's
+    with _working_directory(dst.parent):
         try:
-            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
-        except Exception:  # noqa: BLE001
-            warnings.append(f"quant_pre_process skipped ({type(exc).__name__}): quantizing the graph as it is")
-            return src
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+        except Exception:  # noqa: BLE001  (symbolic shape inference fails on some graphs: not fatal)
+            try:
+                quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+            except Exception as exc:  # noqa: BLE001
+                warnings.append(f"quant_pre_process skipped ({type(exc).__name__}): quantizing the graph as it is")
+                return src
     return dst
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def calibration_reader(batches: Iterator[dict[str, np.ndarray]]) -> object:
