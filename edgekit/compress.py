@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from edgekit import __version__, passes
 from edgekit.cpu import CpuInfo, host_cpu
-from edgekit.data import Dataset, batch_size_for, load_npz, synthesize
+from edgekit.data import Dataset, batch_size_for, fixed_batch, load_npz, synthesize
 from edgekit.errors import ConfigError
 from edgekit.graph_stats import graph_inputs
 from edgekit.measure import fidelity, latency
@@ -139,10 +139,11 @@ def compress(
 
     with tempfile.TemporaryDirectory(prefix="edgekit-") as tmp:
         work = Path(tmp)
+        exact = fixed_batch(specs) is not None
         ctx = PassContext(
             workdir=work,
             cpu=cpu,
-            calibration=calib.batches(batch_size_for(specs, 16)) if calib is not None else None,
+            calibration=calib.batches(batch_size_for(specs, 16), exact=exact) if calib is not None else None,
             calibration_synthetic=bool(calib and calib.synthetic),
             progress=progress,
         )
@@ -205,8 +206,8 @@ class _Meter:
         self.threads = threads
         self.progress = progress
         self.budget = options.latency_budget
-        self.eval_batches = probe.batches(batch_size_for(specs, _EVAL_BATCH))
-        fixed = batch_size_for(specs, 0)
+        fixed = fixed_batch(specs)
+        self.eval_batches = probe.batches(batch_size_for(specs, _EVAL_BATCH), exact=fixed is not None)
         sizes = [fixed] if fixed else sorted({1, options.batch})
         first = self.eval_batches[0]
         self.latency_feeds = [latency.tile_feeds(first, b) for b in sizes]
@@ -218,7 +219,8 @@ class _Meter:
         reference: list[np.ndarray] = []
         for name, data, results in models:
             runner = OrtRunner(data, threads=self.threads, label=f"{name} model")
-            outputs = runner.run_batches(list(self.progress.track(self.eval_batches, f"evaluating {name}")))
+            batches = list(self.progress.track(self.eval_batches, f"evaluating {name}"))
+            outputs = [o[: self.probe.size] for o in runner.run_batches(batches)]
             m = ModelMeasurement(name, Size.of(data), [], passes=results)
             if self.probe.labels is not None:
                 m.accuracy = fidelity.accuracy(outputs, self.probe.labels)

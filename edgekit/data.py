@@ -46,9 +46,17 @@ class Dataset:
         labels = None if self.labels is None else self.labels[:n]
         return Dataset({k: v[:n] for k, v in self.inputs.items()}, labels, self.source, self.synthetic)
 
-    def batches(self, size: int) -> list[dict[str, np.ndarray]]:
-        """Feeds of at most ``size`` samples (exactly ``size`` where the model fixes its batch)."""
-        return [{k: v[i : i + size] for k, v in self.inputs.items()} for i in range(0, self.size, size)]
+    def batches(self, size: int, *, exact: bool = False) -> list[dict[str, np.ndarray]]:
+        """Feeds of at most ``size`` samples; with ``exact`` (a model that fixes its batch), of exactly ``size``.
+
+        An exact last batch is filled up with samples from the start; callers cut outputs to :attr:`size`.
+        """
+        inputs = self.inputs
+        if exact and self.size % size:
+            pad = size - self.size % size
+            inputs = {k: np.concatenate([v, np.resize(v, (pad, *v.shape[1:]))]) for k, v in inputs.items()}
+        total = len(next(iter(inputs.values())))
+        return [{k: v[i : i + size] for k, v in inputs.items()} for i in range(0, total, size)]
 
 
 def load_npz(path: Path, specs: Sequence[TensorSpec], *, role: str = "calibration") -> Dataset:
@@ -62,7 +70,8 @@ def load_npz(path: Path, specs: Sequence[TensorSpec], *, role: str = "calibratio
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         msg = f"{role} file '{path}' is not a readable .npz archive ({exc}): save it with np.savez(path, input=array)"
         raise DataError(msg, path=path) from exc
-    labels = next((arrays.pop(k) for k in LABEL_KEYS if k in arrays), None)
+    input_names = {s.name for s in specs}
+    labels = next((arrays.pop(k) for k in LABEL_KEYS if k in arrays and k not in input_names), None)
     inputs = match_inputs(arrays, specs, source=path.name)
     dataset = Dataset(inputs, labels, str(path))
     if labels is not None and len(labels) != dataset.size:
@@ -171,7 +180,12 @@ def _concrete_shape(spec: TensorSpec, override: Sequence[int] | None, samples: i
     return tuple(out)
 
 
+def fixed_batch(specs: Sequence[TensorSpec]) -> int | None:
+    """The batch size the model fixes on its inputs, or ``None`` when the batch axis is free."""
+    fixed = {s.batch_dim for s in specs if isinstance(s.batch_dim, int) and s.batch_dim > 0}
+    return fixed.pop() if len(fixed) == 1 else None
+
+
 def batch_size_for(specs: Sequence[TensorSpec], wanted: int) -> int:
     """The batch the model accepts: its fixed batch dimension, or ``wanted`` when the axis is free."""
-    fixed = {s.batch_dim for s in specs if isinstance(s.batch_dim, int) and s.batch_dim > 0}
-    return fixed.pop() if len(fixed) == 1 else wanted
+    return fixed_batch(specs) or wanted

@@ -133,12 +133,37 @@ def _tensor_weight(t: onnx.TensorProto) -> tuple[str, int, int]:
     return name, count, count * itemsize
 
 
+def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor a ``Constant`` node produces, or ``None`` for forms that cannot be an initializer."""
+    import numpy as np  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    for attr in node.attribute:
+        tensor: onnx.TensorProto
+        if attr.name == "value":
+            tensor = type(attr.t)()
+            tensor.CopyFrom(attr.t)
+            return tensor
+        values = {
+            "value_float": (attr.f, np.float32),
+            "value_floats": (list(attr.floats), np.float32),
+            "value_int": (attr.i, np.int64),
+            "value_ints": (list(attr.ints), np.int64),
+        }
+        if attr.name in values:
+            data, dtype = values[attr.name]
+            tensor = numpy_helper.from_array(np.array(data, dtype=dtype))
+            return tensor
+    return None  # sparse_value / strings stay nodes
+
+
 def weight_stats(model: onnx.ModelProto) -> WeightStats:
-    """Count parameters in initializers and in ``Constant`` nodes that carry tensors."""
+    """Count parameters in initializers and in ``Constant`` nodes (every form that is a number tensor)."""
     by_dtype: Counter[str] = Counter()
     params = 0
     tensors = list(model.graph.initializer)
-    tensors += [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    constants = (constant_tensor(n) for n in model.graph.node if n.op_type == "Constant")
+    tensors += [t for t in constants if t is not None]
     for t in tensors:
         name, count, nbytes = _tensor_weight(t)
         params += count

@@ -53,6 +53,8 @@ def load_model(path: Path) -> LoadedModel:
     except DecodeError as exc:
         hint = _not_onnx_hint(path)
         raise ModelError(f"'{path}' is not a readable ONNX model ({hint})", path=path) from exc
+    if not model.opset_import and model.graph.node:
+        raise ModelError(f"'{path}' is not a readable ONNX model (it has no opset: truncated or corrupt)", path=path)
     if not model.graph.node and not model.graph.output:
         raise ModelError(
             f"'{path}' parsed as protobuf but holds no ONNX graph: pass an .onnx model file",
@@ -113,19 +115,25 @@ def save_model(model: onnx.ModelProto, path: Path) -> list[Path]:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    written = [path]
     if model.ByteSize() > _EXTERNAL_THRESHOLD:
+        # onnx moves the weights out of the proto it saves: save a copy, in a fresh folder (onnx appends to an
+        # existing side file), then move both files into place
         data_name = path.name + ".data"
-        onnx.save_model(
-            model,
-            str(path),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=data_name,
-            size_threshold=1024,
-        )
-        written.append(path.parent / data_name)
-        return written
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+            staged = Path(tmp) / path.name
+            onnx.save_model(
+                copy,
+                str(staged),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data_name,
+                size_threshold=1024,
+            )
+            (Path(tmp) / data_name).replace(path.parent / data_name)
+            staged.replace(path)
+        return [path, path.parent / data_name]
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -134,7 +142,7 @@ def save_model(model: onnx.ModelProto, path: Path) -> list[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return written
+    return [path]
 
 
 def model_bytes(model: onnx.ModelProto) -> bytes:

@@ -20,7 +20,12 @@ def _fidelity(m: ModelMeasurement) -> str:
     f = m.headline_fidelity
     if f is None:
         return "reference"
-    label = {"top1_agreement": "top-1", "label_agreement": "labels", "cosine": "cos"}[f.headline]
+    label = {
+        "top1_agreement": "top-1",
+        "label_agreement": "labels",
+        "relative_agreement": "1-rel.err",
+        "cosine": "cos",
+    }[f.headline]
     value = f"{f.value:.2%}" if f.headline != "cosine" else f"{f.value:.5f}"
     return f"{label} {value}"
 

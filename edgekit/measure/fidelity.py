@@ -1,8 +1,9 @@
 """How close a compressed model's outputs are to the original's, and accuracy against labels.
 
 The kind of each output decides its headline number: top-1 agreement for class scores
-(2-D float, more than one column), exact agreement for integer labels, cosine similarity for
-everything else (embeddings, feature maps, regressions). Max and mean absolute error are
+(2-D float, more than one column), exact agreement for integer labels, one minus the relative
+L2 error for one value per sample (regressions), cosine similarity for everything else
+(embeddings, feature maps). Max and mean absolute error are
 always reported for float outputs.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-OutputKind = Literal["classes", "labels", "tensor"]
+OutputKind = Literal["classes", "labels", "values", "tensor"]
 
 
 def output_kind(reference: np.ndarray) -> OutputKind:
@@ -25,6 +26,8 @@ def output_kind(reference: np.ndarray) -> OutputKind:
         return "labels"
     if reference.dtype.kind == "f" and reference.ndim == 2 and reference.shape[1] > 1:  # noqa: PLR2004
         return "classes"
+    if reference.dtype.kind == "f" and reference.size == len(reference):
+        return "values"  # one number per sample: a regression
     return "tensor"
 
 
@@ -34,7 +37,7 @@ class OutputFidelity:
 
     name: str
     kind: OutputKind
-    headline: str  # "top1_agreement", "label_agreement" or "cosine"
+    headline: str  # "top1_agreement", "label_agreement", "relative_agreement" or "cosine"
     value: float
     max_abs_error: float | None
     mean_abs_error: float | None
@@ -70,15 +73,27 @@ def compare(name: str, reference: np.ndarray, candidate: np.ndarray) -> OutputFi
     if kind == "classes":
         top1 = float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1)))
         return OutputFidelity(name, kind, "top1_agreement", top1, float(diff.max()), float(diff.mean()), cos)
+    if kind == "values":  # 1 - relative L2 error, floored at 0: scale errors count, unlike cosine
+        norm = float(np.linalg.norm(ref))
+        rel = float(np.linalg.norm(ref - cand)) / norm if norm else float(diff.max() > 0)
+        return OutputFidelity(
+            name, kind, "relative_agreement", max(0.0, 1.0 - rel), float(diff.max()), float(diff.mean()), cos
+        )
     return OutputFidelity(name, kind, "cosine", cos, float(diff.max()), float(diff.mean()), cos)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean per-sample cosine similarity (1.0 for two all-zero samples)."""
+    """Mean per-sample cosine similarity; over the whole batch when each sample is a single value.
+
+    Two all-zero samples count as identical (1.0), one all-zero sample against a non-zero one as 0.0.
+    """
+    if a.shape[1] == 1:  # one value per sample: per-sample cosine would be only sign agreement
+        a, b = a.reshape(1, -1), b.reshape(1, -1)
+    norm_a, norm_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    den = norm_a * norm_b
     num = (a * b).sum(axis=1)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    both_zero = den == 0
-    cos = np.where(both_zero, 1.0, num / np.where(both_zero, 1.0, den))
+    cos = np.where(den == 0, 0.0, num / np.where(den == 0, 1.0, den))
+    cos = np.where((norm_a == 0) & (norm_b == 0), 1.0, cos)  # both all-zero: identical
     return float(np.clip(cos, -1.0, 1.0).mean())
 
 

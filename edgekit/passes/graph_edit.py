@@ -28,11 +28,14 @@ def gemm_to_matmul(model: onnx.ModelProto) -> int:
     """Rewrite plain ``Gemm`` (alpha=beta=1, no transA, weight initializer) as ``MatMul`` + ``Add``, in place.
 
     ONNX Runtime's dynamic quantizer has no rule for Gemm, and PyTorch exports every
-    ``nn.Linear`` as one; as MatMul + Add the weights quantize. Returns how many were rewritten.
+    ``nn.Linear`` as one; as MatMul + Add the weights quantize. The MatMul keeps the Gemm's name
+    (so exclusions by name still apply); a transposed weight is added as a new initializer, shared
+    by every Gemm that used the original. Returns how many Gemms were rewritten.
     """
     from onnx import helper, numpy_helper  # noqa: PLC0415
 
-    inits = {t.name: i for i, t in enumerate(model.graph.initializer)}
+    inits = {t.name: t for t in model.graph.initializer}
+    transposed: dict[str, str] = {}
     new_nodes = []
     count = 0
     for node in model.graph.node:
@@ -41,23 +44,26 @@ def gemm_to_matmul(model: onnx.ModelProto) -> int:
         if weight is None or weight not in inits or not plain:
             new_nodes.append(node)
             continue
-        tensor = model.graph.initializer[inits[weight]]
         if _attr(node, "transB", 0):
-            array = numpy_helper.to_array(tensor).T.copy()
-            tensor.CopyFrom(numpy_helper.from_array(array, f"{weight}_t"))
-            weight = tensor.name
-            inits[weight] = inits.pop(node.input[1])
+            if weight not in transposed:
+                name = f"{weight}_transposed"
+                array = numpy_helper.to_array(inits[weight]).T.copy()
+                model.graph.initializer.append(numpy_helper.from_array(array, name))
+                transposed[weight] = name
+            weight = transposed[weight]
         base = node.name or f"gemm_{count}"
         if len(node.input) > 2 and node.input[2]:  # noqa: PLR2004
             mid = f"{base}_matmul_out"
-            new_nodes.append(helper.make_node("MatMul", [node.input[0], weight], [mid], name=f"{base}_MatMul"))
-            new_nodes.append(helper.make_node("Add", [mid, node.input[2]], [node.output[0]], name=f"{base}_Add"))
+            new_nodes.append(helper.make_node("MatMul", [node.input[0], weight], [mid], name=base))
+            new_nodes.append(helper.make_node("Add", [mid, node.input[2]], [node.output[0]], name=f"{base}_bias"))
         else:
-            new_nodes.append(
-                helper.make_node("MatMul", [node.input[0], weight], [node.output[0]], name=f"{base}_MatMul")
-            )
+            new_nodes.append(helper.make_node("MatMul", [node.input[0], weight], [node.output[0]], name=base))
         count += 1
     if count:
         del model.graph.node[:]
         model.graph.node.extend(new_nodes)
+        used = {i for n in model.graph.node for i in n.input}
+        kept = [t for t in model.graph.initializer if t.name in used]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
     return count

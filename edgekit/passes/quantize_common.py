@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from typing import TYPE_CHECKING
 
@@ -76,11 +77,24 @@ def quantizer_failed(exc: Exception, pass_name: str, fix: str) -> PassError:
 
 @contextlib.contextmanager
 def quiet_quantizer() -> Iterator[None]:
-    """Silence onnxruntime.quantization's root-logger chatter; edgekit reports what matters itself."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    """Silence onnxruntime.quantization's logging and the calibrators' prints; edgekit reports what matters."""
+    loggers = [logging.getLogger(), logging.getLogger("onnxruntime")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
-        root.setLevel(level)
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def check_exclusions(model: onnx.ModelProto, names: Iterable[str]) -> None:
+    """Refuse ``--exclude`` names that match no node (after :func:`ensure_node_names`)."""
+    known = [n.name for n in model.graph.node]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        examples = ", ".join(known[:5])
+        msg = f"--exclude names no node called {', '.join(unknown)}: node names look like {examples}"
+        raise ConfigError(msg)

@@ -16,6 +16,7 @@ from edgekit.errors import PassError
 from edgekit.passes.base import PassConfig, PassContext, PassOutput
 from edgekit.passes.graph_edit import drop_unused_opsets, gemm_to_matmul
 from edgekit.passes.quantize_common import (
+    check_exclusions,
     check_op_types,
     ensure_node_names,
     quantizable_nodes,
@@ -65,6 +66,7 @@ class QuantizeDynamic:
         work = onnx.ModelProto()
         work.CopyFrom(model)
         ensure_node_names(work)
+        check_exclusions(work, self.config.nodes_to_exclude)
         rewritten = gemm_to_matmul(work) if "MatMul" in self.config.op_types else 0
         targets = quantizable_nodes(work, self.config.op_types)
         if not targets:

@@ -8,7 +8,6 @@ loudly that the result is a guess.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from edgekit.errors import ConfigError, PassError
 from edgekit.passes.base import PassConfig, PassContext, PassOutput
 from edgekit.passes.graph_edit import drop_unused_opsets
 from edgekit.passes.quantize_common import (
+    check_exclusions,
     check_op_types,
     ensure_node_names,
     quantizable_nodes,
@@ -92,9 +92,15 @@ class QuantizeStatic:
         work = onnx.ModelProto()
         work.CopyFrom(model)
         ensure_node_names(work)
+        check_exclusions(work, self.config.nodes_to_exclude)
         targets = quantizable_nodes(work, self.config.op_types or WEIGHTED_OPS)
         reduce_range = ctx.cpu.needs_reduce_range if self.config.reduce_range is None else self.config.reduce_range
         warnings: list[str] = []
+        if self.config.method == "entropy":
+            warnings.append(
+                "onnxruntime's quantize_static fixes entropy calibration's histogram at 128 bins, the same as the "
+                "quantized range, so its ranges equal minmax; percentile clips outliers"
+            )
         if ctx.calibration_synthetic:
             warnings.append("calibrated on synthetic inputs: activation ranges are a guess; pass --calib")
         with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp, quiet_quantizer():
@@ -173,7 +179,6 @@ def _preprocess(src: Path, dst: Path, warnings: list[str]) -> Path:
     """Onnxruntime's recommended pre-processing; skipped with a warning when it cannot run."""
     from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
 
-    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
     # when symbolic shape inference is incomplete, onnxruntime saves a debug copy of the model into the
     # current folder: run it from the scratch folder so nothing lands in the user's
     with _working_directory(dst.parent):

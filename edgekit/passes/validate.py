@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from edgekit.errors import ModelError
+from edgekit.graph_stats import constant_tensor
 from edgekit.passes.base import PassConfig, PassContext, PassOutput
 
 if TYPE_CHECKING:
@@ -62,30 +63,6 @@ class Validate:
             except (onnx.shape_inference.InferenceError, RuntimeError) as exc:
                 warnings.append(f"shape inference failed, continuing without it: {str(exc).splitlines()[0]}")
         return PassOutput(out, details, warnings)
-
-
-def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
-    """The tensor a ``Constant`` node produces, or ``None`` for forms that cannot be an initializer."""
-    import numpy as np  # noqa: PLC0415
-    from onnx import numpy_helper  # noqa: PLC0415
-
-    for attr in node.attribute:
-        tensor: onnx.TensorProto
-        if attr.name == "value":
-            tensor = type(attr.t)()
-            tensor.CopyFrom(attr.t)
-            return tensor
-        values = {
-            "value_float": (attr.f, np.float32),
-            "value_floats": (list(attr.floats), np.float32),
-            "value_int": (attr.i, np.int64),
-            "value_ints": (list(attr.ints), np.int64),
-        }
-        if attr.name in values:
-            data, dtype = values[attr.name]
-            tensor = numpy_helper.from_array(np.array(data, dtype=dtype))
-            return tensor
-    return None  # sparse_value / strings stay nodes
 
 
 def lift_constants(graph: onnx.GraphProto) -> int:

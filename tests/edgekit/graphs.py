@@ -1,0 +1,165 @@
+"""Tiny ONNX graphs for unit tests, built with ``onnx.helper``, and a way to run them in ONNX Runtime.
+
+Every builder takes a seed so a test's weights are random but reproducible; every graph has a
+free batch axis named ``N`` unless it says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+OPSET = 17
+IR_VERSION = 8  # what onnxruntime of any supported version reads
+FLOAT = TensorProto.FLOAT
+
+
+def make_model(
+    nodes: Sequence[onnx.NodeProto],
+    inputs: Sequence[onnx.ValueInfoProto],
+    outputs: Sequence[onnx.ValueInfoProto],
+    initializers: Sequence[onnx.TensorProto] = (),
+    *,
+    opset: int = OPSET,
+    check: bool = True,
+) -> onnx.ModelProto:
+    """A model with the given graph, checked by ``onnx.checker`` unless ``check`` is false."""
+    graph = helper.make_graph(list(nodes), "test", list(inputs), list(outputs), list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=IR_VERSION)
+    if check:
+        onnx.checker.check_model(model)
+    return model
+
+
+def weight(rng: np.random.Generator, name: str, *shape: int, scale: float = 0.5) -> onnx.TensorProto:
+    """A float32 initializer of normal random values."""
+    return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def matmul_model(seed: int = 0, *, features: int = 16, classes: int = 8) -> onnx.ModelProto:
+    """``x[N, features] @ W + b`` → ``y[N, classes]``."""
+    rng = np.random.default_rng(seed)
+    return make_model(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["h"], name="mm"),
+            helper.make_node("Add", ["h", "b"], ["y"], name="add"),
+        ],
+        [helper.make_tensor_value_info("x", FLOAT, ["N", features])],
+        [helper.make_tensor_value_info("y", FLOAT, ["N", classes])],
+        [weight(rng, "W", features, classes), weight(rng, "b", classes)],
+    )
+
+
+def gemm_model(
+    seed: int = 0, *, trans_b: int = 1, bias: bool = True, features: int = 16, classes: int = 8
+) -> onnx.ModelProto:
+    """One ``Gemm`` (PyTorch's ``nn.Linear`` is ``transB=1`` with a bias)."""
+    rng = np.random.default_rng(seed)
+    w_shape = (classes, features) if trans_b else (features, classes)
+    inits = [weight(rng, "W", *w_shape)]
+    inputs = ["x", "W"]
+    if bias:
+        inits.append(weight(rng, "b", classes))
+        inputs.append("b")
+    return make_model(
+        [helper.make_node("Gemm", inputs, ["y"], name="fc", transB=trans_b)],
+        [helper.make_tensor_value_info("x", FLOAT, ["N", features])],
+        [helper.make_tensor_value_info("y", FLOAT, ["N", classes])],
+        inits,
+    )
+
+
+def conv_model(seed: int = 0) -> onnx.ModelProto:
+    """A single ``Conv`` over ``x[N, 3, 8, 8]`` (nothing dynamic quantization takes by default)."""
+    rng = np.random.default_rng(seed)
+    return make_model(
+        [helper.make_node("Conv", ["x", "W", "B"], ["y"], name="conv", pads=[1, 1, 1, 1])],
+        [helper.make_tensor_value_info("x", FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", FLOAT, ["N", 4, 8, 8])],
+        [weight(rng, "W", 4, 3, 3, 3), weight(rng, "B", 4)],
+    )
+
+
+CNN_INPUT = (3, 8, 8)
+CNN_CLASSES = 10
+
+
+def cnn_model(seed: int = 0, *, channels: int = 8) -> onnx.ModelProto:
+    """``Conv → Relu → Flatten → Gemm``: a miniature image classifier, ``x[N, 3, 8, 8]`` → ``logits[N, 10]``."""
+    rng = np.random.default_rng(seed)
+    c, h, w = CNN_INPUT
+    flat = channels * h * w
+    return make_model(
+        [
+            helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"], name="relu"),
+            helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+            helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
+        ],
+        [helper.make_tensor_value_info("x", FLOAT, ["N", c, h, w])],
+        [helper.make_tensor_value_info("logits", FLOAT, ["N", CNN_CLASSES])],
+        [
+            weight(rng, "conv_w", channels, c, 3, 3),
+            weight(rng, "conv_b", channels, scale=0.1),
+            weight(rng, "fc_w", CNN_CLASSES, flat, scale=0.05),
+            weight(rng, "fc_b", CNN_CLASSES, scale=0.1),
+        ],
+    )
+
+
+def foldable_model(seed: int = 0) -> onnx.ModelProto:
+    """``Identity(x * (A + B))``: a constant subexpression and an Identity for clean-up to remove."""
+    rng = np.random.default_rng(seed)
+    return make_model(
+        [
+            helper.make_node("Add", ["A", "B"], ["s"], name="fold_me"),
+            helper.make_node("Mul", ["x", "s"], ["m"], name="mul"),
+            helper.make_node("Identity", ["m"], ["y"], name="ident"),
+        ],
+        [helper.make_tensor_value_info("x", FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", FLOAT, ["N", 6])],
+        [weight(rng, "A", 6), weight(rng, "B", 6)],
+    )
+
+
+def constant_weight_model(seed: int = 0) -> onnx.ModelProto:
+    """A MatMul whose weight is a ``Constant`` node, not an initializer (as some exporters write)."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((5, 3))).astype(np.float32)
+    return make_model(
+        [
+            helper.make_node("Constant", [], ["W"], name="const_w", value=numpy_helper.from_array(w, "W")),
+            helper.make_node("Constant", [], ["bias"], name="const_b", value_floats=[0.5, -1.0, 2.0]),
+            helper.make_node("MatMul", ["x", "W"], ["h"], name="mm"),
+            helper.make_node("Add", ["h", "bias"], ["y"], name="add"),
+        ],
+        [helper.make_tensor_value_info("x", FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("y", FLOAT, ["N", 3])],
+    )
+
+
+def random_input(shape: Sequence[int], seed: int = 1) -> np.ndarray:
+    """Standard-normal float32 data."""
+    return np.random.default_rng(seed).standard_normal(tuple(shape)).astype(np.float32)
+
+
+def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Every output of ``model`` on ``feeds``, computed by ONNX Runtime on the CPU."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return list(session.run(None, feeds))
+
+
+def op_types(model: onnx.ModelProto) -> set[str]:
+    """The op types a graph uses."""
+    return {n.op_type for n in model.graph.node}

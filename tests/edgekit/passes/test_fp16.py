@@ -1,0 +1,77 @@
+"""FP16: half-precision weights and compute, float32 inputs and outputs kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgekit.errors import PassError
+from edgekit.graph_stats import graph_inputs, graph_outputs, weight_stats
+from edgekit.passes.fp16 import ConvertFp16, Fp16Config
+from tests.edgekit.graphs import CNN_INPUT, FLOAT, cnn_model, make_model, matmul_model, random_input, run
+
+
+def initializer_types(model) -> dict[str, int]:
+    return {t.name: t.data_type for t in model.graph.initializer}
+
+
+def test_float16_weights_float32_io_and_close_outputs(ctx):
+    model = cnn_model()
+    before = model.SerializeToString()
+
+    out = ConvertFp16().run(model, ctx)
+
+    assert set(initializer_types(out.model).values()) == {TensorProto.FLOAT16}
+    assert weight_stats(out.model).total_bytes == weight_stats(model).total_bytes // 2
+    assert graph_inputs(out.model) == graph_inputs(model)
+    assert graph_outputs(out.model) == graph_outputs(model)
+    assert out.details == {"keep_io_types": True, "values_clamped": 0}
+    assert not out.warnings
+    x = random_input((8, *CNN_INPUT))
+    (want,) = run(model, {"x": x})
+    (got,) = run(out.model, {"x": x})
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-2 * np.abs(want).max())
+    assert model.SerializeToString() == before
+
+
+def test_float16_io_when_asked(ctx):
+    out = ConvertFp16(Fp16Config(keep_io_types=False)).run(matmul_model(), ctx)
+    assert [s.dtype for s in graph_inputs(out.model)] == ["float16"]
+    (got,) = run(out.model, {"x": random_input((2, 16)).astype(np.float16)})
+    assert got.dtype == np.float16
+
+
+def test_blocked_op_keeps_float32_weights(ctx):
+    out = ConvertFp16(Fp16Config(op_block_list=("Gemm",))).run(cnn_model(), ctx)
+    types = initializer_types(out.model)
+    assert types["conv_w"] == TensorProto.FLOAT16
+    assert types["fc_w"] == TensorProto.FLOAT
+    x = random_input((4, *CNN_INPUT))
+    np.testing.assert_allclose(run(out.model, {"x": x})[0], run(cnn_model(), {"x": x})[0], atol=0.05)
+
+
+def test_weights_beyond_float16_range_are_reported(ctx):
+    model = matmul_model()
+    w = next(t for t in model.graph.initializer if t.name == "W")
+    array = numpy_helper.to_array(w).copy()
+    array[0, :3] = 1e6
+    w.CopyFrom(numpy_helper.from_array(array, "W"))
+
+    out = ConvertFp16().run(model, ctx)
+
+    assert out.details["values_clamped"] > 0
+    assert any("clamped" in warning for warning in out.warnings)
+    converted = next(t for t in out.model.graph.initializer if t.name == "W")
+    assert np.isfinite(numpy_helper.to_array(converted)).all()
+
+
+def test_no_float32_weights(ctx):
+    model = make_model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", FLOAT, ["N", 4])],
+    )
+    with pytest.raises(PassError, match="fp16: nothing to convert"):
+        ConvertFp16().run(model, ctx)
