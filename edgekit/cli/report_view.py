@@ -43,23 +43,14 @@ def render(report: Report, console: Console) -> None:
         title=f"edgekit compress: {report.source}  ({report.cpu}; {report.threads} threads)",
         title_justify="left",
     )
-    cols = (
-        "model",
-        "size",
-        "zipped",
-        "vs original",
-        "p50 b1",
-        "p99 b1",
-        f"p50 b{big}",
-        "fidelity",
-        "max |Δ|",
-        "accuracy",
-    )
-    for col in cols:
+    small = min((lat.batch for lat in orig.latency), default=1)
+    cols = ["model", "size", "zipped", "vs original", f"p50 b{small}", f"p99 b{small}"]
+    cols += [f"p50 b{big}"] if big != small else []
+    for col in [*cols, "fidelity", "max |Δ|", "accuracy"]:
         table.add_column(col, justify="left" if col in {"model", "fidelity"} else "right")
     for m in [orig, *report.variants]:
-        b1 = m.latency_at(1)
-        bn = m.latency_at(big) if big != 1 else None
+        b1 = m.latency_at(small)
+        bn = [m.latency_at(big)] if big != small else []
         acc = "" if m.accuracy is None else f"{m.accuracy:.2%}"
         name = f"[bold]{m.name}[/] (result)" if m.name == report.chosen else m.name
         table.add_row(
@@ -69,7 +60,7 @@ def render(report: Report, console: Console) -> None:
             f"{m.size.raw / orig.size.raw:.0%}",
             f"{b1.p50_ms:.3f} ms" if b1 else "-",
             f"{b1.p99_ms:.3f} ms" if b1 else "-",
-            f"{bn.p50_ms:.3f} ms" if bn else "-",
+            *[f"{lat.p50_ms:.3f} ms" if lat else "-" for lat in bn],
             _fidelity(m),
             _max_error(m),
             acc,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from edgekit.errors import ConfigError, PassError
+from edgekit.graph_stats import default_opset
 from edgekit.passes.base import PassConfig, PassContext, PassOutput
 from edgekit.passes.graph_edit import drop_unused_opsets
 from edgekit.passes.quantize_common import (
@@ -91,6 +92,9 @@ class QuantizeStatic:
             raise PassError("no calibration data in the context: pass --calib FILE.npz", pass_name=self.name)
         work = onnx.ModelProto()
         work.CopyFrom(model)
+        upgraded_from = _ensure_qdq_opset(work) if self.config.per_channel else None
+        if upgraded_from is not None:
+            work = upgraded_from[1]
         ensure_node_names(work)
         check_exclusions(work, self.config.nodes_to_exclude)
         targets = quantizable_nodes(work, self.config.op_types or WEIGHTED_OPS)
@@ -112,6 +116,12 @@ class QuantizeStatic:
             warnings += self._quantize(src, out_path, ctx, reduce_range, Path(tmp))
             out = onnx.load(str(out_path))
         drop_unused_opsets(out)
+        try:
+            onnx.checker.check_model(out)
+        except onnx.checker.ValidationError as exc:
+            first = str(exc).strip().splitlines()[0]
+            msg = f"onnxruntime.quantization wrote an invalid model ({first}): try --per-tensor or --exclude the node"
+            raise PassError(msg, pass_name=self.name) from exc
         details: dict[str, Any] = {
             "method": self.config.method,
             "per_channel": self.config.per_channel,
@@ -120,6 +130,7 @@ class QuantizeStatic:
             "weighted_nodes": len(targets),
             "calibration_batches": len(ctx.calibration),
             "calibration_synthetic": ctx.calibration_synthetic,
+            "opset_upgraded_from": None if upgraded_from is None else upgraded_from[0],
         }
         return PassOutput(out, details, warnings)
 
@@ -164,6 +175,30 @@ class QuantizeStatic:
             for leftover in tmp.glob("augmented_model*.onnx"):
                 leftover.unlink()
         return []
+
+
+#: per-channel QDQ writes DequantizeLinear with an ``axis`` attribute, which opset 13 introduced
+_PER_CHANNEL_OPSET = 13
+
+
+def _ensure_qdq_opset(model: onnx.ModelProto) -> tuple[int, onnx.ModelProto] | None:
+    """Convert a model below opset 13 to 13 (onnxruntime's quantizer does not, and writes an invalid graph).
+
+    Returns the old opset and the converted model, or ``None`` when no conversion was needed.
+    """
+    import onnx  # noqa: PLC0415
+    from onnx import version_converter  # noqa: PLC0415
+
+    old = default_opset(model)
+    if old >= _PER_CHANNEL_OPSET:
+        return None
+    try:
+        converted = version_converter.convert_version(model, _PER_CHANNEL_OPSET)
+        onnx.checker.check_model(converted)
+    except Exception as exc:  # the converter raises bare RuntimeErrors
+        msg = f"per-channel INT8 needs opset 13 and converting from opset {old} failed ({exc}): use --per-tensor"
+        raise PassError(msg, pass_name=QuantizeStatic.name) from exc
+    return old, converted
 
 
 def _raised_in(exc: BaseException, function: str) -> bool:

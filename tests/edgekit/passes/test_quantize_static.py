@@ -164,3 +164,27 @@ def test_a_gemm_with_a_2d_bias_quantizes(ctx):
 def test_a_pass_prints_nothing(ctx, capsys):
     QuantizeStatic(QuantizeStaticConfig(method="entropy")).run(cnn_model(), calibrated(ctx))
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("opset", [11, 12])
+def test_per_channel_on_an_old_opset_upgrades_it_and_loads(ctx, opset):
+    model = cnn_model()
+    model.opset_import[0].version = opset
+
+    out = QuantizeStatic().run(model, calibrated(ctx))
+
+    assert out.details["opset_upgraded_from"] == opset
+    assert [o.version for o in out.model.opset_import if o.domain in {"", "ai.onnx"}] == [13]
+    (want,) = run(model, {"x": TEST})
+    (got,) = run(out.model, {"x": TEST})  # onnxruntime refused DequantizeLinear(axis) below opset 13
+    assert compare("logits", want, got).value >= 0.9
+
+
+def test_per_tensor_keeps_an_old_opset(ctx):
+    model = cnn_model()
+    model.opset_import[0].version = 12
+
+    out = QuantizeStatic(QuantizeStaticConfig(per_channel=False)).run(model, calibrated(ctx))
+
+    assert out.details["opset_upgraded_from"] is None
+    run(out.model, {"x": TEST})
