@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.onnx"
 REPORT_FILE = "report.json"
 _NEEDS_CALIBRATION = {passes.QuantizeStatic.name}
-#: samples used for fidelity when only synthetic inputs exist
+#: samples per inference call when evaluating a model with a free batch axis
 _EVAL_BATCH = 64
 
 
