@@ -119,8 +119,8 @@ def compress(
     """
     options = options or CompressOptions()
     options.check()
-    for mode in options.modes:  # constructing a pass validates its config
-        passes.create(mode, options.pass_config(mode))
+    # constructing a pass validates its config: do it before any work
+    variant_passes = {mode: passes.create(mode, options.pass_config(mode)) for mode in options.modes}
     progress = progress or SilentProgress()
     cpu = cpu or host_cpu()
     threads = options.threads or default_threads(cpu)
@@ -132,8 +132,7 @@ def compress(
     needs_calib = any(m in _NEEDS_CALIBRATION for m in options.modes)
     if needs_calib and calib is None:
         calib = synthesize(specs, shapes=dict(options.input_shapes))
-    probe = evaluation or (calib if calib is not None and not calib.synthetic else None)
-    probe = probe or calib or synthesize(specs, shapes=dict(options.input_shapes))
+    probe = evaluation or calib or synthesize(specs, shapes=dict(options.input_shapes))
     if options.max_eval_samples:
         probe = probe.head(options.max_eval_samples)
 
@@ -153,8 +152,8 @@ def compress(
         meter = _Meter(probe, specs, threads, options, progress)
         models: dict[str, onnx.ModelProto] = {}
         results: dict[str, list[PassResult]] = {}
-        for mode in options.modes:
-            models[mode], results[mode] = Pipeline([passes.create(mode, options.pass_config(mode))]).run(prepared, ctx)
+        for mode, variant in variant_passes.items():
+            models[mode], results[mode] = Pipeline([variant]).run(prepared, ctx)
         original, *variants = meter.measure_all(
             [("original", model_bytes(loaded.model), [])]
             + [(mode, model_bytes(models[mode]), results[mode]) for mode in options.modes]

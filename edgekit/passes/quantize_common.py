@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
     import onnx
 
+    from edgekit.cpu import CpuInfo
+
 #: weight input index of each op type the quantizers turn into integer kernels
 WEIGHT_INPUT = {"Conv": 1, "ConvTranspose": 1, "MatMul": 1, "Gemm": 1, "Gather": 0, "LSTM": 1, "Attention": 1}
 
@@ -98,3 +100,20 @@ def check_exclusions(model: onnx.ModelProto, names: Iterable[str]) -> None:
         examples = ", ".join(known[:5])
         msg = f"--exclude names no node called {', '.join(unknown)}: node names look like {examples}"
         raise ConfigError(msg)
+
+
+def working_copy(model: onnx.ModelProto, pass_name: str, nodes_to_exclude: Iterable[str]) -> onnx.ModelProto:
+    """A copy to quantize: refuses models with nothing to quantize, names every node, checks exclusions."""
+    import onnx  # noqa: PLC0415
+
+    require_float_weights(model, pass_name)
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    ensure_node_names(work)
+    check_exclusions(work, nodes_to_exclude)
+    return work
+
+
+def resolve_reduce_range(configured: bool | None, cpu: CpuInfo) -> bool:
+    """The configured ``reduce_range``, or the target CPU's need for it (see :mod:`edgekit.cpu`)."""
+    return cpu.needs_reduce_range if configured is None else configured

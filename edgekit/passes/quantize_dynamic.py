@@ -16,13 +16,12 @@ from edgekit.errors import PassError
 from edgekit.passes.base import PassConfig, PassContext, PassOutput
 from edgekit.passes.graph_edit import drop_unused_opsets, gemm_to_matmul
 from edgekit.passes.quantize_common import (
-    check_exclusions,
     check_op_types,
-    ensure_node_names,
     quantizable_nodes,
     quantizer_failed,
     quiet_quantizer,
-    require_float_weights,
+    resolve_reduce_range,
+    working_copy,
 )
 
 if TYPE_CHECKING:
@@ -62,11 +61,7 @@ class QuantizeDynamic:
         import onnx  # noqa: PLC0415
         from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
 
-        require_float_weights(model, self.name)
-        work = onnx.ModelProto()
-        work.CopyFrom(model)
-        ensure_node_names(work)
-        check_exclusions(work, self.config.nodes_to_exclude)
+        work = working_copy(model, self.name, self.config.nodes_to_exclude)
         rewritten = gemm_to_matmul(work) if "MatMul" in self.config.op_types else 0
         targets = quantizable_nodes(work, self.config.op_types)
         if not targets:
@@ -76,7 +71,7 @@ class QuantizeDynamic:
                 "use --mode int8-static, or --op-types to name what to quantize"
             )
             raise PassError(msg, pass_name=self.name)
-        reduce_range = ctx.cpu.needs_reduce_range if self.config.reduce_range is None else self.config.reduce_range
+        reduce_range = resolve_reduce_range(self.config.reduce_range, ctx.cpu)
         warnings = []
         convs = sum(n.op_type == "Conv" for n in work.graph.node)
         if convs and "Conv" not in self.config.op_types:

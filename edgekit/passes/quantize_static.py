@@ -19,13 +19,12 @@ from edgekit.graph_stats import default_opset
 from edgekit.passes.base import PassConfig, PassContext, PassOutput
 from edgekit.passes.graph_edit import drop_unused_opsets
 from edgekit.passes.quantize_common import (
-    check_exclusions,
     check_op_types,
-    ensure_node_names,
     quantizable_nodes,
     quantizer_failed,
     quiet_quantizer,
-    require_float_weights,
+    resolve_reduce_range,
+    working_copy,
 )
 
 if TYPE_CHECKING:
@@ -87,18 +86,14 @@ class QuantizeStatic:
         """Calibrate on ``ctx.calibration`` and return the QDQ model."""
         import onnx  # noqa: PLC0415
 
-        require_float_weights(model, self.name)
+        work = working_copy(model, self.name, self.config.nodes_to_exclude)
         if not ctx.calibration:
             raise PassError("no calibration data in the context: pass --calib FILE.npz", pass_name=self.name)
-        work = onnx.ModelProto()
-        work.CopyFrom(model)
-        upgraded_from = _ensure_qdq_opset(work) if self.config.per_channel else None
-        if upgraded_from is not None:
-            work = upgraded_from[1]
-        ensure_node_names(work)
-        check_exclusions(work, self.config.nodes_to_exclude)
+        upgraded_from = default_opset(work) if self.config.per_channel else _PER_CHANNEL_OPSET
+        if upgraded_from < _PER_CHANNEL_OPSET:
+            work = _to_qdq_opset(work, upgraded_from)
         targets = quantizable_nodes(work, self.config.op_types or WEIGHTED_OPS)
-        reduce_range = ctx.cpu.needs_reduce_range if self.config.reduce_range is None else self.config.reduce_range
+        reduce_range = resolve_reduce_range(self.config.reduce_range, ctx.cpu)
         warnings: list[str] = []
         if self.config.method == "entropy":
             warnings.append(
@@ -130,7 +125,7 @@ class QuantizeStatic:
             "weighted_nodes": len(targets),
             "calibration_batches": len(ctx.calibration),
             "calibration_synthetic": ctx.calibration_synthetic,
-            "opset_upgraded_from": None if upgraded_from is None else upgraded_from[0],
+            "opset_upgraded_from": upgraded_from if upgraded_from < _PER_CHANNEL_OPSET else None,
         }
         return PassOutput(out, details, warnings)
 
@@ -181,24 +176,18 @@ class QuantizeStatic:
 _PER_CHANNEL_OPSET = 13
 
 
-def _ensure_qdq_opset(model: onnx.ModelProto) -> tuple[int, onnx.ModelProto] | None:
-    """Convert a model below opset 13 to 13 (onnxruntime's quantizer does not, and writes an invalid graph).
-
-    Returns the old opset and the converted model, or ``None`` when no conversion was needed.
-    """
+def _to_qdq_opset(model: onnx.ModelProto, old: int) -> onnx.ModelProto:
+    """Convert from opset ``old`` (< 13) to 13: onnxruntime's quantizer does not, and writes an invalid graph."""
     import onnx  # noqa: PLC0415
     from onnx import version_converter  # noqa: PLC0415
 
-    old = default_opset(model)
-    if old >= _PER_CHANNEL_OPSET:
-        return None
     try:
         converted = version_converter.convert_version(model, _PER_CHANNEL_OPSET)
         onnx.checker.check_model(converted)
     except Exception as exc:  # the converter raises bare RuntimeErrors
         msg = f"per-channel INT8 needs opset 13 and converting from opset {old} failed ({exc}): use --per-tensor"
         raise PassError(msg, pass_name=QuantizeStatic.name) from exc
-    return old, converted
+    return converted
 
 
 def _raised_in(exc: BaseException, function: str) -> bool:
