@@ -6,10 +6,15 @@ The flow, each step a plain function call::
                                ├─ int8-dynamic ├─ measure (size, latency, fidelity, accuracy) → write
                                ├─ fp16         │
                                └─ prune ───────┘
+
+With a budget (auto mode, the CLI's default) the variants are candidates instead: each is scored,
+INT8 ones that miss keep their most sensitive nodes in float, and one is chosen
+(:mod:`edgekit.auto`); only it is written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -17,43 +22,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekit import __version__, passes
+from edgekit import __version__, auto, passes
 from edgekit.cpu import CpuInfo, host_cpu
 from edgekit.data import Dataset, batch_size_for, fixed_batch, load_npz, synthesize
 from edgekit.errors import ConfigError
 from edgekit.graph_stats import graph_inputs
-from edgekit.measure import fidelity, latency
-from edgekit.measure.session import OrtRunner
+from edgekit.measure import latency
+from edgekit.measure.meter import Meter
 from edgekit.measure.size import Size
 from edgekit.model_io import load_model, model_bytes, save_model
 from edgekit.passes.base import PassContext, Progress, SilentProgress
 from edgekit.pipeline import Pipeline
-from edgekit.report import ModelMeasurement, Report
+from edgekit.report import Report
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import numpy as np
     import onnx
 
+    from edgekit.auto.result import AutoResult
     from edgekit.graph_stats import TensorSpec
     from edgekit.images import Preprocess
+    from edgekit.model_io import LoadedModel
     from edgekit.passes.base import PassConfig
     from edgekit.pipeline import PassResult
+    from edgekit.report import ModelMeasurement
 
 MODEL_FILE = "model.onnx"
 REPORT_FILE = "report.json"
 _NEEDS_CALIBRATION = {passes.QuantizeStatic.name}
-#: samples per inference call when evaluating a model with a free batch axis
-_EVAL_BATCH = 64
 
 
 @dataclass(frozen=True)
 class CompressOptions:
     """Everything ``edgekit compress`` can be told; the CLI fills it in, the report echoes it."""
 
-    #: variants to produce, by pass name; the first is the result written as ``model.onnx``
+    #: variants to produce, by pass name; the first is the result written as ``model.onnx``. With
+    #: ``auto`` set they are the candidates instead (none: :func:`edgekit.auto.auto_candidates`)
     modes: tuple[str, ...] = (passes.QuantizeStatic.name,)
+    #: search under an accuracy budget and choose the result (``None``: make every mode, first is the result)
+    auto: auto.AutoOptions | None = None
     cleanup: passes.CleanupConfig = field(default_factory=passes.CleanupConfig)
     static: passes.QuantizeStaticConfig = field(default_factory=passes.QuantizeStaticConfig)
     dynamic: passes.QuantizeDynamicConfig = field(default_factory=passes.QuantizeDynamicConfig)
@@ -87,7 +95,9 @@ class CompressOptions:
 
     def check(self) -> None:
         """Refuse impossible options before any work."""
-        if not self.modes:
+        if self.auto is not None:
+            self.auto.check()
+        if not self.modes and self.auto is None:
             raise ConfigError("no --mode given: choose from " + ", ".join(passes.VARIANT_PASSES))
         for mode in self.modes:
             if mode not in passes.VARIANT_PASSES:
@@ -115,12 +125,13 @@ def compress(
 ) -> Report:
     """Compress ``model_path`` into ``out_dir`` (``model.onnx`` + ``report.json``) and return the report.
 
-    Nothing is written to ``out_dir`` unless every step succeeds.
+    Nothing is written to ``out_dir`` unless every step succeeds. With ``options.auto`` the report's
+    ``auto.verdict`` says whether the budget was met; the best model found is written either way.
     """
     options = options or CompressOptions()
     options.check()
     # constructing a pass validates its config: do it before any work
-    variant_passes = {mode: passes.create(mode, options.pass_config(mode)) for mode in options.modes}
+    candidates = _candidates(options, has_calibration=options.calib is not None)
     progress = progress or SilentProgress()
     cpu = cpu or host_cpu()
     threads = options.threads or default_threads(cpu)
@@ -129,7 +140,7 @@ def compress(
     loaded = load_model(model_path)
     specs = graph_inputs(loaded.model)
     calib, evaluation = _load_data(options, specs)
-    needs_calib = any(m in _NEEDS_CALIBRATION for m in options.modes)
+    needs_calib = any(c.pass_name in _NEEDS_CALIBRATION for c in candidates)
     if needs_calib and calib is None:
         calib = synthesize(specs, shapes=dict(options.input_shapes))
     probe = evaluation or calib or synthesize(specs, shapes=dict(options.input_shapes))
@@ -148,18 +159,13 @@ def compress(
         )
         prep = Pipeline([passes.create(passes.Validate.name), passes.create(passes.Cleanup.name, options.cleanup)])
         prepared, prep_results = prep.run(loaded.model, ctx)
-
-        meter = _Meter(probe, specs, threads, options, progress)
-        models: dict[str, onnx.ModelProto] = {}
-        results: dict[str, list[PassResult]] = {}
-        for mode, variant in variant_passes.items():
-            models[mode], results[mode] = Pipeline([variant]).run(prepared, ctx)
-        original, *variants = meter.measure_all(
-            [("original", model_bytes(loaded.model), [])]
-            + [(mode, model_bytes(models[mode]), results[mode]) for mode in options.modes]
+        meter = Meter(
+            probe, specs, threads=threads, batch=options.batch, budget=options.latency_budget, progress=progress
         )
-        original.size = Size(loaded.file_bytes, original.size.zipped)
-
+        if options.auto is None:
+            made = _make_all(candidates, prepared, loaded, ctx, meter)
+        else:
+            made = _search(candidates, prepared, loaded, ctx, meter, probe, options.auto)
         report = Report(
             edgekit_version=__version__,
             source=str(model_path),
@@ -167,13 +173,82 @@ def compress(
             threads=threads,
             data=_data_notes(calib, evaluation, probe, options.preprocess),
             preparation=prep_results,
-            original=original,
-            variants=variants,
-            chosen=options.modes[0],
-            warnings=_warnings(calib, prep_results, variants),
+            original=made.original,
+            variants=made.variants,
+            chosen=made.chosen,
+            warnings=_warnings(calib, prep_results, made.variants, probe) + made.warnings,
+            auto=made.auto,
         )
+        models = made.models
         _write(out_dir, work, models, report)
     return report
+
+
+def _candidates(options: CompressOptions, *, has_calibration: bool) -> list[auto.Candidate]:
+    """The modes asked for, each with its config (checked now); in auto mode with none asked, the default set."""
+    if options.auto is not None and not options.modes:
+        found = auto.auto_candidates(
+            fp16=options.fp16, dynamic=options.dynamic, static=options.static, has_calibration=has_calibration
+        )
+    else:
+        found = [auto.Candidate(m, m, options.pass_config(m)) for m in options.modes]
+    for c in found:
+        passes.create(c.pass_name, c.config)
+    if options.auto is not None:  # auto mode pre-processes once (edgekit.auto.flow): trials skip it
+        found = [
+            auto.Candidate(c.name, c.pass_name, dataclasses.replace(c.config, preprocess=False))  # type: ignore[type-var]
+            if c.pass_name == passes.QuantizeStatic.name
+            else c
+            for c in found
+        ]
+    return found
+
+
+@dataclass
+class _Made:
+    """The measured models of one run, the result's name and the models to write."""
+
+    original: ModelMeasurement
+    variants: list[ModelMeasurement]
+    chosen: str
+    models: dict[str, onnx.ModelProto]
+    auto: AutoResult | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _make_all(
+    candidates: list[auto.Candidate], prepared: onnx.ModelProto, loaded: LoadedModel, ctx: PassContext, meter: Meter
+) -> _Made:
+    """Every mode asked for, measured against the original; the first is the result."""
+    models: dict[str, onnx.ModelProto] = {}
+    results: dict[str, list[PassResult]] = {}
+    for c in candidates:
+        models[c.name], results[c.name] = Pipeline([passes.create(c.pass_name, c.config)]).run(prepared, ctx)
+    original, *variants = meter.measure_all(
+        [("original", model_bytes(loaded.model), [])]
+        + [(c.name, model_bytes(models[c.name]), results[c.name]) for c in candidates]
+    )
+    original.size = Size(loaded.file_bytes, original.size.zipped)
+    return _Made(original, variants, candidates[0].name, models)
+
+
+def _search(  # noqa: PLR0917  (compress's state, passed on)
+    candidates: list[auto.Candidate],
+    prepared: onnx.ModelProto,
+    loaded: LoadedModel,
+    ctx: PassContext,
+    meter: Meter,
+    probe: Dataset,
+    options: auto.AutoOptions,
+) -> _Made:
+    """Auto mode: the chosen model only is written."""
+    from edgekit.auto.flow import run_auto  # noqa: PLC0415
+
+    outcome = run_auto(
+        original=loaded, prepared=prepared, candidates=candidates, ctx=ctx, meter=meter, probe=probe, options=options
+    )
+    models = {outcome.chosen: outcome.model}
+    return _Made(outcome.original, outcome.measured, outcome.chosen, models, outcome.result, outcome.warnings)
 
 
 def _load_data(options: CompressOptions, specs: Sequence[TensorSpec]) -> tuple[Dataset | None, Dataset | None]:
@@ -190,51 +265,6 @@ def _load_data(options: CompressOptions, specs: Sequence[TensorSpec]) -> tuple[D
     return calib, evaluation
 
 
-class _Meter:
-    """Measures one model after another on the same inputs, threads and budget."""
-
-    def __init__(
-        self,
-        probe: Dataset,
-        specs: Sequence[TensorSpec],
-        threads: int,
-        options: CompressOptions,
-        progress: Progress,
-    ) -> None:
-        self.probe = probe
-        self.threads = threads
-        self.progress = progress
-        self.budget = options.latency_budget
-        fixed = fixed_batch(specs)
-        self.eval_batches = probe.batches(batch_size_for(specs, _EVAL_BATCH), exact=fixed is not None)
-        sizes = [fixed] if fixed else sorted({1, options.batch})
-        first = self.eval_batches[0]
-        self.latency_feeds = [latency.tile_feeds(first, b) for b in sizes]
-
-    def measure_all(self, models: list[tuple[str, bytes, list[PassResult]]]) -> list[ModelMeasurement]:
-        """Outputs, fidelity and accuracy model by model; then latency with the models taking turns."""
-        runners = []
-        measured = []
-        reference: list[np.ndarray] = []
-        for name, data, results in models:
-            runner = OrtRunner(data, threads=self.threads, label=f"{name} model")
-            batches = list(self.progress.track(self.eval_batches, f"evaluating {name}"))
-            outputs = [o[: self.probe.size] for o in runner.run_batches(batches)]
-            m = ModelMeasurement(name, Size.of(data), [], passes=results)
-            if self.probe.labels is not None:
-                m.accuracy = fidelity.accuracy(outputs, self.probe.labels)
-            if not reference:
-                reference = outputs
-            else:
-                m.fidelity = fidelity.compare_all(runner.output_names, reference, outputs)
-            runners.append(runner)
-            measured.append(m)
-        for feeds in self.progress.track(self.latency_feeds, "timing"):
-            for m, lat in zip(measured, latency.measure_interleaved(runners, feeds, self.budget), strict=True):
-                m.latency.append(lat)
-        return measured
-
-
 def _data_notes(
     calib: Dataset | None, evaluation: Dataset | None, probe: Dataset, pre: Preprocess | None
 ) -> dict[str, object]:
@@ -248,8 +278,14 @@ def _data_notes(
     }
 
 
-def _warnings(calib: Dataset | None, prep: list[PassResult], variants: list[ModelMeasurement]) -> list[str]:
+def _warnings(
+    calib: Dataset | None, prep: list[PassResult], variants: list[ModelMeasurement], probe: Dataset
+) -> list[str]:
     out = []
+    if probe.synthetic:
+        out.append(
+            "FIDELITY WAS MEASURED ON SYNTHETIC NOISE: pass --eval or --calib with real inputs to judge the model"
+        )
     if calib is not None and calib.synthetic:
         out.append(
             "STATIC INT8 WAS CALIBRATED ON SYNTHETIC NOISE: activation ranges are a guess and accuracy may be far "

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from edgekit.auto.result import AutoResult
     from edgekit.measure.fidelity import OutputFidelity
     from edgekit.measure.latency import Latency
     from edgekit.measure.size import Size
     from edgekit.pipeline import PassResult
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 @dataclass
@@ -72,6 +73,8 @@ class Report:
     chosen: str
     warnings: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    #: the budgeted search, in auto mode
+    auto: AutoResult | None = None
 
     @property
     def chosen_variant(self) -> ModelMeasurement:
@@ -93,6 +96,7 @@ class Report:
             "chosen": self.chosen,
             "warnings": self.warnings,
             "files": self.files,
+            "auto": None if self.auto is None else self.auto.to_json(),
         }
 
     def write(self, path: Path) -> None:

@@ -1,13 +1,25 @@
-"""``edgekit compress MODEL``."""
+"""``edgekit compress MODEL``.
+
+Exit codes: 0 done; 2 bad options or data; 3 a model that cannot be read; 4 a pass failed;
+5 the budget was missed (the closest model and ``report.json`` are written all the same).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from edgekit.cli.output import RichProgress, out, user_errors
 from edgekit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edgekit.auto import Prefer
+    from edgekit.measure.latency import LatencyBudget
+
+#: exit status when no variant meets the accuracy budget (the best one found is still written)
+BUDGET_MISSED = 5
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -28,6 +40,23 @@ def _shapes(values: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
     return tuple(parsed)
 
 
+def _timing(seconds: float) -> LatencyBudget:
+    from edgekit.measure.latency import LatencyBudget  # noqa: PLC0415
+
+    if not seconds > 0:
+        raise ConfigError(f"--timing {seconds:g} is not a duration: give seconds, more than 0")
+    return LatencyBudget(seconds=seconds)
+
+
+def _prefer(value: str) -> Prefer:
+    from edgekit.auto import PREFERENCES  # noqa: PLC0415
+
+    for choice in PREFERENCES:
+        if value == choice:
+            return choice
+    raise ConfigError(f"--prefer '{value}' is unknown: choose from {', '.join(PREFERENCES)}")
+
+
 def compress(
     model: Path = typer.Argument(..., help="ONNX model file."),
     output: Path | None = typer.Option(
@@ -36,10 +65,24 @@ def compress(
         "--output",
         help="Folder for model.onnx and report.json [default: MODEL's name + '-compressed', in the current folder].",
     ),
-    mode: str = typer.Option(
-        "int8-static",
-        help="Variants to make, comma-separated; the first is the result: int8-static, int8-dynamic, fp16, prune.",
+    mode: str | None = typer.Option(
+        None,
+        help="Variants to make, comma-separated; the first is the result: int8-static, int8-dynamic, fp16, prune "
+        "[default: auto: try FP16 and INT8 variants, keep what meets --budget].",
     ),
+    budget: str | None = typer.Option(
+        None,
+        help="Metric loss allowed: 1% (relative), 0.005 (absolute) or 0.5pt (points) [default: 1% in auto mode]. "
+        "With --mode, the modes listed become the candidates.",
+    ),
+    metric: str | None = typer.Option(
+        None,
+        help="What the budget is about: accuracy, mae, rmse (need --eval labels), agreement, top1, cosine, relative, "
+        "or module:function [default: accuracy with labels, else agreement with FP32].",
+    ),
+    prefer: str = typer.Option("latency", help="Among variants meeting the budget: latency (then size) or size."),
+    max_trials: int = typer.Option(12, help="Fallback trials (re-quantizing with sensitive nodes in float)."),
+    time_limit: float = typer.Option(900.0, help="Seconds after which no new fallback trial starts."),
     calib: Path | None = typer.Option(
         None,
         help="Calibration inputs: .npz with one array per model input, or a folder of images (needs edgekit[images]).",
@@ -65,13 +108,14 @@ def compress(
     sparsity: float = typer.Option(0.5, help="Fraction of weights zeroed by the prune mode."),
     threads: int | None = typer.Option(None, help="Inference threads for latency [default: cores, at most 4]."),
     batch: int = typer.Option(32, help="The larger batch size latency is measured at."),
+    timing: float = typer.Option(1.5, help="Seconds of timing per model and batch size (models take turns)."),
     input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... for synthetic inputs where dims are free."),
     max_eval_samples: int | None = typer.Option(None, help="Evaluate on at most this many samples."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final line."),
 ) -> None:
     """Make a model smaller and faster for an edge device, and report what it gained and cost."""
     with user_errors():
-        from edgekit import passes  # noqa: PLC0415
+        from edgekit import auto, passes  # noqa: PLC0415
         from edgekit.cli.report_view import render, summary_line  # noqa: PLC0415
         from edgekit.compress import CompressOptions, compress  # noqa: PLC0415
         from edgekit.images import parse_preprocess  # noqa: PLC0415
@@ -86,6 +130,20 @@ def compress(
                 f"--calibration-method '{calibration_method}' is unknown: choose from {', '.join(methods)}"
             )
         modes = _split(mode)
+        searching = budget is not None or mode is None
+        auto_options = (
+            auto.AutoOptions(
+                budget=auto.parse_budget(budget) if budget is not None else auto.DEFAULT_BUDGET,
+                metric=metric,
+                prefer=_prefer(prefer),
+                max_trials=max_trials,
+                time_limit=time_limit,
+            )
+            if searching
+            else None
+        )
+        if not searching and metric is not None:
+            raise ConfigError("--metric scores variants against a budget: add --budget, or drop --mode for auto mode")
         ops = _split(op_types) or None
         excluded = _split(exclude)
         static = passes.QuantizeStaticConfig(
@@ -103,6 +161,7 @@ def compress(
         )
         options = CompressOptions(
             modes=modes,
+            auto=auto_options,
             cleanup=passes.CleanupConfig(method=cleanup),
             static=static,
             dynamic=dynamic,
@@ -114,9 +173,12 @@ def compress(
             threads=threads,
             batch=batch,
             max_eval_samples=max_eval_samples,
+            latency_budget=_timing(timing),
         )
         out_dir = output or Path.cwd() / f"{model.stem}-compressed"
         report = compress(model, out_dir, options, progress=RichProgress(enabled=not quiet))
     if not quiet:
         render(report, out)
     out.print(summary_line(report, out_dir), soft_wrap=True)
+    if report.auto is not None and report.auto.verdict is not None and not report.auto.verdict.met:
+        raise typer.Exit(BUDGET_MISSED)

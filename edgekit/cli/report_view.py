@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from edgekit.auto.result import AutoResult
     from edgekit.report import ModelMeasurement, Report
 
 
@@ -46,8 +47,11 @@ def render(report: Report, console: Console) -> None:
     small = min((lat.batch for lat in orig.latency), default=1)
     cols = ["model", "size", "zipped", "vs original", f"p50 b{small}", f"p99 b{small}"]
     cols += [f"p50 b{big}"] if big != small else []
-    for col in [*cols, "fidelity", "max |Δ|", "accuracy"]:
-        table.add_column(col, justify="left" if col in {"model", "fidelity"} else "right")
+    search = report.auto
+    show_metric = search is not None and search.metric.name != "accuracy"  # accuracy has its own column
+    metric_cols = ([search.metric.name] if search is not None and show_metric else []) + (["budget"] if search else [])
+    for col in [*cols, "fidelity", "max |Δ|", "accuracy", *metric_cols]:
+        table.add_column(col, justify="left" if col in {"model", "fidelity", "budget"} else "right")
     for m in [orig, *report.variants]:
         b1 = m.latency_at(small)
         bn = [m.latency_at(big)] if big != small else []
@@ -64,12 +68,61 @@ def render(report: Report, console: Console) -> None:
             _fidelity(m),
             _max_error(m),
             acc,
+            *(_metric_cells(search, m.name, show_value=show_metric) if search is not None else []),
         )
     console.print(table)
+    if search is not None:
+        _render_search(search, console)
     notes = report.data["fidelity_inputs"]
     console.print(f"fidelity measured on {notes['samples']} samples from {notes['source']}")
     for w in report.warnings:
         console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+
+
+def _metric_cells(search: AutoResult, name: str, *, show_value: bool) -> list[str]:
+    value = search.scores.get(name)
+    shown = [] if not show_value else [""] if value is None else [f"{value:.4g}"]
+    if value is None or name in {"original", "fp32"}:
+        return [*shown, "baseline" if name == "original" else ""]
+    met = search.budget.meets(value, search.baseline, higher_is_better=search.metric.higher_is_better)
+    return [*shown, "[green]met[/]" if met else "[red]missed[/]"]
+
+
+def _render_search(search: AutoResult, console: Console) -> None:
+    """The trials, the sensitivity ranking's head, the nodes kept in float and why the result was chosen."""
+    limit = search.budget.threshold(search.baseline, higher_is_better=search.metric.higher_is_better)
+    sign = ">=" if search.metric.higher_is_better else "<="
+    table = Table(
+        title=f"search: {search.metric.name} {sign} {limit:.4g} (baseline {search.baseline:.4g}, "
+        f"budget {search.budget.text})",
+        title_justify="left",
+    )
+    for col in ("#", "candidate", "step", "kept in float", "size", search.metric.name, "budget", "seconds", "note"):
+        table.add_column(col, justify="left" if col in {"candidate", "step", "budget", "note"} else "right")
+    for i, t in enumerate(search.trials, 1):
+        budget = "" if t.meets_budget is None else "[green]met[/]" if t.meets_budget else "[red]missed[/]"
+        table.add_row(
+            str(i),
+            t.candidate,
+            t.step,
+            str(len(t.excluded)) if t.excluded else "",
+            human_bytes(t.size_bytes) if t.size_bytes is not None else "",
+            "" if t.metric is None else f"{t.metric:.4g}",
+            budget,
+            f"{t.seconds:.1f}",
+            t.error or "",
+        )
+    console.print(table)
+    for name, ranking in search.sensitivity.items():
+        head = ", ".join(f"{s.node} ({s.op_type}, {s.sqnr_db:.1f} dB)" for s in ranking[:5])
+        console.print(f"most sensitive in {name}: {head}", soft_wrap=True)
+    for name, kept in search.kept_float.items():
+        nodes = ", ".join(k.node for k in kept[:10]) + (f" and {len(kept) - 10} more" if len(kept) > 10 else "")  # noqa: PLR2004
+        console.print(f"{name} keeps {len(kept)} node(s) in float: {nodes}", soft_wrap=True)
+    if search.stopped:
+        console.print(f"search stopped: {search.stopped}", soft_wrap=True)
+    for note in search.choice:
+        console.print(f"choice: {note}", soft_wrap=True)
 
 
 def summary_line(report: Report, out_dir: Path) -> str:
@@ -84,4 +137,15 @@ def summary_line(report: Report, out_dir: Path) -> str:
         parts.append(f"accuracy {chosen.accuracy:.2%} ({(chosen.accuracy - orig.accuracy) * 100:+.2f} points)")
     elif chosen.headline_fidelity is not None:
         parts.append(_fidelity(chosen))
-    return f"wrote {out_dir / 'model.onnx'} ({chosen.name}): " + ", ".join(parts)
+    line = f"wrote {out_dir / 'model.onnx'} ({chosen.name}): " + ", ".join(parts)
+    search = report.auto
+    if search is None or search.verdict is None:
+        return line
+    v = search.verdict
+    sign = ">=" if search.metric.higher_is_better else "<="
+    if v.met:
+        return f"{line}; budget {search.budget.text} met ({search.metric.name} {v.value:.4g} {sign} {v.threshold:.4g})"
+    return (
+        f"{line}\nBUDGET MISSED by {v.missed_by:.4g}: the best variant, {chosen.name}, reached {search.metric.name} "
+        f"{v.value:.4g} where the {search.budget.text} budget needs {sign} {v.threshold:.4g}. Try: {v.advice}"
+    )

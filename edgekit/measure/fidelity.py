@@ -1,10 +1,11 @@
 """How close a compressed model's outputs are to the original's, and accuracy against labels.
 
 The kind of each output decides its headline number: top-1 agreement for class scores
-(2-D float, more than one column), exact agreement for integer labels, one minus the relative
-L2 error for one value per sample (regressions), cosine similarity for everything else
-(embeddings, feature maps). Max and mean absolute error are
-always reported for float outputs.
+(2-D float, more than one column), per-position top-1 agreement for sequences of class
+probabilities (3-D float ``[N, T, C]`` whose rows sum to one: CTC recognisers, taggers), exact
+agreement for integer labels, one minus the relative L2 error for one value per sample
+(regressions), cosine similarity for everything else (embeddings, feature maps). Max and mean
+absolute error are always reported for float outputs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-OutputKind = Literal["classes", "labels", "values", "tensor"]
+OutputKind = Literal["classes", "sequence", "labels", "values", "tensor"]
 
 
 def output_kind(reference: np.ndarray) -> OutputKind:
@@ -28,7 +29,29 @@ def output_kind(reference: np.ndarray) -> OutputKind:
         return "classes"
     if reference.dtype.kind == "f" and reference.size == len(reference):
         return "values"  # one number per sample: a regression
+    if reference.dtype.kind == "f" and reference.ndim == 3 and reference.shape[2] > 1 and _is_probability(reference):  # noqa: PLR2004
+        return "sequence"
     return "tensor"
+
+
+def _is_probability(scores: np.ndarray) -> bool:
+    """Non-negative rows that sum to one along the last axis (a softmax), so argmax is a class."""
+    return bool(scores.min() >= 0.0) and bool(np.allclose(scores.sum(axis=-1), 1.0, atol=1e-3))
+
+
+def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Share of samples (of positions, for a sequence) whose highest-scoring class is the same."""
+    axis = 1 if reference.ndim == 2 else -1  # noqa: PLR2004
+    return float(np.mean(reference.argmax(axis=axis) == candidate.argmax(axis=axis)))
+
+
+def relative_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """One minus the relative L2 error, floored at 0: unlike cosine, it counts scale errors."""
+    ref = reference.astype(np.float64)
+    diff = ref - candidate.astype(np.float64)
+    norm = float(np.linalg.norm(ref))
+    rel = float(np.linalg.norm(diff)) / norm if norm else float(np.abs(diff).max() > 0)
+    return max(0.0, 1.0 - rel)
 
 
 @dataclass(frozen=True)
@@ -70,15 +93,12 @@ def compare(name: str, reference: np.ndarray, candidate: np.ndarray) -> OutputFi
     cand = candidate.astype(np.float64)
     diff = np.abs(ref - cand)
     cos = _cosine(ref.reshape(len(ref), -1), cand.reshape(len(cand), -1))
-    if kind == "classes":
-        top1 = float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1)))
+    if kind in {"classes", "sequence"}:
+        top1 = top1_agreement(ref, cand)
         return OutputFidelity(name, kind, "top1_agreement", top1, float(diff.max()), float(diff.mean()), cos)
-    if kind == "values":  # 1 - relative L2 error, floored at 0: scale errors count, unlike cosine
-        norm = float(np.linalg.norm(ref))
-        rel = float(np.linalg.norm(ref - cand)) / norm if norm else float(diff.max() > 0)
-        return OutputFidelity(
-            name, kind, "relative_agreement", max(0.0, 1.0 - rel), float(diff.max()), float(diff.mean()), cos
-        )
+    if kind == "values":
+        rel = relative_agreement(ref, cand)
+        return OutputFidelity(name, kind, "relative_agreement", rel, float(diff.max()), float(diff.mean()), cos)
     return OutputFidelity(name, kind, "cosine", cos, float(diff.max()), float(diff.mean()), cos)
 
 

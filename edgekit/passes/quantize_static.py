@@ -91,7 +91,7 @@ class QuantizeStatic:
             raise PassError("no calibration data in the context: pass --calib FILE.npz", pass_name=self.name)
         upgraded_from = default_opset(work) if self.config.per_channel else _PER_CHANNEL_OPSET
         if upgraded_from < _PER_CHANNEL_OPSET:
-            work = _to_qdq_opset(work, upgraded_from)
+            work = to_qdq_opset(work, upgraded_from)
         targets = quantizable_nodes(work, self.config.op_types or WEIGHTED_OPS)
         reduce_range = resolve_reduce_range(self.config.reduce_range, ctx.cpu)
         warnings: list[str] = []
@@ -176,7 +176,7 @@ class QuantizeStatic:
 _PER_CHANNEL_OPSET = 13
 
 
-def _to_qdq_opset(model: onnx.ModelProto, old: int) -> onnx.ModelProto:
+def to_qdq_opset(model: onnx.ModelProto, old: int) -> onnx.ModelProto:
     """Convert from opset ``old`` (< 13) to 13: onnxruntime's quantizer does not, and writes an invalid graph."""
     import onnx  # noqa: PLC0415
     from onnx import version_converter  # noqa: PLC0415
@@ -188,6 +188,27 @@ def _to_qdq_opset(model: onnx.ModelProto, old: int) -> onnx.ModelProto:
         msg = f"per-channel INT8 needs opset 13 and converting from opset {old} failed ({exc}): use --per-tensor"
         raise PassError(msg, pass_name=QuantizeStatic.name) from exc
     return converted
+
+
+def prepare_for_quantization(
+    model: onnx.ModelProto, workdir: Path, *, per_channel: bool = True
+) -> tuple[onnx.ModelProto, list[str]]:
+    """What the pass does before quantizing: opset 13 for per-channel, then ``quant_pre_process``.
+
+    The budgeted search runs this once and then the pass with ``preprocess=False`` on every trial,
+    so node names (which exclusions use) are those of the model the quantizer sees.
+    """
+    import onnx  # noqa: PLC0415
+
+    opset = default_opset(model)
+    if per_channel and opset < _PER_CHANNEL_OPSET:
+        model = to_qdq_opset(model, opset)
+    warnings: list[str] = []
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp, quiet_quantizer():
+        src = Path(tmp) / "float.onnx"
+        onnx.save(model, str(src))
+        done = _preprocess(src, Path(tmp) / "pre.onnx", warnings)
+        return (onnx.load(str(done)) if done != src else model), warnings
 
 
 def _raised_in(exc: BaseException, function: str) -> bool:

@@ -163,3 +163,31 @@ def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray
 def op_types(model: onnx.ModelProto) -> set[str]:
     """The op types a graph uses."""
     return {n.op_type for n in model.graph.node}
+
+
+def sensitive_model(seed: int = 0, *, features: int = 64, classes: int = 8) -> onnx.ModelProto:
+    """``x @ W1 → h @ W2 → y``, made to be fed :func:`sensitive_input` (feature 0 huge, carrying nothing).
+
+    Row 0 of ``W1`` is near zero, so feature 0 barely reaches ``h``; but one 8-bit scale for ``x``
+    must span it, and the small features that decide ``y`` round to nothing. Quantizing the node
+    ``sensitive`` (which reads ``x``) wrecks the output; quantizing ``harmless`` (which reads ``h``) does not.
+    """
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0.0, 0.5, (features, features)).astype(np.float32)
+    w1[0, :] = 1e-5
+    return make_model(
+        [
+            helper.make_node("MatMul", ["x", "W1"], ["h"], name="sensitive"),
+            helper.make_node("MatMul", ["h", "W2"], ["y"], name="harmless"),
+        ],
+        [helper.make_tensor_value_info("x", FLOAT, ["N", features])],
+        [helper.make_tensor_value_info("y", FLOAT, ["N", classes])],
+        [numpy_helper.from_array(w1, "W1"), weight(rng, "W2", features, classes)],
+    )
+
+
+def sensitive_input(samples: int, *, features: int = 64, seed: int = 1) -> np.ndarray:
+    """Inputs for :func:`sensitive_model`: normal features, feature 0 around 1000."""
+    x = np.random.default_rng(seed).normal(0.0, 1.0, (samples, features)).astype(np.float32)
+    x[:, 0] = 1000.0 + x[:, 0]
+    return x

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
 from typer.testing import CliRunner
 
@@ -14,7 +15,7 @@ from edgekit import __version__
 from edgekit.cli import app
 
 runner = CliRunner()
-FAST = ["--max-eval-samples", "64"]
+FAST = ["--max-eval-samples", "64", "--timing", "0.2"]
 
 
 def test_version():
@@ -60,7 +61,7 @@ def test_inspect_json(digits):
 def test_compress_prints_the_table_and_writes_the_result(digits, tmp_path):
     out = tmp_path / "out"
     args = ["compress", str(digits / "cnn.onnx"), "-o", str(out), "--calib", str(digits / "cnn_calib.npz")]
-    result = runner.invoke(app, [*args, "--eval", str(digits / "cnn_test.npz"), *FAST])
+    result = runner.invoke(app, [*args, "--mode", "int8-static", "--eval", str(digits / "cnn_test.npz"), *FAST])
     assert result.exit_code == 0, result.output
     assert "int8-static (result)" in result.stdout
     assert "accuracy" in result.stdout
@@ -107,10 +108,19 @@ def _bad_inputs(tmp_path, digits):
         ("cleanup", ["compress", cnn, "--cleanup", "magic"], 2, ["--cleanup 'magic'"]),
         ("input shape", ["compress", cnn, "--input-shape", "input:1,1,8,8"], 2, ["NAME=D1,D2"]),
         ("preprocess", ["compress", cnn, "--preprocess", "gamma=2"], 2, ["unknown"]),
+        ("budget", ["compress", cnn, "--budget", "lots"], 2, ["--budget 'lots'", "1%"]),
+        ("metric", ["compress", cnn, "--metric", "f1"], 2, ["--metric 'f1'", "module:function"]),
+        ("metric module", ["compress", cnn, "--metric", "nowhere_mod:f1"], 2, ["cannot import 'nowhere_mod'"]),
+        ("metric no budget", ["compress", cnn, "--mode", "fp16", "--metric", "top1"], 2, ["add --budget"]),
+        ("prefer", ["compress", cnn, "--prefer", "speed"], 2, ["--prefer 'speed'", "latency, size"]),
+        ("max trials", ["compress", cnn, "--max-trials", "-1"], 2, ["--max-trials -1"]),
+        ("time limit", ["compress", cnn, "--time-limit", "0"], 2, ["--time-limit 0"]),
+        ("timing", ["compress", cnn, "--timing", "0"], 2, ["--timing 0"]),
+        ("accuracy no labels", ["compress", cnn, "--metric", "accuracy"], 2, ["needs labels", "--eval"]),
     ]
 
 
-@pytest.mark.parametrize("case", range(15))
+@pytest.mark.parametrize("case", range(24))
 def test_bad_input_gets_one_line_and_an_exit_code(case, tmp_path, digits, monkeypatch):
     monkeypatch.chdir(tmp_path)
     name, argv, code, words = _bad_inputs(tmp_path, digits)[case]
@@ -133,3 +143,33 @@ def test_bad_input_as_a_subprocess_has_no_traceback(tmp_path):
     assert result.stderr.startswith("error: model file")
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_mode_meets_a_budget_and_says_so_last(digits, tmp_path):
+    out = tmp_path / "out"
+    args = ["compress", str(digits / "cnn.onnx"), "-o", str(out), "--calib", str(digits / "cnn_calib.npz")]
+    args += ["--eval", str(digits / "cnn_test.npz"), "--budget", "0.5pt", "--prefer", "size", *FAST]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "search: accuracy >= 0.9794 (baseline 0.9844, budget 0.005)" in result.stdout  # 64 samples: 63 right
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"wrote {out / 'model.onnx'} (int8-static)")
+    assert last.endswith("budget 0.005 met (accuracy 0.9844 >= 0.9794)")
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "report.json"]
+
+
+def test_a_missed_budget_exits_5_and_the_last_line_says_by_how_much(tmp_path):
+    from tests.edgekit.graphs import sensitive_input, sensitive_model  # noqa: PLC0415
+
+    model, calib, out = tmp_path / "s.onnx", tmp_path / "calib.npz", tmp_path / "out"
+    onnx.save(sensitive_model(), model)
+    np.savez(calib, x=sensitive_input(64))
+    args = ["compress", str(model), "-o", str(out), "--calib", str(calib), "--metric", "cosine", "--budget", "0"]
+    result = runner.invoke(app, [*args, "--max-trials", "1", *FAST])
+    assert result.exit_code == 5, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("BUDGET MISSED by ")
+    assert "Try: --budget " in last
+    assert "raise --max-trials" in last
+    assert (out / "model.onnx").is_file()
+    assert json.loads((out / "report.json").read_text())["auto"]["verdict"]["met"] is False

@@ -1,0 +1,127 @@
+"""What the budgeted search tried, what it kept in float and why, and its verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgekit.auto.budget import Budget
+    from edgekit.auto.metrics import Metric
+    from edgekit.auto.sensitivity import NodeSensitivity
+
+
+@dataclass
+class Trial:
+    """One model the search built and scored."""
+
+    #: the candidate it belongs to (``int8-static``, ``fp16``, ...)
+    candidate: str
+    #: ``"candidate"`` for the first try, ``"fallback"`` for a try with nodes kept in float
+    step: str
+    config: dict[str, Any]
+    excluded: tuple[str, ...] = ()
+    size_bytes: int | None = None
+    metric: float | None = None
+    meets_budget: bool | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialisable form."""
+        return {
+            "candidate": self.candidate,
+            "step": self.step,
+            "config": self.config,
+            "kept_in_float": list(self.excluded),
+            "size_bytes": self.size_bytes,
+            "metric": None if self.metric is None else round(self.metric, 6),
+            "meets_budget": self.meets_budget,
+            "seconds": round(self.seconds, 2),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class KeptFloat:
+    """A node the fallback left in float, and the evidence for it."""
+
+    node: str
+    op_type: str
+    rank: int
+    sqnr_db: float
+    added_noise: float
+
+    def to_json(self) -> dict[str, object]:
+        """Serialisable form."""
+        return {
+            "node": self.node,
+            "op_type": self.op_type,
+            "rank": self.rank,
+            "sqnr_db": round(self.sqnr_db, 2),
+            "added_noise": round(self.added_noise, 6),
+            "why": f"rank {self.rank} by added quantization noise (output SQNR {self.sqnr_db:.1f} dB); "
+            "the metric met the budget only with it in float",
+        }
+
+
+@dataclass
+class Verdict:
+    """Whether the written model meets the budget, by how much it missed, and what to try."""
+
+    met: bool
+    #: metric value the budget requires (the worst allowed)
+    threshold: float
+    #: the written model's metric
+    value: float
+    #: how far short of the threshold (0 when met), in the metric's units
+    missed_by: float = 0.0
+    advice: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """Serialisable form."""
+        return {
+            "met": self.met,
+            "threshold": round(self.threshold, 6),
+            "value": round(self.value, 6),
+            "missed_by": round(self.missed_by, 6),
+            "advice": self.advice,
+        }
+
+
+@dataclass
+class AutoResult:
+    """The whole budgeted search, as ``report.json`` keeps it."""
+
+    budget: Budget
+    metric: Metric
+    #: the metric of the FP32 model the budget is measured from
+    baseline: float
+    prefer: str
+    trials: list[Trial] = field(default_factory=list)
+    #: per candidate that needed a fallback: nodes by sensitivity, most harmful first
+    sensitivity: dict[str, list[NodeSensitivity]] = field(default_factory=dict)
+    #: per fallback candidate written or measured: the nodes kept in float
+    kept_float: dict[str, list[KeptFloat]] = field(default_factory=dict)
+    #: per candidate measured: its metric and whether it meets the budget
+    scores: dict[str, float] = field(default_factory=dict)
+    #: why the result was chosen over the others (one line each)
+    choice: list[str] = field(default_factory=list)
+    verdict: Verdict | None = None
+    stopped: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialisable form."""
+        return {
+            "budget": self.budget.to_json(),
+            "metric": self.metric.to_json(),
+            "baseline": round(self.baseline, 6),
+            "prefer": self.prefer,
+            "scores": {k: round(v, 6) for k, v in self.scores.items()},
+            "trials": [t.to_json() for t in self.trials],
+            "sensitivity": {k: [s.to_json() for s in v] for k, v in self.sensitivity.items()},
+            "kept_in_float": {k: [n.to_json() for n in v] for k, v in self.kept_float.items()},
+            "choice": self.choice,
+            "verdict": None if self.verdict is None else self.verdict.to_json(),
+            "stopped": self.stopped,
+        }
