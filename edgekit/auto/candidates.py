@@ -87,6 +87,7 @@ class Choice:
 
 
 def choose(
+    original: ModelMeasurement,
     fp32: ModelMeasurement,
     meeting: Sequence[ModelMeasurement],
     *,
@@ -95,42 +96,42 @@ def choose(
 ) -> Choice:
     """Pick among the compressed models that meet the budget (``meeting``, never empty here).
 
-    ``latency``: the fastest, counting speeds within ``tolerance`` of the fastest as equal, then the
-    smallest; FP32 is in the race, so no compressed model slower than it is taken. ``size``: the
-    smallest, whatever its speed, with a note when it is slower than FP32.
+    Speeds are relative to the user's ``original`` model. ``latency``: the fastest, counting speeds
+    within ``tolerance`` of the fastest (and of the original's) as equal, then the smallest; ``fp32``
+    (the cleaned-up graph) is in the race and is taken when nothing compressed keeps up, so no
+    variant slower than FP32 is picked. ``size``: the smallest, whatever its speed, with a note when
+    it is slower.
     """
     if prefer not in PREFERENCES:
         raise ConfigError(f"--prefer '{prefer}' is unknown: choose from {', '.join(PREFERENCES)}")
-    speed = {m.name: speedup(m, fp32) for m in meeting} | {fp32.name: 1.0}
-    notes = []
+    speed = {m.name: speedup(m, original) for m in [fp32, *meeting]}
+    slow = 1.0 / (1.0 + tolerance)
     if prefer == "size":
         chosen = min(meeting, key=lambda m: (m.size.raw, -speed[m.name]))
-        if speed[chosen.name] < 1.0 / (1.0 + tolerance):
+        notes = []
+        if speed[chosen.name] < slow:
             notes.append(
                 f"{chosen.name} is {speed[chosen.name]:.2f}x FP32's speed on this CPU; chosen because --prefer size"
             )
         return Choice(chosen.name, notes)
-    pool = [fp32, *meeting]
-    fastest = max(speed[m.name] for m in pool)
-    tier = [m for m in pool if speed[m.name] >= fastest / (1.0 + tolerance)]
-    chosen = min(tier, key=lambda m: (m.size.raw, -speed[m.name]))
+    bar = max(1.0, *speed.values()) * slow
+    tier = [m for m in meeting if speed[m.name] >= bar]
     notes = [
         f"{m.name} meets the budget but is slower ({speed[m.name]:.2f}x FP32's speed on this CPU)"
         for m in meeting
         if m not in tier
     ]
-    if chosen is fp32:
+    if not tier:
         smallest = min(meeting, key=lambda m: m.size.raw)
         notes.append(
-            f"kept FP32: no variant that meets the budget is faster on this CPU; --prefer size takes "
-            f"{smallest.name} ({smallest.size.raw / fp32.size.raw:.0%} of the size)"
+            f"kept FP32: no variant that meets the budget is as fast on this CPU; --prefer size takes "
+            f"{smallest.name} ({smallest.size.raw / original.size.raw:.0%} of the size)"
         )
-    elif len(tier) > 1:
-        others = ", ".join(f"{m.name} {speed[m.name]:.2f}x" for m in tier if m is not chosen)
-        notes.append(
-            f"{chosen.name} ({speed[chosen.name]:.2f}x FP32) is as fast as the fastest within {tolerance:.0%} "
-            f"({others}) and the smallest of them"
-        )
-    else:
-        notes.append(f"{chosen.name} is the fastest that meets the budget ({speed[chosen.name]:.2f}x FP32)")
+        return Choice(fp32.name, notes)
+    chosen = min(tier, key=lambda m: (m.size.raw, -speed[m.name]))
+    others = ", ".join(f"{m.name} {speed[m.name]:.2f}x" for m in tier if m is not chosen)
+    notes.append(
+        f"{chosen.name} ({speed[chosen.name]:.2f}x FP32) is the smallest of those within {tolerance:.0%} of the "
+        f"fastest" + (f" ({others})" if others else "")
+    )
     return Choice(chosen.name, notes)

@@ -90,7 +90,7 @@ def run_auto(
 
     meeting = [m for m, b in zip(built_m, built, strict=True) if b.trial.meets_budget]
     if meeting:
-        choice = choose(fp32_m, meeting, prefer=options.prefer, tolerance=options.latency_tolerance)
+        choice = choose(orig_m, fp32_m, meeting, prefer=options.prefer, tolerance=options.latency_tolerance)
         chosen, result.choice = choice.name, choice.notes
     else:
         chosen = _best(built, metric).name if built else FP32

@@ -162,7 +162,7 @@ class AutoSearch:
             float_model, first.model, [n for n in touched if n not in already], feeds, threads=self.meter.threads
         )
         self.result.sensitivity[cand.name] = ranking
-        names = [s.node for s in ranking if s.added_noise > 0]  # a node that adds no noise cannot help
+        names = [s.node for s in ranking]  # to the end: nodes that seem to add no noise may still matter
         best_meeting: tuple[int, Built] | None = None
         best_missing: Built | None = None
         failed, k = 0, 1
@@ -176,7 +176,7 @@ class AutoSearch:
             if built is not None and _better(built, best_missing or first, self.metric):
                 best_missing = built
             if k == len(names):
-                self.result.stopped = f"{cand.name}: every ranked node in float and the budget still missed"
+                self.result.stopped = f"{cand.name}: every quantized node in float and the budget still missed"
                 break
             k = min(2 * k, len(names))
         while best_meeting is not None and best_meeting[0] - failed > 1 and not self._out_of_budget():
