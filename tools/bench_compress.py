@@ -9,7 +9,7 @@ For each model the bench
 2. runs ``quantize_dynamic(model, out)`` with default settings: the baseline users try first;
 3. in this process, measures the baseline the way edgekit measures (``OrtRunner`` with the report's
    thread count, ``fidelity.compare_all`` on the same evaluation samples) and times FP32, the edgekit
-   result and the baseline at batch 1 in turns (``measure_interleaved``), so the three latencies
+   result, the auto result and the baseline at batch 1 in turns (``measure_interleaved``), so the latencies
    share the same machine noise. For the detector, whose output is a text-probability map, the
    fidelity cell adds the IoU of the text mask (map > 0.3, DBNet's threshold) with FP32's.
 

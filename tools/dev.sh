@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's two entry points, for a fresh machine and for CI:
-#   bash tools/dev.sh demo   set up, then compress the bundled digits CNN and print the report
+#   bash tools/dev.sh demo   set up, then compress the bundled digits CNN under a 0.5-point budget
 #   bash tools/dev.sh test   set up (system packages too), then lint, type-check and run the tests
 # Both create their own virtual environment (.venv, or $EDGEKIT_VENV) and install what they need.
 set -euo pipefail
@@ -47,7 +47,7 @@ case "${1:-}" in
     venv_setup ""
     out="${2:-out/digits-cnn}"
     "$venv/bin/edgekit" compress examples/digits/cnn.onnx \
-      --calib examples/digits/cnn_calib.npz --eval examples/digits/cnn_test.npz -o "$out"
+      --calib examples/digits/cnn_calib.npz --eval examples/digits/cnn_test.npz --budget 0.5pt -o "$out"
     ;;
   test)
     system_deps

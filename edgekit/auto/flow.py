@@ -87,6 +87,8 @@ def run_auto(
         result.scores[m.name] = metric(outputs, target)
     everything = [orig_m, fp32_m, *built_m]
     meter.time_all([orig_runner, fp32_runner, *(b.runner for b in built)], everything)
+    for m, b in zip(built_m, built, strict=True):
+        b.trial.latency = m.latency
 
     meeting = [m for m, b in zip(built_m, built, strict=True) if b.trial.meets_budget]
     if meeting:

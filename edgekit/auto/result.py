@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from edgekit.auto.budget import Budget
     from edgekit.auto.metrics import Metric
     from edgekit.auto.sensitivity import NodeSensitivity
+    from edgekit.measure.latency import Latency
 
 
 @dataclass
@@ -26,9 +27,11 @@ class Trial:
     meets_budget: bool | None = None
     seconds: float = 0.0
     error: str | None = None
+    #: filled for the trials whose model was kept and timed (candidates, the best fallback)
+    latency: list[Latency] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """Serialisable form."""
+        """Serialisable form; superseded fallback trials were not timed (``latency`` is empty)."""
         return {
             "candidate": self.candidate,
             "step": self.step,
@@ -37,6 +40,7 @@ class Trial:
             "size_bytes": self.size_bytes,
             "metric": None if self.metric is None else round(self.metric, 6),
             "meets_budget": self.meets_budget,
+            "latency": [lat.to_json() for lat in self.latency],
             "seconds": round(self.seconds, 2),
             "error": self.error,
         }

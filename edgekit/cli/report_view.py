@@ -97,7 +97,8 @@ def _render_search(search: AutoResult, console: Console) -> None:
         f"budget {search.budget.text})",
         title_justify="left",
     )
-    for col in ("#", "candidate", "step", "kept in float", "size", search.metric.name, "budget", "seconds", "note"):
+    cols = ("#", "candidate", "step", "kept in float", "size", "p50 b1 / largest", search.metric.name, "budget")
+    for col in (*cols, "seconds", "note"):
         table.add_column(col, justify="left" if col in {"candidate", "step", "budget", "note"} else "right")
     for i, t in enumerate(search.trials, 1):
         budget = "" if t.meets_budget is None else "[green]met[/]" if t.meets_budget else "[red]missed[/]"
@@ -107,6 +108,7 @@ def _render_search(search: AutoResult, console: Console) -> None:
             t.step,
             str(len(t.excluded)) if t.excluded else "",
             human_bytes(t.size_bytes) if t.size_bytes is not None else "",
+            " / ".join(f"{lat.p50_ms:.3f} ms" for lat in t.latency[:1] + t.latency[1:][-1:]),
             "" if t.metric is None else f"{t.metric:.4g}",
             budget,
             f"{t.seconds:.1f}",

@@ -57,6 +57,9 @@ def test_the_fallback_keeps_the_sensitive_node_in_float(sensitive, tmp_path):
     saved = json.loads((out / "report.json").read_text())
     assert saved["auto"]["kept_in_float"]["int8-static+fallback"][0]["node"] == "sensitive"
     assert saved["auto"]["verdict"]["met"] is True
+    timed = [t for t in saved["auto"]["trials"] if t["latency"]]
+    assert [t["step"] for t in timed] == ["candidate", "fallback"]  # the candidate and the fallback kept
+    assert {lat["batch"] for lat in timed[0]["latency"]} == {1, 8}
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "report.json"]
 
 
