@@ -127,3 +127,16 @@ def test_accuracy_prefers_an_integer_label_output():
 def test_accuracy_of_a_model_without_class_outputs_is_none():
     assert accuracy([np.zeros((4, 1), np.float32)], np.zeros(4)) is None
     assert predictions([np.zeros((4, 8, 8), np.float32)]) is None
+
+
+def test_a_sequence_of_class_probabilities_is_compared_per_position():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 4, 5))
+    probs = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+    assert output_kind(probs) == "sequence"
+    assert output_kind(logits.astype(np.float32)) == "tensor"  # not probabilities: cosine
+    other = probs.copy()
+    other[0, 0] = np.roll(other[0, 0], 1)  # one position of twelve changes its top class
+    f = compare("out", probs, other)
+    assert (f.kind, f.headline) == ("sequence", "top1_agreement")
+    assert f.value == pytest.approx(11 / 12)
