@@ -124,8 +124,9 @@ def choose(
     if not tier:
         smallest = min(meeting, key=lambda m: m.size.raw)
         notes.append(
-            f"kept FP32: no variant that meets the budget is as fast on this CPU; --prefer size takes "
-            f"{smallest.name} ({smallest.size.raw / original.size.raw:.0%} of the size)"
+            f"kept FP32 (the cleaned-up graph, {speed[fp32.name]:.2f}x): no variant that meets the budget is within "
+            f"{tolerance:.0%} of the fastest on this CPU; --prefer size takes {smallest.name} "
+            f"({smallest.size.raw / original.size.raw:.0%} of the size)"
         )
         return Choice(fp32.name, notes)
     chosen = min(tier, key=lambda m: (m.size.raw, -speed[m.name]))
