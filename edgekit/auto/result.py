@@ -50,21 +50,15 @@ class Trial:
 class KeptFloat:
     """A node the fallback left in float, and the evidence for it."""
 
-    node: str
-    op_type: str
     rank: int
-    sqnr_db: float
-    added_noise: float
+    sensitivity: NodeSensitivity
 
     def to_json(self) -> dict[str, object]:
         """Serialisable form."""
-        return {
-            "node": self.node,
-            "op_type": self.op_type,
+        s = self.sensitivity
+        return s.to_json() | {
             "rank": self.rank,
-            "sqnr_db": round(self.sqnr_db, 2),
-            "added_noise": round(self.added_noise, 6),
-            "why": f"rank {self.rank} by added quantization noise (output SQNR {self.sqnr_db:.1f} dB); "
+            "why": f"rank {self.rank} by added quantization noise (output SQNR {s.sqnr_db:.1f} dB); "
             "the metric met the budget only with it in float",
         }
 

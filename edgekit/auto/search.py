@@ -189,11 +189,8 @@ class AutoSearch:
                 failed = mid
         chosen = best_meeting[1] if best_meeting else best_missing
         if chosen is not None:
-            ranks = {s.node: (i + 1, s) for i, s in enumerate(ranking)}
-            self.result.kept_float[chosen.name] = [
-                KeptFloat(n, ranks[n][1].op_type, ranks[n][0], ranks[n][1].sqnr_db, ranks[n][1].added_noise)
-                for n in chosen.trial.excluded
-            ]
+            ranks = {s.node: KeptFloat(i + 1, s) for i, s in enumerate(ranking)}
+            self.result.kept_float[chosen.name] = [ranks[n] for n in chosen.trial.excluded]
         return chosen
 
     def _out_of_budget(self) -> bool:

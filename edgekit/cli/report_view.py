@@ -79,6 +79,10 @@ def render(report: Report, console: Console) -> None:
         console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
 
 
+#: nodes kept in float listed by name; report.json has them all
+_SHOWN = 10
+
+
 def _metric_cells(search: AutoResult, name: str, *, show_value: bool) -> list[str]:
     value = search.scores.get(name)
     shown = [] if not show_value else [""] if value is None else [f"{value:.4g}"]
@@ -119,7 +123,8 @@ def _render_search(search: AutoResult, console: Console) -> None:
         head = ", ".join(f"{s.node} ({s.op_type}, {s.sqnr_db:.1f} dB)" for s in ranking[:5])
         console.print(f"most sensitive in {name}: {head}", soft_wrap=True)
     for name, kept in search.kept_float.items():
-        nodes = ", ".join(k.node for k in kept[:10]) + (f" and {len(kept) - 10} more" if len(kept) > 10 else "")  # noqa: PLR2004
+        nodes = ", ".join(k.sensitivity.node for k in kept[:_SHOWN])
+        nodes += f" and {len(kept) - _SHOWN} more" if len(kept) > _SHOWN else ""
         console.print(f"{name} keeps {len(kept)} node(s) in float: {nodes}", soft_wrap=True)
     if search.stopped:
         console.print(f"search stopped: {search.stopped}", soft_wrap=True)

@@ -43,7 +43,7 @@ def test_the_fallback_keeps_the_sensitive_node_in_float(sensitive, tmp_path):
     assert fallback[0].excluded == ("sensitive",)
     assert fallback[0].meets_budget
     assert search.sensitivity["int8-static"][0].node == "sensitive"
-    assert [k.node for k in search.kept_float["int8-static+fallback"]] == ["sensitive"]
+    assert [k.sensitivity.node for k in search.kept_float["int8-static+fallback"]] == ["sensitive"]
     assert report.chosen == "int8-static+fallback"
     assert search.verdict is not None
     assert search.verdict.met
