@@ -114,10 +114,11 @@ def choose(
                 f"{chosen.name} is {speed[chosen.name]:.2f}x FP32's speed on this CPU; chosen because --prefer size"
             )
         return Choice(chosen.name, notes)
-    bar = max(1.0, *speed.values()) * slow
-    tier = [m for m in meeting if speed[m.name] >= bar]
+    best = max(1.0, *speed.values())
+    tier = [m for m in meeting if speed[m.name] >= best * slow]
     notes = [
-        f"{m.name} meets the budget but is slower ({speed[m.name]:.2f}x FP32's speed on this CPU)"
+        f"{m.name} meets the budget but is slower ({speed[m.name]:.2f}x the original's speed on this CPU, "
+        f"the fastest {best:.2f}x)"
         for m in meeting
         if m not in tier
     ]
