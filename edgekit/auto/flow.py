@@ -20,10 +20,10 @@ from edgekit.report import ModelMeasurement
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import numpy as np
     import onnx
 
     from edgekit.auto.candidates import Candidate
-    from edgekit.auto.metrics import Metric
     from edgekit.auto.search import AutoOptions, Built
     from edgekit.data import Dataset
     from edgekit.measure.meter import Meter
@@ -54,7 +54,8 @@ def run_auto(
     options: AutoOptions,
 ) -> AutoOutcome:
     """Search ``candidates`` under ``options.budget`` and choose the result."""
-    orig_runner, reference = meter.outputs("original", model_bytes(original.model))
+    orig_data = model_bytes(original.model)
+    orig_runner, reference = meter.outputs("original", orig_data)
     has_labels = probe.labels is not None
     metric = choose_metric(options.metric, has_labels=has_labels, reference=reference)
     target = probe.labels if metric.uses_labels else reference
@@ -73,18 +74,20 @@ def run_auto(
 
     fp32_data = model_bytes(prepared)
     fp32_runner, fp32_outputs = meter.outputs(FP32, fp32_data)
-    orig_m = _measurement("original", Size(original.file_bytes, Size.of(model_bytes(original.model)).zipped))
+    orig_m = _measurement("original", Size(original.file_bytes, Size.of(orig_data).zipped))
     fp32_m = _measurement(FP32, Size.of(fp32_data))
     built_m = [_measurement(b.name, Size.of(b.data), b) for b in built]
-    scored = [(orig_m, reference), (fp32_m, fp32_outputs)] + [
-        (m, b.outputs) for m, b in zip(built_m, built, strict=True)
+    scored: list[tuple[ModelMeasurement, list[np.ndarray], float | None]] = [
+        (orig_m, reference, None),
+        (fp32_m, fp32_outputs, None),
     ]
-    for m, outputs in scored:
+    scored += [(m, b.outputs, b.trial.metric) for m, b in zip(built_m, built, strict=True)]
+    for m, outputs, known in scored:
         if probe.labels is not None:
             m.accuracy = fidelity.accuracy(outputs, probe.labels)
         if m is not orig_m:
             m.fidelity = fidelity.compare_all(fp32_runner.output_names, reference, outputs)
-        result.scores[m.name] = metric(outputs, target)
+        result.scores[m.name] = known if known is not None else metric(outputs, target)
     everything = [orig_m, fp32_m, *built_m]
     meter.time_all([orig_runner, fp32_runner, *(b.runner for b in built)], everything)
     for m, b in zip(built_m, built, strict=True):
@@ -95,7 +98,7 @@ def run_auto(
         choice = choose(orig_m, fp32_m, meeting, prefer=options.prefer, tolerance=options.latency_tolerance)
         chosen, result.choice = choice.name, choice.notes
     else:
-        chosen = _best(built, metric).name if built else FP32
+        chosen = max(built, key=lambda b: metric.rank_key(b.trial.metric)).name if built else FP32
         result.choice = [f"no variant meets the budget: writing the closest, {chosen}"]
     result.verdict = _verdict(result, chosen, candidates, met=bool(meeting))
     model = prepared if chosen == FP32 else next(b.model for b in built if b.name == chosen)
@@ -113,14 +116,6 @@ def _named(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _measurement(name: str, size: Size, built: Built | None = None) -> ModelMeasurement:
     return ModelMeasurement(name, size, [], passes=built.results if built else [])
-
-
-def _best(built: Sequence[Built], metric: Metric) -> Built:
-    def key(b: Built) -> float:
-        value = b.trial.metric if b.trial.metric is not None else float("nan")
-        return value if metric.higher_is_better else -value
-
-    return max(built, key=key)
 
 
 def _verdict(result: AutoResult, chosen: str, candidates: Sequence[Candidate], *, met: bool) -> Verdict:

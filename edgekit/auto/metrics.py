@@ -56,6 +56,12 @@ class Metric:
             raise ConfigError(f"metric '{self.name}' returned NaN: make it return a number for every model")
         return value
 
+    def rank_key(self, value: float | None) -> float:
+        """A key under which a better value is larger, whatever the metric's direction; none is the worst."""
+        if value is None:
+            return -math.inf
+        return value if self.higher_is_better else -value
+
     def to_json(self) -> dict[str, object]:
         """Serialisable form."""
         return {"name": self.name, "higher_is_better": self.higher_is_better, "uses_labels": self.uses_labels}

@@ -173,7 +173,10 @@ class AutoSearch:
                 best_meeting = (k, built)
                 break
             failed = k
-            if built is not None and _better(built, best_missing or first, self.metric):
+            rival = best_missing or first
+            if built is not None and self.metric.rank_key(built.trial.metric) > self.metric.rank_key(
+                rival.trial.metric
+            ):
                 best_missing = built
             if k == len(names):
                 self.result.stopped = f"{cand.name}: every quantized node in float and the budget still missed"
@@ -201,9 +204,3 @@ class AutoSearch:
             self.result.stopped = self.result.stopped or f"--time-limit {self.options.time_limit:g}s reached"
             return True
         return False
-
-
-def _better(a: Built, b: Built, metric: Metric) -> bool:
-    if a.trial.metric is None or b.trial.metric is None:
-        return b.trial.metric is None
-    return a.trial.metric > b.trial.metric if metric.higher_is_better else a.trial.metric < b.trial.metric
