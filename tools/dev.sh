@@ -37,6 +37,10 @@ venv_setup() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$deps_hash" ]; then return; fi
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  if [ "${1:-}" = "dev" ]; then
+    # the PyTorch importer's tests: the CPU build (a plain 'torch' requirement can pull a multi-GB CUDA build)
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==${EDGEKIT_TORCH:-2.13.0}"
+  fi
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".${1:+[$1]}" -e ./runtime
   echo "$deps_hash" > "$stamp"
 }
