@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekit import __version__, auto, passes
+from edgekit import __version__, auto, importers, passes
 from edgekit.cpu import CpuInfo, host_cpu
 from edgekit.data import Dataset, batch_size_for, fixed_batch, load_npz, synthesize
 from edgekit.errors import ConfigError
@@ -30,7 +30,7 @@ from edgekit.graph_stats import graph_inputs
 from edgekit.measure import latency
 from edgekit.measure.meter import Meter
 from edgekit.measure.size import Size
-from edgekit.model_io import load_model, model_bytes, save_model
+from edgekit.model_io import LoadedModel, load_model, model_bytes, save_model
 from edgekit.passes.base import PassContext, Progress, SilentProgress
 from edgekit.pipeline import Pipeline
 from edgekit.report import Report
@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     import onnx
 
     from edgekit.auto.result import AutoResult
+    from edgekit.bundle.pack import BundleOptions
     from edgekit.graph_stats import TensorSpec
     from edgekit.images import Preprocess
-    from edgekit.model_io import LoadedModel
     from edgekit.passes.base import PassConfig
     from edgekit.pipeline import PassResult
     from edgekit.report import ModelMeasurement
@@ -82,6 +82,8 @@ class CompressOptions:
     #: keep evaluation to this many samples (``None``: all)
     max_eval_samples: int | None = None
     latency_budget: latency.LatencyBudget = field(default_factory=latency.LatencyBudget)
+    #: also write a bundle (``NAME-VERSION.edgebundle``) of the result; ``None``: model and report only
+    bundle: BundleOptions | None = None
 
     def pass_config(self, mode: str) -> PassConfig:
         """The config the pass for ``mode`` runs with."""
@@ -108,6 +110,8 @@ class CompressOptions:
             raise ConfigError(f"--threads {self.threads} is not a thread count: use 1 or more")
         if self.batch < 1:
             raise ConfigError(f"--batch {self.batch} is not a batch size: use 1 or more")
+        if self.bundle is not None:
+            self.bundle.check()
 
 
 def default_threads(cpu: CpuInfo) -> int:
@@ -125,8 +129,10 @@ def compress(
 ) -> Report:
     """Compress ``model_path`` into ``out_dir`` (``model.onnx`` + ``report.json``) and return the report.
 
-    Nothing is written to ``out_dir`` unless every step succeeds. With ``options.auto`` the report's
-    ``auto.verdict`` says whether the budget was met; the best model found is written either way.
+    ``model_path`` is anything :mod:`edgekit.importers` reads except ``.tflite`` (packed as is, never
+    compressed). With ``options.bundle`` the result is also bundled. Nothing is written to ``out_dir``
+    unless every step succeeds. With ``options.auto`` the report's ``auto.verdict`` says whether the
+    budget was met; the best model found is written either way.
     """
     options = options or CompressOptions()
     options.check()
@@ -137,7 +143,7 @@ def compress(
     threads = options.threads or default_threads(cpu)
     _check_out_dir(out_dir)
 
-    loaded = load_model(model_path)
+    loaded, imported = _load(str(model_path), options)
     specs = graph_inputs(loaded.model)
     calib, evaluation = _load_data(options, specs)
     needs_calib = any(c.pass_name in _NEEDS_CALIBRATION for c in candidates)
@@ -178,10 +184,66 @@ def compress(
             chosen=made.chosen,
             warnings=_warnings(calib, prep_results, made.variants, probe) + made.warnings,
             auto=made.auto,
+            imported=None if imported is None else {"kind": imported.kind, "notes": list(imported.notes)},
         )
-        models = made.models
-        _write(out_dir, work, models, report)
+        stage = work / "out"
+        stage.mkdir()
+        _stage_models(stage, made.models, report)
+        if options.bundle is not None:
+            datasets = [d for d in (evaluation, calib) if d is not None]
+            _bundle(stage, report, made, loaded, imported, options, datasets)
+        else:
+            report.files.append(REPORT_FILE)
+        _write(out_dir, stage, report)
     return report
+
+
+def _load(source: str, options: CompressOptions) -> tuple[LoadedModel, importers.Imported | None]:
+    """An ONNX file as it is on disk, or another source through its importer."""
+    if importers.detect(source) == "onnx":
+        return load_model(Path(source)), None
+    imported = importers.import_model(source, importers.ImportOptions(input_shapes=options.input_shapes))
+    return LoadedModel(imported.require_onnx(), Path(source.split(":", 1)[0]), ()), imported
+
+
+def _bundle(  # noqa: PLR0917  (compress's state, passed on)
+    stage: Path,
+    report: Report,
+    made: _Made,
+    loaded: LoadedModel,
+    imported: importers.Imported | None,
+    options: CompressOptions,
+    datasets: list[Dataset],
+) -> None:
+    """Bundle the chosen model into ``stage``; the report lists the bundle before it goes inside it."""
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    from edgekit.bundle import pack  # noqa: PLC0415
+    from edgekit.bundle.manifest import name_from  # noqa: PLC0415
+    from edgekit.bundle.source import onnx_input, write_bundle  # noqa: PLC0415
+
+    assert options.bundle is not None  # noqa: S101  (the caller checks)
+    bundle_options = options.bundle
+    if bundle_options.preprocessing is None and options.preprocess is not None:
+        bundle_options = dataclasses.replace(bundle_options, preprocessing=options.preprocess.to_json())
+    name = bundle_options.name or name_from(str(report.source))
+    report.files += [pack.bundle_path(stage, name, bundle_options.version).name, REPORT_FILE]
+    model_input = onnx_input(
+        made.models[made.chosen],
+        source={"kind": "onnx" if imported is None else imported.kind, "file": loaded.path.name},
+        original=loaded.model,
+        imported=imported,
+        report=report.to_json(),
+    )
+    write_bundle(
+        model_input,
+        stage,
+        dataclasses.replace(bundle_options, name=name),
+        datasets,
+        label=name,
+        fallback=datetime.now(timezone.utc),
+        input_shapes=options.input_shapes,
+    )
 
 
 def _candidates(options: CompressOptions, *, has_calibration: bool) -> list[auto.Candidate]:
@@ -303,15 +365,16 @@ def _check_out_dir(out_dir: Path) -> None:
         raise ConfigError(f"output '{out_dir}' exists and is a file: pass a folder with -o")
 
 
-def _write(out_dir: Path, work: Path, models: dict[str, onnx.ModelProto], report: Report) -> None:
-    """Write into a staging folder, then move the finished files in: no half-written result is left."""
-    stage = work / "out"
-    stage.mkdir()
+def _stage_models(stage: Path, models: dict[str, onnx.ModelProto], report: Report) -> None:
+    """Save the models into the staging folder; the report lists them."""
     names = {report.chosen: MODEL_FILE} | {m: f"{m}.onnx" for m in models if m != report.chosen}
     for mode, filename in names.items():
         for path in save_model(models[mode], stage / filename):
             report.files.append(path.name)
-    report.files.append(REPORT_FILE)
+
+
+def _write(out_dir: Path, stage: Path, report: Report) -> None:
+    """Write the report into the staging folder, then move the finished files in: nothing is left half-written."""
     report.write(stage / REPORT_FILE)
     out_dir.mkdir(parents=True, exist_ok=True)
     for item in sorted(stage.iterdir(), key=lambda p: p.name == REPORT_FILE):  # report last: it marks completion

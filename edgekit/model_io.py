@@ -28,11 +28,13 @@ class LoadedModel:
 
     model: onnx.ModelProto
     path: Path
-    files: tuple[Path, ...]  # the .onnx file and any external data files
+    files: tuple[Path, ...]  # the .onnx file and any external data files; none for an imported model
 
     @property
     def file_bytes(self) -> int:
-        """Size on disk, external data included."""
+        """Size on disk, external data included (an imported model's serialised size)."""
+        if not self.files:
+            return int(self.model.ByteSize())
         return sum(f.stat().st_size for f in self.files)
 
 

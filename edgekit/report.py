@@ -75,6 +75,8 @@ class Report:
     files: list[str] = field(default_factory=list)
     #: the budgeted search, in auto mode
     auto: AutoResult | None = None
+    #: how a model that was not ONNX was imported: kind and notes
+    imported: dict[str, Any] | None = None
 
     @property
     def chosen_variant(self) -> ModelMeasurement:
@@ -97,6 +99,7 @@ class Report:
             "warnings": self.warnings,
             "files": self.files,
             "auto": None if self.auto is None else self.auto.to_json(),
+            "imported": self.imported,
         }
 
     def write(self, path: Path) -> None:

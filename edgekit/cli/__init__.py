@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from edgekit import __version__
-from edgekit.cli import compress_cmd, inspect_cmd
+from edgekit.cli import bundle_cmd, compress_cmd, inspect_cmd
 
 app = typer.Typer(
     name="edgekit",
@@ -37,6 +37,11 @@ def _root(
 
 app.command("compress")(compress_cmd.compress)
 app.command("inspect")(inspect_cmd.inspect)
+app.command("convert")(bundle_cmd.convert)
+app.command("keygen")(bundle_cmd.keygen)
+app.command("sign")(bundle_cmd.sign)
+app.command("verify")(bundle_cmd.verify)
+app.add_typer(bundle_cmd.bundle_app, name="bundle")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from edgekit.errors import ConfigError
 
 if TYPE_CHECKING:
     from edgekit.auto import Prefer
+    from edgekit.compress import CompressOptions
     from edgekit.measure.latency import LatencyBudget
 
 #: exit status when no variant meets the accuracy budget (the best one found is still written)
@@ -26,7 +27,8 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
 
 
-def _shapes(values: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+def shapes(values: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Parse ``--input-shape NAME=D1,D2,...`` options."""
     parsed = []
     for item in values:
         name, sep, dims = item.partition("=")
@@ -57,13 +59,32 @@ def _prefer(value: str) -> Prefer:
     raise ConfigError(f"--prefer '{value}' is unknown: choose from {', '.join(PREFERENCES)}")
 
 
+def _packed_as_is(model: Path, out_dir: Path, options: CompressOptions) -> bool:
+    """A ``.tflite`` model is bundled as it is: edgekit does not compress TFLite (yet)."""
+    from edgekit.importers import detect  # noqa: PLC0415
+
+    if detect(str(model)) != "tflite":
+        return False
+    if options.bundle is None:
+        raise ConfigError("a .tflite model is packed as is, never compressed: drop --no-bundle to bundle it")
+    from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
+
+    data = PackData(calib=options.calib, eval=options.eval, input_shapes=options.input_shapes)
+    built = pack_source(str(model), out_dir, options.bundle, data)
+    out.print(f"wrote {built.path}: TFLite models are packed as is, without compression", soft_wrap=True)
+    return True
+
+
 def compress(
-    model: Path = typer.Argument(..., help="ONNX model file."),
+    model: Path = typer.Argument(
+        ...,
+        help="ONNX model, scikit-learn .pkl/.joblib/.skops, MLflow model folder, PyTorch module.py:factory or .pt2.",
+    ),
     output: Path | None = typer.Option(
         None,
         "-o",
         "--output",
-        help="Folder for model.onnx and report.json [default: MODEL's name + '-compressed', in the current folder].",
+        help="Folder for model.onnx, report.json and the bundle [default: MODEL's name + '-compressed', here].",
     ),
     mode: str | None = typer.Option(
         None,
@@ -111,11 +132,17 @@ def compress(
     timing: float = typer.Option(1.5, help="Seconds of timing per model and batch size (models take turns)."),
     input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... for synthetic inputs where dims are free."),
     max_eval_samples: int | None = typer.Option(None, help="Evaluate on at most this many samples."),
+    bundle: bool = typer.Option(True, "--bundle/--no-bundle", help="Also write NAME-VERSION.edgebundle."),
+    name: str | None = typer.Option(None, help="Bundle name [default: from the model's file name]."),
+    model_version: str = typer.Option("1.0.0", help="Bundle version."),
+    labels: Path | None = typer.Option(None, help="Class labels for the bundle: one per line, or a JSON list."),
+    sign_key: Path | None = typer.Option(None, help="Ed25519 private key to sign the bundle with (edgekit keygen)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final line."),
 ) -> None:
     """Make a model smaller and faster for an edge device, and report what it gained and cost."""
     with user_errors():
         from edgekit import auto, passes  # noqa: PLC0415
+        from edgekit.cli.bundle_cmd import bundle_options  # noqa: PLC0415
         from edgekit.cli.report_view import render, summary_line  # noqa: PLC0415
         from edgekit.compress import CompressOptions, compress  # noqa: PLC0415
         from edgekit.images import parse_preprocess  # noqa: PLC0415
@@ -169,16 +196,21 @@ def compress(
             calib=calib,
             preprocess=parse_preprocess(preprocess) if preprocess else None,
             eval=eval_data,
-            input_shapes=_shapes(input_shape),
+            input_shapes=shapes(input_shape),
             threads=threads,
             batch=batch,
             max_eval_samples=max_eval_samples,
             latency_budget=_timing(timing),
+            bundle=bundle_options(name, model_version, labels, sign_key) if bundle else None,
         )
         out_dir = output or Path.cwd() / f"{model.stem}-compressed"
+        if _packed_as_is(model, out_dir, options):
+            return
         report = compress(model, out_dir, options, progress=RichProgress(enabled=not quiet))
     if not quiet:
         render(report, out)
+        for file in (f for f in report.files if f.endswith(".edgebundle")):
+            out.print(f"bundle: {out_dir / file}", soft_wrap=True)
     out.print(summary_line(report, out_dir), soft_wrap=True)
     if report.auto is not None and report.auto.verdict is not None and not report.auto.verdict.met:
         raise typer.Exit(BUDGET_MISSED)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from edgekit.errors import EdgekitError
+from edgekit_runtime.errors import RuntimeKitError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,10 +26,10 @@ for _console in (out, err):
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn an :class:`EdgekitError` into one red line on stderr and its exit code; no traceback."""
+    """Turn an :class:`EdgekitError` (or the runtime's twin) into one red line on stderr and its exit code."""
     try:
         yield
-    except EdgekitError as exc:
+    except (EdgekitError, RuntimeKitError) as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
         if os.environ.get("EDGEKIT_DEBUG"):
             err.print_exception()

@@ -63,7 +63,10 @@ class Imported:
     def require_onnx(self) -> onnx.ModelProto:
         """The ONNX model, or a :class:`ModelError` for a model that is not ONNX."""
         if self.model is None:
-            raise ModelError(f"'{self.source}' is a {self.kind} model, not ONNX: it is packed as is, not compressed")
+            raise ModelError(
+                f"'{self.source}' is a {self.kind} model, not ONNX: it is packed as is (edgekit bundle pack), "
+                "not converted"
+            )
         return self.model
 
 

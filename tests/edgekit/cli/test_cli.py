@@ -94,7 +94,7 @@ def _bad_inputs(tmp_path, digits):
     cnn = str(digits / "cnn.onnx")
     return [
         ("missing file", ["compress", str(tmp_path / "nope.onnx")], 3, ["does not exist"]),
-        ("directory", ["compress", str(tmp_path)], 3, ["is a directory"]),
+        ("directory", ["compress", str(tmp_path)], 3, ["without an MLmodel file"]),
         ("text file", ["compress", str(text)], 3, ["not a readable ONNX model"]),
         ("truncated", ["compress", str(truncated)], 3, ["truncated or corrupt"]),
         ("pickle", ["compress", str(pickle)], 3, ["skl2onnx"]),

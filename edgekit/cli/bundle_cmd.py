@@ -1,0 +1,271 @@
+"""``edgekit bundle pack|inspect``, ``edgekit keygen|sign|verify`` and ``edgekit convert``.
+
+Exit codes: 0 done; 1 a bundle that cannot be read or trusted; 2 bad options; 3 a model that cannot be
+read.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from edgekit.cli.compress_cmd import shapes
+from edgekit.cli.output import human_bytes, out, user_errors
+from edgekit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edgekit.bundle.pack import BundleOptions
+    from edgekit_runtime.bundle import Bundle
+
+bundle_app = typer.Typer(help="Build and look into edgekit bundles.", no_args_is_help=True)
+
+
+def read_labels(path: Path | None) -> tuple[str, ...] | None:
+    """Class labels: a text file with one per line, or a JSON list."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"--labels file '{path}' does not exist: give a text file with one label per line")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            labels = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"--labels file '{path}' is not valid JSON: give a JSON list of strings") from exc
+        if not isinstance(labels, list):
+            raise ConfigError(f"--labels file '{path}' is not a JSON list: give a list of strings")
+        return tuple(str(x) for x in labels)
+    found = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not found:
+        raise ConfigError(f"--labels file '{path}' is empty: write one label per line, in output order")
+    return found
+
+
+def _created(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"--created '{value}' is not a date: write it like 2026-11-24T12:00:00Z") from exc
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def bundle_options(
+    name: str | None,
+    version: str,
+    labels: Path | None,
+    sign_key: Path | None,
+    created: str | None = None,
+    preprocess: str | None = None,
+) -> BundleOptions:
+    """The bundle options the commands share."""
+    from edgekit.bundle.pack import BundleOptions  # noqa: PLC0415
+    from edgekit.images import parse_preprocess  # noqa: PLC0415
+
+    return BundleOptions(
+        name=name,
+        version=version,
+        labels=read_labels(labels),
+        preprocessing=parse_preprocess(preprocess).to_json() if preprocess else None,
+        created=_created(created),
+        signing_key=sign_key,
+    )
+
+
+@bundle_app.command("pack")
+def pack(
+    source: str = typer.Argument(
+        ...,
+        help="A model (.onnx, .pkl/.joblib/.skops, MLflow folder, module.py:factory, .pt2, .tflite), "
+        "or an edgekit compress output folder.",
+    ),
+    output: Path = typer.Option(Path(), "-o", "--output", help="Folder for NAME-VERSION.edgebundle."),
+    name: str | None = typer.Option(None, help="Bundle name [default: from the model's file name]."),
+    model_version: str = typer.Option("1.0.0", help="Bundle version."),
+    calib: Path | None = typer.Option(None, help=".npz of representative inputs: the drift reference."),
+    eval_data: Path | None = typer.Option(None, "--eval", help=".npz of inputs: the golden self-test's inputs."),
+    labels: Path | None = typer.Option(None, help="Class labels: one per line, or a JSON list."),
+    preprocess: str | None = typer.Option(None, help="How raw inputs become model inputs (see compress)."),
+    sign_key: Path | None = typer.Option(None, help="Ed25519 private key to sign with (edgekit keygen)."),
+    created: str | None = typer.Option(None, help="Creation time [default: $SOURCE_DATE_EPOCH, else the model's]."),
+    input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... for importers and free dimensions."),
+) -> None:
+    """Pack a model into a signed, verifiable bundle without compressing it."""
+    with user_errors():
+        from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
+
+        options = bundle_options(name, model_version, labels, sign_key, created, preprocess)
+        data = PackData(calib=calib, eval=eval_data, input_shapes=shapes(input_shape))
+        built = pack_source(source, output, options, data)
+    out.print(f"wrote {built.path} ({human_bytes(built.path.stat().st_size)}, {_signed(built)})", soft_wrap=True)
+
+
+def _signed(bundle: Bundle) -> str:
+    if bundle.signer is not None:
+        return f"signed by key {bundle.signer.key_id}"
+    if bundle.signature_key_id is not None:
+        return f"signed by key {bundle.signature_key_id}, not verified: pass --trust"
+    return "unsigned"
+
+
+@bundle_app.command("inspect")
+def inspect(
+    bundle: Path = typer.Argument(..., help="An .edgebundle file."),
+    trust: list[Path] = typer.Option([], help="Trusted public key (.pub) or folder of them, to check the signer."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Show what a bundle holds; every member's hash is checked on the way."""
+    with user_errors():
+        from edgekit.bundle.pack import open_verified  # noqa: PLC0415
+        from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
+
+        opened = open_verified(bundle, load_trusted_keys(trust), require_signature=False)
+    if as_json:
+        typer.echo(json.dumps(opened.manifest, indent=2, sort_keys=True))
+        return
+    _render(opened)
+
+
+def _render(bundle: Bundle) -> None:
+    m: dict[str, Any] = bundle.manifest
+    model = bundle.model
+    out.print(f"[bold]{escape(m['name'])} {escape(m['version'])}[/]  created {m['created']}  by {m.get('producer')}")
+    out.print(
+        f"model: {model['path']} ({model['backend']}, {human_bytes(model['size'])})  signature: {_signed(bundle)}"
+    )
+    io = Table(title="inputs and outputs", title_justify="left")
+    for col in ("", "name", "dtype", "shape"):
+        io.add_column(col)
+    for kind in ("inputs", "outputs"):
+        for spec in m.get(kind, []):
+            shape = (
+                "?"
+                if spec["shape"] is None
+                else "[" + ", ".join("?" if d is None else str(d) for d in spec["shape"]) + "]"
+            )
+            io.add_row("in" if kind == "inputs" else "out", escape(spec["name"]), spec["dtype"], escape(shape))
+    out.print(io)
+    files = Table(title="members (sha256 checked)", title_justify="left")
+    for col in ("path", "size", "sha256"):
+        files.add_column(col)
+    for f in m["files"]:
+        files.add_row(escape(f["path"]), human_bytes(f["size"]), f["sha256"][:16] + "…")
+    out.print(files)
+    if m.get("labels"):
+        labels = m["labels"]
+        out.print("labels: " + escape(", ".join(labels[:10])) + (f" … ({len(labels)})" if len(labels) > 10 else ""))  # noqa: PLR2004
+    summary = m.get("compression")
+    if summary:
+        ratio = summary.get("size_ratio")
+        speed = ", ".join(f"{v}x at batch {k}" for k, v in summary.get("speedup_by_batch", {}).items())
+        out.print(
+            f"compression: {summary.get('chosen')}, size {ratio:.0%} of the original, speed {speed}"
+            if ratio
+            else f"compression: {summary.get('chosen')}"
+        )
+    out.print(
+        f"source: {m['source'].get('kind')} {escape(str(m['source'].get('file')))}  target: {m['target'].get('name')}"
+    )
+
+
+def keygen(
+    output: Path = typer.Option(
+        Path("edgekit-signing"), "-o", "--output", help="Path prefix: writes PREFIX.key and PREFIX.pub."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace existing key files."),
+) -> None:
+    """Make an Ed25519 key pair: the .key signs bundles (keep it secret), the .pub goes to devices."""
+    with user_errors():
+        from edgekit.bundle.signing import generate_keypair  # noqa: PLC0415
+        from edgekit_runtime.signing import load_public_key  # noqa: PLC0415
+
+        private, public = generate_keypair(output, overwrite=force)
+        kid = load_public_key(public).key_id
+    out.print(f"wrote {private} (private, mode 0600) and {public} (public); key id {kid}", soft_wrap=True)
+
+
+def sign(
+    bundle: Path = typer.Argument(..., help="An .edgebundle file."),
+    key: Path = typer.Option(..., help="Ed25519 private key (.key from edgekit keygen)."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Write the signed bundle here [default: in place]."
+    ),
+) -> None:
+    """Sign a bundle (its members are verified first: a tampered bundle is never signed)."""
+    with user_errors():
+        from edgekit.bundle.sign import sign_bundle  # noqa: PLC0415
+
+        signed = sign_bundle(bundle, key, output)
+    out.print(f"signed {signed.path} with key {signed.signature_key_id}", soft_wrap=True)
+
+
+def verify(
+    bundle: Path = typer.Argument(..., help="An .edgebundle file."),
+    trust: list[Path] = typer.Option([], help="Trusted public key (.pub) or folder of them; repeat for more."),
+    allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help="Accept a bundle without a signature."),
+    self_test: bool = typer.Option(True, "--self-test/--no-self-test", help="Also run the golden self-test here."),
+) -> None:
+    """Check a bundle as a device would: every hash, the signature against trusted keys, the self-test."""
+    with user_errors():
+        from edgekit.bundle.pack import open_verified  # noqa: PLC0415
+        from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
+
+        if not trust and not allow_unsigned:
+            raise ConfigError("no --trust key given: pass the signer's .pub, or --allow-unsigned to check hashes only")
+        opened = open_verified(bundle, load_trusted_keys(trust), require_signature=not allow_unsigned)
+        passed = _self_test(opened) if self_test else None
+    test = "" if passed is None else f", self-test passed ({passed})"
+    out.print(
+        f"OK {bundle}: {opened.name} {opened.version}, {len(opened.members)} members, {_signed(opened)}{test}",
+        soft_wrap=True,
+    )
+
+
+def _self_test(bundle: Bundle) -> str:
+    from edgekit.bundle.source import onnx_runner  # noqa: PLC0415
+    from edgekit.errors import BundleError  # noqa: PLC0415
+    from edgekit_runtime.bundle import GOLDEN  # noqa: PLC0415
+    from edgekit_runtime.golden import Golden, self_test  # noqa: PLC0415
+
+    data = bundle.read(bundle.model["path"])
+    if bundle.model["backend"] == "litert":
+        from edgekit.importers.tflite import run_tflite  # noqa: PLC0415
+
+        run, engine = run_tflite(data), "LiteRT"
+    else:
+        run, engine = onnx_runner(data), "ONNX Runtime"
+    result = self_test(Golden.from_bytes(bundle.read(GOLDEN)), run)
+    if not result.passed:
+        raise BundleError(
+            f"self-test failed: {result.failure()}: the model does not give the outputs it was bundled with"
+        )
+    return engine
+
+
+def convert(
+    source: str = typer.Argument(
+        ..., help="A scikit-learn pickle/joblib/skops, an MLflow folder, module.py:factory or .pt2."
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
+    input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... example input shapes (PyTorch needs them)."),
+    opset: int = typer.Option(17, help="ONNX opset of the exported graph."),
+) -> None:
+    """Convert a model to ONNX with edgekit's importers (compress and bundle pack take these sources directly)."""
+    with user_errors():
+        from edgekit.importers import ImportOptions, import_model  # noqa: PLC0415
+        from edgekit.model_io import save_model  # noqa: PLC0415
+
+        if output.suffix != ".onnx":
+            raise ConfigError(f"-o '{output}' does not end in .onnx: name the ONNX file to write")
+        imported = import_model(source, ImportOptions(input_shapes=shapes(input_shape), opset=opset))
+        save_model(imported.require_onnx(), output)
+    for note in imported.notes:
+        out.print(f"note: {note}", soft_wrap=True)
+    out.print(f"wrote {output} (from {imported.kind})", soft_wrap=True)
