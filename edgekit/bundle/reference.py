@@ -1,8 +1,8 @@
 """Reference statistics for drift detection: what each input feature looked like on the host's data.
 
 For every input and every feature of it, ``reference.json`` holds count, mean, std, min and max, and a
-histogram over quantile bins: ``edges`` are the inner bin edges (deciles by default, repeated values
-merged), and ``fractions`` the share of the reference data in each of the ``len(edges) + 1`` bins. A value
+histogram over quantile bins: ``edges`` are the inner bin edges (deciles by default, each an observed
+value, repeated values merged), and ``fractions`` the share of the reference data in each of the ``len(edges) + 1`` bins. A value
 ``x`` falls in bin ``searchsorted(edges, x, side="right")``: bin 0 is ``x < edges[0]``, the last bin is
 ``x >= edges[-1]``. The device counts live inputs into the same bins and compares (PSI).
 
@@ -50,7 +50,7 @@ def feature_stats(values: np.ndarray, bins: int = BINS) -> dict[str, Any]:
     flat = flat[np.isfinite(flat)]
     if flat.size == 0:
         return {"count": 0, "mean": None, "std": None, "min": None, "max": None, "edges": [], "fractions": [1.0]}
-    quantiles = np.quantile(flat, np.linspace(0, 1, bins + 1)[1:-1])
+    quantiles = np.quantile(flat, np.linspace(0, 1, bins + 1)[1:-1], method="lower")
     edges = np.unique(quantiles)
     counts = np.bincount(np.searchsorted(edges, flat, side="right"), minlength=len(edges) + 1)
     return {
