@@ -2,9 +2,10 @@
 
 For every input and every feature of it, ``reference.json`` holds count, mean, std, min and max, and a
 histogram over quantile bins: ``edges`` are the inner bin edges (deciles by default, each an observed
-value, repeated values merged), and ``fractions`` the share of the reference data in each of the ``len(edges) + 1`` bins. A value
-``x`` falls in bin ``searchsorted(edges, x, side="right")``: bin 0 is ``x < edges[0]``, the last bin is
-``x >= edges[-1]``. The device counts live inputs into the same bins and compares (PSI).
+value, repeated values merged), and ``fractions`` the share of the reference data in each of the
+``len(edges) + 1`` bins. A value ``x`` falls in bin ``searchsorted(edges, x, side="right")``: bin 0 is
+``x < edges[0]``, the last bin is ``x >= edges[-1]``. The device counts live inputs into the
+same bins and compares (PSI).
 
 What a feature is depends on the input's rank: ``[N, F]`` tables have F features (one per column);
 ``[N, C, H, W]`` / ``[N, H, W, C]`` images one per channel (the smaller of axis 1 and the last axis, which
