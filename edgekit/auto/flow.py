@@ -97,10 +97,13 @@ def run_auto(
     if meeting:
         choice = choose(orig_m, fp32_m, meeting, prefer=options.prefer, tolerance=options.latency_tolerance)
         chosen, result.choice = choice.name, choice.notes
+    elif not built:  # nothing in this model is what the candidates compress (e.g. a tree ensemble's attributes)
+        chosen = FP32
+        result.choice = ["no candidate applies to this model (the table says why): writing the FP32 graph"]
     else:
-        chosen = max(built, key=lambda b: metric.rank_key(b.trial.metric)).name if built else FP32
+        chosen = max(built, key=lambda b: metric.rank_key(b.trial.metric)).name
         result.choice = [f"no variant meets the budget: writing the closest, {chosen}"]
-    result.verdict = _verdict(result, chosen, candidates, met=bool(meeting))
+    result.verdict = _verdict(result, chosen, candidates, met=bool(meeting) or (not built and _meets(result, FP32)))
     model = prepared if chosen == FP32 else next(b.model for b in built if b.name == chosen)
     return AutoOutcome(orig_m, [fp32_m, *built_m], chosen, model, result, warnings)
 
@@ -116,6 +119,13 @@ def _named(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _measurement(name: str, size: Size, built: Built | None = None) -> ModelMeasurement:
     return ModelMeasurement(name, size, [], passes=built.results if built else [])
+
+
+def _meets(result: AutoResult, name: str) -> bool:
+    higher = result.metric.higher_is_better
+    threshold = result.budget.threshold(result.baseline, higher_is_better=higher)
+    value = result.scores[name]
+    return value >= threshold if higher else value <= threshold
 
 
 def _verdict(result: AutoResult, chosen: str, candidates: Sequence[Candidate], *, met: bool) -> Verdict:

@@ -255,7 +255,7 @@ def convert(
     ),
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
     input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... example input shapes (PyTorch needs them)."),
-    opset: int = typer.Option(17, help="ONNX opset of the exported graph."),
+    opset: int | None = typer.Option(None, help="ONNX opset [default: 17; PyTorch exports at 18 and up]."),
 ) -> None:
     """Convert a model to ONNX with edgekit's importers (compress and bundle pack take these sources directly)."""
     with user_errors():

@@ -209,6 +209,8 @@ def compress(
         report = compress(model, out_dir, options, progress=RichProgress(enabled=not quiet))
     if not quiet:
         render(report, out)
+        for note in (report.imported or {}).get("notes", []):
+            out.print(f"imported: {note}", soft_wrap=True)
         for file in (f for f in report.files if f.endswith(".edgebundle")):
             out.print(f"bundle: {out_dir / file}", soft_wrap=True)
     out.print(summary_line(report, out_dir), soft_wrap=True)

@@ -15,6 +15,7 @@ Every importer is a function ``(source, options) -> Imported``; :func:`import_mo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,11 @@ Kind = Literal["onnx", "sklearn", "mlflow", "torch", "tflite"]
 
 SKLEARN_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".skops"})
 MLMODEL_FILE = "MLmodel"
-#: the ONNX opset importers target: ONNX Runtime 1.16 and newer run it, and so do the quantizers
+#: the ONNX opset importers target by default: ONNX Runtime 1.16 and newer run it, and so do the quantizers
+#: (PyTorch's exporter writes 18 at the lowest, and keeps 18 unless an opset is asked for)
 DEFAULT_OPSET = 17
+#: ``s3://…``, ``https://…``, MLflow's ``runs:/…`` and ``models:/…``: edgekit reads local files only
+URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,8 @@ class ImportOptions:
 
     #: example input shapes, ``(name, dims)``; PyTorch needs them, sklearn may use one to set the feature count
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
-    #: the default ONNX opset of the exported graph
-    opset: int = DEFAULT_OPSET
+    #: the default ONNX opset of the exported graph (``None``: the importer's own default)
+    opset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,11 @@ Importer = Callable[[str, ImportOptions], Imported]
 
 def detect(source: str) -> Kind:
     """What kind of model ``source`` names, from its form alone (nothing is loaded)."""
+    if URL_PATTERN.match(source):
+        raise ModelError(
+            f"'{source}' is a URL: edgekit reads local files only (loading a model can run its code); "
+            "download it first, e.g. mlflow artifacts download -u URI -d DIR"
+        )
     path = Path(source)
     if path.is_dir():
         if (path / MLMODEL_FILE).is_file():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ConfigError, MissingExtraError, ModelError
-from edgekit.importers import Imported, ImportOptions, Kind
+from edgekit.importers import DEFAULT_OPSET, Imported, ImportOptions, Kind
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -176,7 +176,7 @@ def convert_estimator(
                 estimator,
                 initial_types=[(input_name, FloatTensorType([None, features]))],
                 options={id(estimator): {"zipmap": False}} if classifier else None,
-                target_opset={"": options.opset, "ai.onnx.ml": _ML_OPSET},
+                target_opset={"": options.opset or DEFAULT_OPSET, "ai.onnx.ml": _ML_OPSET},
             )
     except Exception as exc:
         raise _conversion_error(estimator, exc) from exc

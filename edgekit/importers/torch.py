@@ -116,7 +116,7 @@ def _export(
     import onnx  # noqa: PLC0415
     import torch  # noqa: PLC0415
 
-    opset = max(options.opset, TORCH_MIN_OPSET)
+    opset = max(options.opset or TORCH_MIN_OPSET, TORCH_MIN_OPSET)
     try:
         with torch.no_grad(), _quiet():
             exported = torch.onnx.export(
@@ -140,7 +140,7 @@ def _export(
         value.name = "output" if len(outputs) == 1 else f"output_{index}"
     proto: onnx.ModelProto = program.model_proto
     notes = [f"exported with torch.onnx.export (dynamo, torch {torch.__version__}) at opset {opset}"]
-    if options.opset < opset:
+    if options.opset is not None and options.opset < opset:
         try:
             proto = onnx.version_converter.convert_version(proto, options.opset)
             notes.append(f"converted to opset {options.opset} with onnx's version converter")

@@ -97,7 +97,9 @@ def _bad_inputs(tmp_path, digits):
         ("directory", ["compress", str(tmp_path)], 3, ["without an MLmodel file"]),
         ("text file", ["compress", str(text)], 3, ["not a readable ONNX model"]),
         ("truncated", ["compress", str(truncated)], 3, ["truncated or corrupt"]),
-        ("pickle", ["compress", str(pickle)], 3, ["skl2onnx"]),
+        ("pickle", ["compress", str(pickle)], 3, ["cannot be unpickled", "corrupt"]),
+        ("url", ["compress", "s3://bucket/model.pkl"], 3, ["is a URL", "local files only"]),
+        ("state dict", ["compress", str(tmp_path / "weights.pt")], 3, ["holds no architecture", "module.py:factory"]),
         ("calib names", ["compress", cnn, "--calib", str(wrong_names)], 2, ["missing ['input']", "name each array"]),
         ("calib batch", ["compress", cnn, "--calib", str(no_batch)], 2, ["add the batch dimension"]),
         ("calib missing", ["compress", cnn, "--calib", str(tmp_path / "c.npz")], 2, ["does not exist"]),
@@ -120,7 +122,7 @@ def _bad_inputs(tmp_path, digits):
     ]
 
 
-@pytest.mark.parametrize("case", range(24))
+@pytest.mark.parametrize("case", range(26))
 def test_bad_input_gets_one_line_and_an_exit_code(case, tmp_path, digits, monkeypatch):
     monkeypatch.chdir(tmp_path)
     name, argv, code, words = _bad_inputs(tmp_path, digits)[case]
@@ -155,7 +157,7 @@ def test_auto_mode_meets_a_budget_and_says_so_last(digits, tmp_path):
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith(f"wrote {out / 'model.onnx'} (int8-static)")
     assert last.endswith("budget 0.005 met (accuracy 0.9844 >= 0.9794)")
-    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["cnn-1.0.0.edgebundle", "model.onnx", "report.json"]
 
 
 def test_a_missed_budget_exits_5_and_the_last_line_says_by_how_much(tmp_path):

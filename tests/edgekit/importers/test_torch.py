@@ -107,7 +107,9 @@ def test_digits_cnn_is_plain_onnx_with_a_batch_axis(digits_cnn):
     assert [i.name for i in model.graph.input] == ["input"]
     assert [o.name for o in model.graph.output] == ["output"]
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    assert {o.version for o in model.opset_import if o.domain in {"", "ai.onnx"}} == {17}
+    assert {o.version for o in model.opset_import if o.domain in {"", "ai.onnx"}} == {
+        18
+    }  # the exporter's lowest; kept unless an opset is asked for
     assert any("dynamo" in note for note in imported.notes)
 
 
@@ -152,7 +154,7 @@ def test_model_onnx_cannot_take_to_opset_17_stays_at_18(tmp_path):
             return x.mean(dim=1, keepdim=True) + torch.nn.functional.pad(x, (1, 1))[:, 1:-1]
     """
     path = _write(tmp_path, "padded.py", code)
-    imported = import_model(f"{path}:Padded", ImportOptions(input_shapes=(("x", (1, 4)),)))
+    imported = import_model(f"{path}:Padded", ImportOptions(input_shapes=(("x", (1, 4)),), opset=17))
     assert {o.version for o in imported.model.opset_import if o.domain in {"", "ai.onnx"}} == {18}
     assert any("kept at opset 18" in note for note in imported.notes)
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
