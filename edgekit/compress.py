@@ -191,7 +191,7 @@ def compress(
         _stage_models(stage, made.models, report)
         if options.bundle is not None:
             datasets = [d for d in (evaluation, calib) if d is not None]
-            _bundle(stage, report, made, loaded, imported, options, datasets)
+            _bundle(stage, report, made, loaded, imported, options, options.bundle, datasets)
         else:
             report.files.append(REPORT_FILE)
         _write(out_dir, stage, report)
@@ -213,6 +213,7 @@ def _bundle(  # noqa: PLR0917  (compress's state, passed on)
     loaded: LoadedModel,
     imported: importers.Imported | None,
     options: CompressOptions,
+    bundle_options: BundleOptions,
     datasets: list[Dataset],
 ) -> None:
     """Bundle the chosen model into ``stage``; the report lists the bundle before it goes inside it."""
@@ -222,8 +223,6 @@ def _bundle(  # noqa: PLR0917  (compress's state, passed on)
     from edgekit.bundle.manifest import name_from  # noqa: PLC0415
     from edgekit.bundle.source import onnx_input, write_bundle  # noqa: PLC0415
 
-    assert options.bundle is not None  # noqa: S101  (the caller checks)
-    bundle_options = options.bundle
     if bundle_options.preprocessing is None and options.preprocess is not None:
         bundle_options = dataclasses.replace(bundle_options, preprocessing=options.preprocess.to_json())
     name = bundle_options.name or name_from(str(report.source))

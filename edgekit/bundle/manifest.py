@@ -29,22 +29,23 @@ VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
 
 def check_name(name: str) -> str:
     """A bundle name, or a :class:`ConfigError` saying what is allowed."""
-    if not NAME_PATTERN.fullmatch(name):
-        raise ConfigError(
-            f"bundle name '{name}' is not allowed: use lower-case letters, digits, '.', '_' and '-' "
-            "(at most 64, starting with a letter or digit)"
-        )
-    return name
+    return _checked(
+        NAME_PATTERN,
+        name,
+        "name",
+        "use lower-case letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)",
+    )
 
 
 def check_version(version: str) -> str:
     """A bundle version, or a :class:`ConfigError` saying what is allowed."""
-    if not VERSION_PATTERN.fullmatch(version):
-        raise ConfigError(
-            f"bundle version '{version}' is not allowed: use letters, digits, '.', '+', '_' and '-', "
-            "like 1.2.0 or 2026-11-24"
-        )
-    return version
+    return _checked(VERSION_PATTERN, version, "version", "use letters, digits, '.', '+', '_' and '-', like 1.2.0")
+
+
+def _checked(pattern: re.Pattern[str], value: str, what: str, allowed: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ConfigError(f"bundle {what} '{value}' is not allowed: {allowed}")
+    return value
 
 
 def name_from(source: str) -> str:

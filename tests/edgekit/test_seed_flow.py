@@ -41,6 +41,15 @@ def fitted(kind):
     return model, x, y
 
 
+def saved(model, x, y, folder):
+    """The seed's way: ``pickle.dump`` the estimator; the test data beside it."""
+    path = folder / "model.pkl"
+    with path.open("wb") as fh:
+        pickle.dump(model, fh)
+    np.savez(folder / "eval.npz", input=x, label=y)
+    return path, folder / "eval.npz"
+
+
 def run_bundle(path, x):
     bundle = open_bundle(path)
     session = ort.InferenceSession(bundle.read("model.onnx"), providers=["CPUExecutionProvider"])
@@ -62,13 +71,8 @@ def check_matches(model, x, outputs):
 @pytest.mark.parametrize("kind", ["logistic-regression", "linear-regression", "random-forest", "pipeline"])
 def test_a_pickled_estimator_becomes_a_bundle_that_predicts_the_same(kind, tmp_path):
     model, x, y = fitted(kind)
-    path = tmp_path / "model.pkl"
-    with path.open("wb") as fh:
-        pickle.dump(model, fh)
-    np.savez(tmp_path / "eval.npz", input=x, label=y)
-    result = runner.invoke(
-        app, ["bundle", "pack", str(path), "--eval", str(tmp_path / "eval.npz"), "-o", str(tmp_path)]
-    )
+    path, evaluation = saved(model, x, y, tmp_path)
+    result = runner.invoke(app, ["bundle", "pack", str(path), "--eval", str(evaluation), "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     bundle, outputs = run_bundle(tmp_path / "model-1.0.0.edgebundle", x)
     check_matches(model, x, outputs)
@@ -81,12 +85,9 @@ def test_a_pickled_estimator_becomes_a_bundle_that_predicts_the_same(kind, tmp_p
 @pytest.mark.parametrize("kind", ["logistic-regression", "random-forest"])
 def test_compress_takes_a_pickle_directly(kind, tmp_path):
     model, x, y = fitted(kind)
-    path = tmp_path / "model.pkl"
-    with path.open("wb") as fh:
-        pickle.dump(model, fh)
-    np.savez(tmp_path / "eval.npz", input=x, label=y)
+    path, evaluation = saved(model, x, y, tmp_path)
     out = tmp_path / "out"
-    args = ["compress", str(path), "--eval", str(tmp_path / "eval.npz"), "-o", str(out), *FAST]
+    args = ["compress", str(path), "--eval", str(evaluation), "-o", str(out), *FAST]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     bundle, outputs = run_bundle(out / "model-1.0.0.edgebundle", x)

@@ -10,14 +10,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 
 from edgekit.errors import MissingExtraError, ModelError
 from edgekit.importers import ImportOptions, detect, import_model
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnxscript")
-
-from edgekit.importers.torch import _call_factory  # noqa: E402  (after the skip: it needs torch)
+from edgekit.importers.torch import _call_factory
 
 torch.set_num_threads(1)
 
