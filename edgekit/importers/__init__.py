@@ -34,6 +34,7 @@ MLMODEL_FILE = "MLmodel"
 #: (PyTorch's exporter writes 18 at the lowest, and keeps 18 unless an opset is asked for)
 DEFAULT_OPSET = 17
 #: ``s3://…``, ``https://…``, MLflow's ``runs:/…`` and ``models:/…``: edgekit reads local files only
+#: (two letters at least before the colon, so ``C:/`` stays a path)
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 

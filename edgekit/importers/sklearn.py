@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ConfigError, MissingExtraError, ModelError
-from edgekit.importers import DEFAULT_OPSET, Imported, ImportOptions, Kind
+from edgekit.importers import DEFAULT_OPSET, URL_PATTERN, Imported, ImportOptions, Kind
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import onnx
 
-#: ``s3://``, ``https://``, ``runs:/``, ``models:/`` ... (two letters at least, so ``C:/`` stays a path)
-URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 #: the modules a ``.skops`` file may name types from (skops itself trusts builtins and plain containers)
 _SKOPS_TRUSTED = ("sklearn.", "numpy.", "scipy.")
 #: skl2onnx names the estimator it has no converter for as ``type '<class 'sklearn....KernelRidge'>'``
