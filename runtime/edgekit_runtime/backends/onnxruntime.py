@@ -1,0 +1,118 @@
+"""ONNX Runtime: TensorRT or CUDA where the build and the device have them (a Jetson), else the CPU.
+
+The Linux wheel has usage telemetry compiled in; the runtime turns it off before the first session
+unless ``ort_telemetry`` is set (docs/runtime.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edgekit_runtime.errors import ConfigError, MissingBackendError, ModelError
+from edgekit_runtime.specs import TensorSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
+
+    from edgekit_runtime.backends import BackendSettings
+
+#: most preferred first; the CPU provider is always there
+PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+#: ONNX type strings → NumPy dtype names
+_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+    "tensor(string)": "string",
+}
+
+
+def _ort() -> Any:  # noqa: ANN401
+    try:
+        import onnxruntime  # noqa: PLC0415
+    except ImportError as exc:
+        raise MissingBackendError("ONNX models", "onnx", "onnxruntime") from exc
+    return onnxruntime
+
+
+def best_providers(available: list[str]) -> list[str]:
+    """The available providers edgekit uses, best first (TensorRT, CUDA, then the CPU)."""
+    return [p for p in PREFERENCE if p in available] or ["CPUExecutionProvider"]
+
+
+class OrtBackend:
+    """An ``InferenceSession`` with the spec of its inputs and outputs."""
+
+    name = "onnxruntime"
+
+    def __init__(self, session: Any) -> None:  # noqa: ANN401
+        """Wrap a loaded session."""
+        self.session = session
+        self.devices: list[str] = list(session.get_providers())
+        self._inputs = [_spec(i) for i in session.get_inputs()]
+        self._outputs = [_spec(o) for o in session.get_outputs()]
+        self._names = [o.name for o in self._outputs]
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        """The session's inputs."""
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        """The session's outputs."""
+        return self._outputs
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One ``session.run``; string outputs come back as NumPy text arrays."""
+        try:
+            values = self.session.run(self._names, dict(feeds))
+        except Exception as exc:  # ORT raises its own non-exported exception types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"ONNX Runtime failed to run the model ({first})") from exc
+        return {n: (v.astype(str) if v.dtype == object else v) for n, v in zip(self._names, values, strict=True)}
+
+
+def _spec(arg: Any) -> TensorSpec:  # noqa: ANN401
+    shape = arg.shape
+    dims = None if shape is None else tuple(d if isinstance(d, (int, str)) or d is None else None for d in shape)
+    return TensorSpec(arg.name, _TYPES.get(arg.type, arg.type), dims)
+
+
+def open_model(data: bytes, settings: BackendSettings) -> OrtBackend:
+    """Create the session; threads and providers from ``settings``."""
+    ort = _ort()
+    if not settings.ort_telemetry:
+        ort.disable_telemetry_events()
+    available = list(ort.get_available_providers())
+    providers = list(settings.providers) if settings.providers else best_providers(available)
+    absent = [p for p in providers if p not in available]
+    if absent:
+        raise ConfigError(
+            f"execution provider {', '.join(absent)} is not in this onnxruntime build (it has "
+            f"{', '.join(available)}): install the matching onnxruntime package, or drop --providers"
+        )
+    options = ort.SessionOptions()
+    if settings.threads is not None:
+        if settings.threads < 1:
+            raise ConfigError(f"threads {settings.threads} is not a thread count: use 1 or more")
+        options.intra_op_num_threads = settings.threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(data, options, providers=providers)
+    except Exception as exc:  # ORT raises its own non-exported exception types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"ONNX Runtime cannot load the model ({first}): rebuild the bundle") from exc
+    return OrtBackend(session)
