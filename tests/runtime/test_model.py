@@ -1,0 +1,129 @@
+"""``edgekit_runtime.load``: verified, self-tested models with ``predict``, and the refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from edgekit.bundle.pack import BundleOptions
+from edgekit.bundle.source import PackData, pack_source
+from edgekit_runtime import LoadOptions, load
+from edgekit_runtime.bundle import GOLDEN, MANIFEST, SIGNATURE
+from edgekit_runtime.errors import BundleError, ConfigError, InvalidInputError, SelfTestError, SignatureError
+from edgekit_runtime.signing import load_public_key
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = ROOT / "examples" / "digits"
+BLAZEFACE = ROOT / "examples" / "blazeface" / "face_detection_short_range.tflite"
+
+
+@pytest.fixture(scope="module")
+def model(signed_bundle, keys):
+    return load(signed_bundle, LoadOptions(trusted_keys=[load_public_key(keys[1])]))
+
+
+def test_load_verifies_and_self_tests_a_bundle(model, keys):
+    assert (model.name, model.version) == ("digits-mlp", "1.0.0")
+    assert model.signer == load_public_key(keys[1]).key_id
+    assert model.self_test is not None
+    assert model.self_test.passed
+    assert model.backend.devices == ["CPUExecutionProvider"]
+    assert [s.name for s in model.inputs] == ["input"]
+    assert model.batched
+    assert model.metadata()["sha256"] == model.sha256
+
+
+def test_predict_matches_onnxruntime(model):
+    x = np.load(DIGITS / "mlp_test.npz")["input"][:16]
+    session = ort.InferenceSession(str(DIGITS / "mlp.onnx"), providers=["CPUExecutionProvider"])
+    label, probabilities = session.run(None, {"input": x})
+    out = model.predict({"input": x})
+    np.testing.assert_array_equal(out["label"], label)
+    np.testing.assert_allclose(out["probabilities"], probabilities, rtol=1e-6, atol=1e-7)
+    one = model.predict_one(x[3])
+    assert one["label"] == label[3]
+    assert one["probabilities"].shape == (10,)
+
+
+def test_predict_converts_json_numbers_and_refuses_what_does_not_fit(model):
+    rows = [[0] * 64, [1.5] * 64]
+    assert model.predict({"input": rows})["probabilities"].shape == (2, 10)
+    with pytest.raises(InvalidInputError, match=r"expects shape \[batch, 64\] \(float32\), got \[2, 63\]"):
+        model.predict({"input": np.zeros((2, 63), np.float32)})
+    with pytest.raises(InvalidInputError, match="add the batch dimension"):
+        model.predict({"input": np.zeros(64, np.float32)})
+    with pytest.raises(InvalidInputError, match=r"missing 'input'; unknown 'x'"):
+        model.predict({"x": rows})
+    with pytest.raises(InvalidInputError, match="expects float32 values, got strings"):
+        model.predict({"input": [["a"] * 64]})
+    with pytest.raises(InvalidInputError, match="not a rectangular array"):
+        model.predict({"input": [[1.0] * 64, [1.0]]})
+
+
+def test_a_plain_onnx_file_loads_unverified():
+    plain = load(DIGITS / "cnn.onnx")
+    assert (plain.name, plain.version, plain.self_test) == ("cnn", "unversioned", None)
+    assert plain.predict_one(np.zeros((1, 8, 8), np.float32))["logits"].shape == (10,)
+
+
+def test_a_plain_onnx_file_is_refused_where_signatures_are_required(keys):
+    with pytest.raises(SignatureError, match="requires signed bundles"):
+        load(DIGITS / "cnn.onnx", LoadOptions(trusted_keys=[load_public_key(keys[1])]))
+
+
+def test_a_bundle_whose_model_gives_other_outputs_fails_its_self_test(signed_bundle, tmp_path):
+    with zipfile.ZipFile(signed_bundle) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    with np.load(io.BytesIO(members[GOLDEN])) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["outputs/probabilities"] = arrays["outputs/probabilities"][::-1].copy()  # someone else's answers
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    members[GOLDEN] = buf.getvalue()
+    manifest = json.loads(members[MANIFEST])
+    for entry in manifest["files"]:
+        if entry["path"] == GOLDEN:
+            entry.update(sha256=hashlib.sha256(members[GOLDEN]).hexdigest(), size=len(members[GOLDEN]))
+    members[MANIFEST] = json.dumps(manifest).encode()
+    del members[SIGNATURE]
+    broken = tmp_path / "broken.edgebundle"
+    with zipfile.ZipFile(broken, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(SelfTestError, match=r"fails its self-test on this device \(probabilities: max abs error"):
+        load(broken)
+    assert load(broken, LoadOptions(self_test=False)).self_test is None
+
+
+def test_a_tflite_bundle_runs_in_litert(tmp_path):
+    bundle = pack_source(str(BLAZEFACE), tmp_path, BundleOptions(name="blazeface"), PackData()).path
+    face = load(bundle)
+    assert face.backend.name == "litert"
+    assert face.self_test is not None
+    assert face.self_test.passed
+    out = face.predict({"input": np.zeros((1, 128, 128, 3), np.float32)})
+    assert out["regressors"].shape == (1, 896, 16)
+
+
+def test_what_is_not_a_model_says_so(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(BundleError, match=r"neither an \.edgebundle bundle nor an \.onnx model"):
+        load(tmp_path / "notes.txt")
+    with pytest.raises(BundleError, match="does not exist"):
+        load(tmp_path / "missing.onnx")
+
+
+def test_threads_and_providers_are_checked(signed_bundle):
+    from edgekit_runtime.backends import BackendSettings  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="threads 0"):
+        load(signed_bundle, LoadOptions(backend=BackendSettings(threads=0)))
+    with pytest.raises(ConfigError, match="CUDAExecutionProvider is not in this onnxruntime build"):
+        load(signed_bundle, LoadOptions(backend=BackendSettings(providers=("CUDAExecutionProvider",))))
