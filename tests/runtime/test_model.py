@@ -127,3 +127,15 @@ def test_threads_and_providers_are_checked(signed_bundle):
         load(signed_bundle, LoadOptions(backend=BackendSettings(threads=0)))
     with pytest.raises(ConfigError, match="CUDAExecutionProvider is not in this onnxruntime build"):
         load(signed_bundle, LoadOptions(backend=BackendSettings(providers=("CUDAExecutionProvider",))))
+
+
+def test_onnxruntime_usage_telemetry_is_off(tmp_path):
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = f"import edgekit_runtime; edgekit_runtime.load({str(DIGITS / 'cnn.onnx')!r})"
+    subprocess.run([sys.executable, "-c", code], check=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    written = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert (
+        written == []
+    )  # ONNX Runtime alone writes .cache/Microsoft/DeveloperTools/.onnxruntime/{deviceid,onnxruntime.db}

@@ -1,11 +1,16 @@
 """ONNX Runtime: TensorRT or CUDA where the build and the device have them (a Jetson), else the CPU.
 
-The Linux wheel has usage telemetry compiled in; the runtime turns it off before the first session
-unless ``ort_telemetry`` is set (docs/runtime.md).
+ONNX Runtime's Linux wheels (1.2x and newer) have 1DS usage telemetry compiled in: left alone, the first
+session writes a device id and an event database under ``~/.cache/Microsoft/DeveloperTools`` and queues
+events for upload. The runtime sets ``ORT_DISABLE_TELEMETRY=1`` before it imports onnxruntime (the full
+opt-out: nothing is created or sent) and calls ``disable_telemetry_events()`` as well, unless
+``ort_telemetry`` is set. An onnxruntime imported earlier in the same process by someone else has already
+decided (docs/runtime.md).
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from edgekit_runtime.errors import ConfigError, MissingBackendError, ModelError
@@ -38,7 +43,9 @@ _TYPES = {
 }
 
 
-def _ort() -> Any:  # noqa: ANN401
+def _ort(*, telemetry: bool = False) -> Any:  # noqa: ANN401
+    if not telemetry:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # read once, when ONNX Runtime initialises
     try:
         import onnxruntime  # noqa: PLC0415
     except ImportError as exc:
@@ -92,7 +99,7 @@ def _spec(arg: Any) -> TensorSpec:  # noqa: ANN401
 
 def open_model(data: bytes, settings: BackendSettings) -> OrtBackend:
     """Create the session; threads and providers from ``settings``."""
-    ort = _ort()
+    ort = _ort(telemetry=settings.ort_telemetry)
     if not settings.ort_telemetry:
         ort.disable_telemetry_events()
     available = list(ort.get_available_providers())
