@@ -20,7 +20,7 @@ from edgekit_runtime.backends import BackendSettings, open_backend
 from edgekit_runtime.bundle import GOLDEN, SUFFIX, open_bundle
 from edgekit_runtime.errors import BundleError, ConfigError, SelfTestError, SignatureError
 from edgekit_runtime.golden import Golden, SelfTest, self_test
-from edgekit_runtime.specs import TensorSpec, validate
+from edgekit_runtime.specs import InputCheck, TensorSpec
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -62,6 +62,11 @@ class Model:
     load_seconds: float = 0.0
     max_elements: int | None = None
     signer: str | None = None
+    check: InputCheck = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Compile the input check."""
+        self.check = InputCheck(self.inputs, max_elements=self.max_elements)
 
     @property
     def batched(self) -> bool:
@@ -70,7 +75,7 @@ class Model:
 
     def predict(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Check ``inputs`` against the model (names, dtypes, shapes) and run it; outputs by name."""
-        return self.backend.run(validate(inputs, self.inputs, max_elements=self.max_elements))
+        return self.backend.run(self.check(inputs))
 
     def predict_one(self, sample: Mapping[str, Any] | Any) -> dict[str, np.ndarray]:  # noqa: ANN401
         """One sample without its batch axis (a mapping, or the array of a one-input model)."""
@@ -107,6 +112,7 @@ def load(path: Path | str, options: LoadOptions | None = None) -> Model:
     path = Path(path)
     model = _plain_onnx(path, options) if path.suffix == ".onnx" else _bundle(path, options)
     model.max_elements = options.max_elements
+    model.check = InputCheck(model.inputs, max_elements=options.max_elements)
     _warm_up(model, options.warmup)
     model.load_seconds = time.perf_counter() - start
     return model

@@ -136,3 +136,49 @@ def _shape_hint(spec: TensorSpec, got: Sequence[int]) -> str:
     if spec.shape is not None and len(got) == len(spec.shape) - 1:
         return ": add the batch dimension"
     return ""
+
+
+class InputCheck:
+    """:func:`validate` with a fast path for requests that already fit, compiled once per model.
+
+    Serving calls this on every request, and at batch 1 a small model runs in about 15 µs: the common case
+    (a dict of NumPy arrays with the right names, dtypes and shapes) costs well under a microsecond here, and
+    anything else goes through :func:`validate`, which converts or explains.
+    """
+
+    def __init__(self, specs: Sequence[TensorSpec], *, max_elements: int | None = None) -> None:
+        """Precompute names, dtypes, ranks and fixed dimensions."""
+        self.specs = tuple(specs)
+        self.max_elements = max_elements
+        self._names = frozenset(s.name for s in specs)
+        self._plan = tuple(
+            (
+                s.name,
+                np.dtype(object) if s.dtype == "string" else np.dtype(s.dtype),
+                None if s.shape is None else len(s.shape),
+                tuple((i, d) for i, d in enumerate(s.shape or ()) if isinstance(d, int)),
+            )
+            for s in specs
+        )
+        self._check_batch = len(specs) > 1 and all(s.batched for s in specs)
+
+    def __call__(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The arrays to run, or :class:`InvalidInputError`."""
+        if type(inputs) is not dict or inputs.keys() != self._names:
+            return validate(inputs, self.specs, max_elements=self.max_elements)
+        batch = None
+        for name, dtype, ndim, fixed in self._plan:
+            array = inputs[name]
+            if type(array) is not np.ndarray or array.dtype != dtype or (ndim is not None and array.ndim != ndim):
+                return validate(inputs, self.specs, max_elements=self.max_elements)
+            shape = array.shape
+            for i, d in fixed:
+                if shape[i] != d:
+                    return validate(inputs, self.specs, max_elements=self.max_elements)
+            if self.max_elements is not None and array.size > self.max_elements:
+                return validate(inputs, self.specs, max_elements=self.max_elements)
+            if self._check_batch:
+                if batch is not None and shape[0] != batch:
+                    return validate(inputs, self.specs, max_elements=self.max_elements)
+                batch = shape[0]
+        return inputs
