@@ -27,8 +27,9 @@ Needs: ``wrk`` (``apt-get install wrk``), ``flask`` (the dev extra), ``mlflow-sk
 FastAPI and Starlette), scikit-learn and skl2onnx (the dev extra), and ``edgekit-runtime`` with its server.
 Usage::
 
-    python tools/bench_serve.py [--seconds 10] [--rounds 2] [--cold-starts 3] [--servers KEY,...]
-                                [--threads 1] [--no-pin] [--json out/bench_serve.json] [--markdown] [--quick]
+    python tools/bench_serve.py [--seconds 10] [--rounds 5] [--cold-starts 3] [--servers KEY,...]
+                                [--threads 1] [--server-cpus 0] [--loadgen-cpus 1] [--wrk-threads 1] [--no-pin]
+                                [--json out/bench_serve.json] [--markdown] [--quick]
 
 Default run: about 5 minutes (5 servers x 4 cells x 10 s, plus starts); ``--quick`` is a 2 s smoke run.
 """
@@ -245,7 +246,8 @@ class ServeBench:
         if key == RUNTIME:
             status, data = request(self.ports[key], "GET", "/metrics")
             lines = [ln for ln in data.decode(errors="replace").splitlines() if ln and not ln.startswith("#")]
-            result.metrics = f"GET /metrics: HTTP {status}, {len(lines)} samples: " + "; ".join(lines[:8])
+            counts = [ln for ln in lines if "requests_total" in ln] or lines[:3]
+            result.metrics = f"GET /metrics after the load: HTTP {status}, {len(lines)} samples, " + "; ".join(counts)
 
 
 # ---------------------------------------------------------------- main
@@ -282,7 +284,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Options, checked; ``--quick`` and ``--no-pin`` applied."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=10.0, help="load per server and cell, over all rounds [10]")
-    parser.add_argument("--rounds", type=int, default=2, help="turns the load is split into [2]")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the load is split into [5]")
     parser.add_argument("--cold-starts", type=int, default=3, help="starts per server, the median reported [3]")
     parser.add_argument("--servers", default=",".join(KEYS), help=f"comma-separated subset of {','.join(KEYS)}")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads, servers and in-process [1]")

@@ -58,7 +58,7 @@ class ServerResult:
             return "-"
         busy = sorted(((s / total, name) for name, s in self.cpu_by_process.values()), reverse=True)
         shown = [f"{_role(name)} {share:.0%}" for share, name in busy if share >= 0.005]  # noqa: PLR2004
-        return ", ".join(shown)
+        return ", ".join(shown) if len(shown) > 1 else "one process"
 
     def to_json(self) -> dict[str, Any]:
         """Everything, serialisable."""
