@@ -1,0 +1,180 @@
+"""``GET /metrics``: counters, gauges and histograms in Prometheus' text exposition format 0.0.4.
+
+Recording is a dict lookup and an integer add: everything is recorded on the event loop, which is one
+thread, so nothing needs a lock (inference threads hand their timings back to the loop). Histograms
+keep fixed buckets; :meth:`Histogram.observe` finds the bucket with :func:`bisect.bisect_left`, so a
+value equal to a bound counts in that bound's bucket, as Prometheus' ``le`` says.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+#: when this module was first imported: the serve command imports it within a second of starting
+PROCESS_START = time.time()
+
+#: seconds, from a fraction of a millisecond (a small model on a warm connection) to ten seconds
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: samples per backend call
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+Labels = tuple[str, ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _label_text(names: Sequence[str], values: Sequence[str]) -> str:
+    if not names:
+        return ""
+    return "{" + ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)) + "}"
+
+
+def _number(value: float) -> str:
+    if value == float("inf"):
+        return "+Inf"
+    if float(value).is_integer() and abs(value) < 1 << 53:
+        return str(int(value))
+    return repr(float(value))
+
+
+@dataclass
+class Counter:
+    """A monotonically increasing count per label set."""
+
+    name: str
+    help: str
+    label_names: tuple[str, ...] = ()
+    values: dict[Labels, float] = field(default_factory=dict)
+
+    def inc(self, labels: Labels = (), amount: float = 1) -> None:
+        """Add ``amount`` (default 1) to the series ``labels``."""
+        self.values[labels] = self.values.get(labels, 0) + amount
+
+    def render(self) -> list[str]:
+        """Its exposition lines."""
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        lines += [f"{self.name}{_label_text(self.label_names, k)} {_number(v)}" for k, v in self.values.items()]
+        return lines
+
+
+@dataclass
+class Gauge:
+    """A value that goes up and down, per label set."""
+
+    name: str
+    help: str
+    label_names: tuple[str, ...] = ()
+    values: dict[Labels, float] = field(default_factory=dict)
+
+    def set(self, value: float, labels: Labels = ()) -> None:
+        """Set the series ``labels`` to ``value``."""
+        self.values[labels] = value
+
+    def add(self, amount: float, labels: Labels = ()) -> None:
+        """Move the series ``labels`` by ``amount``."""
+        self.values[labels] = self.values.get(labels, 0) + amount
+
+    def render(self) -> list[str]:
+        """Its exposition lines."""
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
+        lines += [f"{self.name}{_label_text(self.label_names, k)} {_number(v)}" for k, v in self.values.items()]
+        return lines
+
+
+@dataclass
+class _Series:
+    counts: list[int]
+    total: float = 0.0
+    count: int = 0
+
+
+@dataclass
+class Histogram:
+    """Observations counted into fixed buckets, with their sum and count, per label set."""
+
+    name: str
+    help: str
+    bounds: tuple[float, ...]
+    label_names: tuple[str, ...] = ()
+    series: dict[Labels, _Series] = field(default_factory=dict)
+
+    def observe(self, value: float, labels: Labels = ()) -> None:
+        """Count one observation."""
+        series = self.series.get(labels)
+        if series is None:
+            series = self.series[labels] = _Series([0] * (len(self.bounds) + 1))
+        series.counts[bisect_left(self.bounds, value)] += 1
+        series.total += value
+        series.count += 1
+
+    def render(self) -> list[str]:
+        """Its exposition lines: cumulative ``_bucket`` series up to ``+Inf``, then ``_sum`` and ``_count``."""
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        edges = [*self.bounds, float("inf")]
+        for labels, series in self.series.items():
+            running = 0
+            for bound, count in zip(edges, series.counts, strict=True):
+                running += count
+                text = _label_text((*self.label_names, "le"), (*labels, _number(bound)))
+                lines.append(f"{self.name}_bucket{text} {running}")
+            text = _label_text(self.label_names, labels)
+            lines.append(f"{self.name}_sum{text} {_number(series.total)}")
+            lines.append(f"{self.name}_count{text} {series.count}")
+        return lines
+
+
+class ServerMetrics:
+    """Everything ``/metrics`` reports about one served model."""
+
+    def __init__(self, *, name: str, version: str, sha256: str, backend: str, load_seconds: float) -> None:
+        """Create the series; the model's identity goes into ``edgekit_model_info``."""
+        self.requests = Counter(
+            "edgekit_requests_total", "HTTP requests answered, by protocol and status code.", ("protocol", "code")
+        )
+        self.request_seconds = Histogram(
+            "edgekit_request_duration_seconds",
+            "Time from a request's headers to the end of its response, by protocol.",
+            LATENCY_BUCKETS,
+            ("protocol",),
+        )
+        self.inference_seconds = Histogram(
+            "edgekit_inference_duration_seconds", "Time of one backend call (one batch).", LATENCY_BUCKETS
+        )
+        self.batch_size = Histogram("edgekit_batch_size", "Samples per backend call.", BATCH_BUCKETS)
+        self.inflight = Gauge("edgekit_inflight_requests", "HTTP requests being answered now.")
+        self.inflight.set(0)
+        self.model_info = Gauge(
+            "edgekit_model_info", "The model being served (always 1).", ("name", "version", "sha256", "backend")
+        )
+        self.model_info.set(1, (name, version, sha256, backend))
+        self.load_seconds = Gauge(
+            "edgekit_model_load_seconds", "Time to verify, load, warm up and self-test the model."
+        )
+        self.load_seconds.set(load_seconds)
+        self.start_time = Gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.")
+        self.start_time.set(PROCESS_START)
+
+    def render(self) -> bytes:
+        """The whole exposition, ending with a newline."""
+        lines: list[str] = []
+        for metric in (
+            self.requests,
+            self.request_seconds,
+            self.inference_seconds,
+            self.batch_size,
+            self.inflight,
+            self.model_info,
+            self.load_seconds,
+            self.start_time,
+        ):
+            lines += metric.render()
+        return ("\n".join(lines) + "\n").encode()
