@@ -1,31 +1,192 @@
-"""``edgekit-runtime``: the device command. Plain argparse: the device install stays small."""
+"""``edgekit-runtime``: the device command. Plain argparse: the device install stays small.
+
+``edgekit-runtime serve MODEL`` verifies, loads and self-tests a bundle, then serves it over HTTP
+(:mod:`edgekit_runtime.server`, imported only by that command). Every refusal is one line,
+``error: ...``, on stderr, and a non-zero exit: 2 for a flag that cannot work, 3 for a bundle that cannot
+be trusted or run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from edgekit_runtime import __version__
-from edgekit_runtime.errors import RuntimeKitError
+from edgekit_runtime.errors import ConfigError, RuntimeKitError
+
+if TYPE_CHECKING:
+    from edgekit_runtime.model import Model
+    from edgekit_runtime.server.settings import ServerSettings
+
+#: usage errors exit with this, as argparse's do
+USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its complaints in the runtime's one-line form."""
+
+    def error(self, message: str) -> NoReturn:
+        """``error: MESSAGE (see PROG --help)`` on stderr, and exit 2."""
+        self.exit(USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive count: use 1 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= value <= 65535:  # noqa: PLR2004
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port: use 1 to 65535, or 0 for a free one")
+    return value
+
+
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of milliseconds") from None
+    if not 0 <= value <= 10_000:  # noqa: PLR2004
+        raise argparse.ArgumentTypeError(f"{value} is out of range: use 0 to 10000 milliseconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's arguments."""
-    parser = argparse.ArgumentParser(prog="edgekit-runtime", description="Run an edgekit bundle on this device.")
+    parser = _Parser(prog="edgekit-runtime", description="Run an edgekit bundle on this device.")
     parser.add_argument("--version", action="version", version=f"edgekit-runtime {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serve(commands)
     return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from edgekit_runtime.server.settings import DEFAULT_MAX_BODY, LOG_LEVELS  # noqa: PLC0415  (no uvicorn)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a model over HTTP",
+        description=(
+            "Verify, load and self-test MODEL, then serve it over HTTP: Open Inference Protocol v2 (/v2/...), "
+            "the simple {'features': [...]} form (/predict), MLflow's scoring protocol (/invocations, /ping), "
+            "and Prometheus metrics (/metrics). Stops gracefully on SIGTERM or Ctrl-C."
+        ),
+    )
+    serve.add_argument("model", metavar="MODEL", type=Path, help="an .edgebundle, or a plain .onnx file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this device)")
+    serve.add_argument("--port", type=_port, default=8080, help="TCP port (default: 8080; 0 picks a free one)")
+    serve.add_argument(
+        "--threads", type=_count, help="engine threads per model call (default: cores / --concurrency, at least 1)"
+    )
+    serve.add_argument(
+        "--trust",
+        action="extend",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="KEYFILE_OR_DIR",
+        help="trusted public key (.pub), or a folder of them: the bundle must be signed by one",
+    )
+    serve.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="with --trust, still serve an unsigned bundle or a plain .onnx (a signed one must still verify)",
+    )
+    serve.add_argument("--concurrency", type=_count, help="model calls running at once (default: the CPU cores)")
+    serve.add_argument("--max-batch", type=_count, help="micro-batch up to N samples per model call (default: off)")
+    serve.add_argument(
+        "--max-delay-ms", type=_milliseconds, help="with --max-batch: longest wait for a batch to fill (default: 2)"
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=_count, default=DEFAULT_MAX_BODY, help="largest request body (default: 16 MiB)"
+    )
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="warning", help="server log level (default: warning)")
+    serve.set_defaults(run=_serve)
+
+
+def _settings(args: argparse.Namespace) -> ServerSettings:
+    from edgekit_runtime.server.settings import ServerSettings, available_cores  # noqa: PLC0415
+
+    if args.max_delay_ms is not None and args.max_batch is None:
+        raise ConfigError("--max-delay-ms needs --max-batch: give both, or neither")
+    return ServerSettings(
+        host=args.host,
+        port=args.port,
+        concurrency=args.concurrency or available_cores(),
+        max_batch=args.max_batch,
+        max_delay_ms=2.0 if args.max_delay_ms is None else args.max_delay_ms,
+        max_body_bytes=args.max_body_bytes,
+        log_level=args.log_level,
+    )
+
+
+def load_for_serving(args: argparse.Namespace, settings: ServerSettings) -> Model:
+    """Trusted keys, then the verified, self-tested model, checked against the server's settings."""
+    from edgekit_runtime.backends import BackendSettings  # noqa: PLC0415
+    from edgekit_runtime.model import LoadOptions, load  # noqa: PLC0415
+    from edgekit_runtime.server.settings import available_cores  # noqa: PLC0415
+    from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
+
+    if args.allow_unsigned and not args.trust:
+        raise ConfigError("--allow-unsigned only matters with --trust: leave it out, or add --trust KEYFILE")
+    keys = load_trusted_keys(args.trust)
+    threads = args.threads or max(1, available_cores() // settings.concurrency)
+    options = LoadOptions(
+        trusted_keys=keys,
+        require_signature=False if args.allow_unsigned else None,
+        backend=BackendSettings(threads=threads),
+    )
+    model = load(args.model, options)
+    settings.check_model(model)
+    return model
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from edgekit_runtime.server.serve import listen, serve  # noqa: PLC0415
+
+    settings = _settings(args)
+    sock = listen(settings.host, settings.port)  # a port already taken fails before the model loads
+    try:
+        model = load_for_serving(args, settings)
+    except BaseException:
+        sock.close()
+        raise
+    devices = ", ".join(model.backend.devices)
+
+    def ready(url: str) -> None:
+        print(f"serving {model.name} {model.version} on {url} ({model.backend.name}, {devices})", flush=True)
+
+    serve(model, settings, sock=sock, on_ready=ready)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
-    try:
-        parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
         parser.print_help()
+        return 0
+    try:
+        code: int = args.run(args)
     except RuntimeKitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    return 0
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return code
 
 
 if __name__ == "__main__":

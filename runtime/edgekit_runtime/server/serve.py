@@ -1,0 +1,133 @@
+"""Run the application under uvicorn: our own listening socket, a ready line, a graceful stop.
+
+The socket is made here, not by uvicorn, so that ``--port 0`` can report the port the kernel picked, and
+so that a port already taken fails before the model is loaded. It has ``TCP_NODELAY`` set: Linux copies it
+to every accepted connection, and asyncio and uvloop set it on each accepted TCP transport as well, so a
+small response is never held back by Nagle's algorithm waiting for the client's delayed ACK
+(tests/runtime/server/test_serve.py reads it back on the server's side of a live connection).
+
+SIGTERM and SIGINT stop the server gracefully: uvicorn stops accepting, lets requests in flight finish
+(up to ``graceful_timeout``), and returns. uvicorn then re-raises the signal into the handler that was in
+place before it started; we install one that only asks the server to exit, so the process ends with 0
+rather than being killed by its own re-raised signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import signal
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from edgekit_runtime.errors import ConfigError
+from edgekit_runtime.server.app import create_app
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import FrameType
+
+    from edgekit_runtime.model import Model
+    from edgekit_runtime.server.app import App
+    from edgekit_runtime.server.settings import ServerSettings
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A bound TCP socket with ``TCP_NODELAY`` (uvicorn starts listening on it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port} ({reason}): pick another --port or --host") from exc
+    except OverflowError as exc:
+        sock.close()
+        raise ConfigError(f"--port {port} is not a TCP port: use 1 to 65535, or 0 for a free one") from exc
+    return sock
+
+
+def url(sock: socket.socket) -> str:
+    """``http://HOST:PORT`` of a bound socket, with the port the kernel picked."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, calling ``on_ready`` once it is accepting connections."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None = None) -> None:
+        """Keep the callback."""
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start listening, then say so."""
+        await super().startup(sockets)
+        if self.started and self.on_ready is not None:
+            self.on_ready()
+
+
+def uvicorn_config(app: App, settings: ServerSettings) -> uvicorn.Config:
+    """httptools, uvloop (``loop="auto"``), no access log, no lifespan, our logger beside uvicorn's."""
+    logging_config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    level = settings.log_level.upper()  # uvicorn names level 5 TRACE when it is imported
+    logging_config["loggers"]["edgekit_runtime"] = {"handlers": ["default"], "level": level, "propagate": False}
+    return uvicorn.Config(
+        app,
+        http="httptools",
+        loop="auto",
+        ws="none",
+        lifespan="off",
+        interface="asgi3",
+        access_log=False,
+        log_level=settings.log_level,
+        log_config=logging_config,
+        server_header=False,
+        timeout_graceful_shutdown=settings.graceful_timeout,
+    )
+
+
+def serve(
+    model: Model,
+    settings: ServerSettings,
+    *,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``model`` until SIGTERM or SIGINT; ``on_ready(url)`` once connections are accepted."""
+    app = create_app(model, settings)
+    sock = sock or listen(settings.host, settings.port)
+    address = url(sock)
+    server = Server(uvicorn_config(app, settings), None if on_ready is None else lambda: on_ready(address))
+    try:
+        with _exit_on_signals(server):
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
+        app.close()
+
+
+@contextlib.contextmanager
+def _exit_on_signals(server: uvicorn.Server) -> Iterator[None]:
+    """While serving, SIGTERM and SIGINT ask ``server`` to exit (before uvicorn's handlers and after them)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask_to_exit(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, ask_to_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
