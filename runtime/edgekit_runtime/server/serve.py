@@ -76,7 +76,7 @@ class Server(uvicorn.Server):
 
 
 def uvicorn_config(app: App, settings: ServerSettings) -> uvicorn.Config:
-    """httptools, uvloop (``loop="auto"``), no access log, no lifespan, our logger beside uvicorn's."""
+    """httptools, uvloop (``loop="auto"``); no access log, lifespan or proxy headers; our logger beside uvicorn's."""
     logging_config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     level = settings.log_level.upper()  # uvicorn names level 5 TRACE when it is imported
     logging_config["loggers"]["edgekit_runtime"] = {"handlers": ["default"], "level": level, "propagate": False}
@@ -88,6 +88,7 @@ def uvicorn_config(app: App, settings: ServerSettings) -> uvicorn.Config:
         lifespan="off",
         interface="asgi3",
         access_log=False,
+        proxy_headers=False,  # nothing here reads the client's address; and no wrapper on every request
         log_level=settings.log_level,
         log_config=logging_config,
         server_header=False,
