@@ -132,7 +132,7 @@ def _split_body(request: Request) -> tuple[Any, bytes, bool]:
     body = request.body
     raw = request.headers.get(HEADER_LENGTH)
     if raw is None:
-        return parse_json(body, "inference request"), b"", False
+        return parse_json(body, "body"), b"", False
     text = raw.decode("latin-1").strip()
     if not text.isdigit() or int(text) > len(body):
         raise HttpError(
@@ -141,4 +141,5 @@ def _split_body(request: Request) -> tuple[Any, bytes, bool]:
             f"0 to {len(body)} (the body's length)",
         )
     length = int(text)
-    return parse_json(body[:length], "inference request header"), body[length:], True
+    what = f"JSON header (the body's first {length} bytes, by Inference-Header-Content-Length)"
+    return parse_json(body[:length], what), body[length:], True

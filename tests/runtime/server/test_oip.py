@@ -175,10 +175,10 @@ def test_raw_binary_response_layout_and_headers(mlp_server):
     [
         (lambda b, h: (b[:-5], h), "declares binary_data_size 256 but only 251 bytes"),
         (lambda b, h: (b + b"xx", h), "carries 258 bytes after the JSON header but the inputs' binary_data_size"),
-        (lambda b, _: (b, {}), "is not valid JSON"),
+        (lambda b, _: (b, {}), "body is not valid JSON: "),
         (lambda b, _: (b, {"Inference-Header-Content-Length": "-3"}), "Inference-Header-Content-Length is '-3'"),
         (lambda b, _: (b, {"Inference-Header-Content-Length": "99999"}), "must be the JSON header's length"),
-        (lambda b, _: (b, {"Inference-Header-Content-Length": "12"}), "inference request header is not valid JSON"),
+        (lambda b, _: (b, {"Inference-Header-Content-Length": "12"}), "JSON header (the body's first 12 bytes, by"),
     ],
 )
 def test_bad_binary_requests_say_what_was_expected(mlp_server, mutate, message):
