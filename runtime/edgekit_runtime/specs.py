@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Dim = int | str | None
 
 #: element kinds a value may be converted from without losing meaning (JSON numbers arrive as int or float)
-_SAFE_FROM = {"f": "fiub", "i": "iub", "u": "iub", "b": "b", "U": "UO", "O": "UO"}
+_SAFE_FROM = {"f": "fiu", "i": "iu", "u": "iu", "b": "b", "U": "UO", "O": "UO"}
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,14 @@ def _as_array(value: Any, spec: TensorSpec) -> np.ndarray:  # noqa: ANN401
             raise InvalidInputError(
                 f"input '{spec.name}' has values outside {spec.dtype}'s range", input_name=spec.name
             )
+    if want.kind == "f" and array.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            converted = array.astype(want)
+        if not np.array_equal(np.isfinite(converted), np.isfinite(array)):
+            raise InvalidInputError(
+                f"input '{spec.name}' has values outside {spec.dtype}'s range", input_name=spec.name
+            )
+        return converted
     return array.astype(want)
 
 

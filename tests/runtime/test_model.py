@@ -139,3 +139,10 @@ def test_onnxruntime_usage_telemetry_is_off(tmp_path):
     assert (
         written == []
     )  # ONNX Runtime alone writes .cache/Microsoft/DeveloperTools/.onnxruntime/{deviceid,onnxruntime.db}
+
+
+def test_booleans_and_out_of_range_floats_are_refused(model):
+    with pytest.raises(InvalidInputError, match="expects float32 values, got booleans"):
+        model.predict({"input": [[True] * 64]})
+    with pytest.raises(InvalidInputError, match="outside float32's range"):
+        model.predict({"input": [[1e300] * 64]})
