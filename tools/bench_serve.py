@@ -41,6 +41,7 @@ import functools
 import json
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -133,7 +134,9 @@ class ServeBench:
         """Write the apps and wrk scripts; nothing starts yet."""
         self.model, self.args, self.say = model, args, say
         self.ports = {key: free_port() for key in KEYS}
-        self.targets = {k: t for k, t in targets(model, self.ports, args.threads).items() if k in args.servers}
+        self.targets = {
+            k: t for k, t in targets(model, self.ports, args.threads, args.runtime_args).items() if k in args.servers
+        }
         self.results = {k: ServerResult(k, t.title, t.workers) for k, t in self.targets.items()}
         if RUNTIME in self.results and (why := runtime_serve_available()):
             self.results[RUNTIME].error = why
@@ -292,12 +295,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--loadgen-cpus", default="1", help="CPUs wrk and this process are pinned to [1]")
     parser.add_argument("--no-pin", action="store_true", help="pin nothing")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads [1]")
+    parser.add_argument(
+        "--runtime-args", default="", help="more options for edgekit-runtime serve, e.g. '--concurrency 1'"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "out" / "bench_serve.json", help="where the JSON goes")
     parser.add_argument("--markdown", action="store_true", help="also print the tables as Markdown")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s per cell, 1 round, 1 cold start")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds, args.cold_starts = 2.0, 1, 1
+    args.runtime_args = shlex.split(args.runtime_args)
     args.servers = [k.strip() for k in args.servers.split(",") if k.strip()]
     unknown = [k for k in args.servers if k not in KEYS]
     if unknown or not args.servers:
@@ -376,7 +383,8 @@ def _notes(
     setup = (
         f"machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, ONNX Runtime {info['onnxruntime']}, "
         f"Flask {info['flask']}, mlflow-skinny {info['mlflow-skinny']}, uvicorn {info['uvicorn']}; {pin}; "
-        f"ORT threads {args.threads}; wrk threads {args.wrk_threads}; {args.seconds:g} s per cell in {args.rounds} "
+        f"ORT threads {args.threads}; runtime options: {shlex.join(args.runtime_args) or 'defaults'}; "
+        f"wrk threads {args.wrk_threads}; {args.seconds:g} s per cell in {args.rounds} "
         f"round(s); {args.cold_starts} cold start(s) each; the run took {total:.0f} s"
     )
     notes = [

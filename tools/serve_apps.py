@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 BIN = Path(sys.executable).parent
 SEED = 0
@@ -176,8 +176,13 @@ def mlflow_body(batch: np.ndarray) -> bytes:
     return json.dumps({"inputs": batch.tolist()}).encode()
 
 
-def targets(model: DigitsModel, ports: dict[str, int], threads: int) -> dict[str, Target]:
-    """Every server, by key; app files are written into the model's folder."""
+def targets(
+    model: DigitsModel, ports: dict[str, int], threads: int, runtime_args: Sequence[str] = ()
+) -> dict[str, Target]:
+    """Every server, by key; app files are written into the model's folder.
+
+    ``runtime_args``: further options for ``edgekit-runtime serve`` (``--concurrency``, ``--max-batch``...).
+    """
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # mlflow runs `uvicorn` from PATH
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -197,6 +202,7 @@ def targets(model: DigitsModel, ports: dict[str, int], threads: int) -> dict[str
                 str(BIN / "edgekit-runtime"),
                 *("serve", str(model.bundle), "--host", "127.0.0.1"),
                 *("--port", str(ports["edgekit-runtime"]), "--threads", str(threads)),
+                *runtime_args,
             ],
             folder,
             "/predict",
