@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -233,6 +234,8 @@ class ServeBench:
         if conns > 1:
             for pid, cpu in spent.items():
                 result.cpu_by_process[pid] = ("", result.cpu_by_process.get(pid, ("", 0.0))[1] + cpu)
+            if result.workers > 1 and sum(spent.values()) > 0:
+                result.busiest_shares.append(max(spent.values()) / sum(spent.values()))
         result.loads.setdefault(cell, LoadResult()).add(load)
 
     def _after_load(self, key: str, pgid: int) -> None:
@@ -276,7 +279,10 @@ def machine() -> dict[str, Any]:
 
     dists = ("onnxruntime", "flask", "mlflow-skinny", "uvicorn", "starlette", "scikit-learn", "edgekit-runtime")
     versions = {dist: installed(dist) for dist in dists}
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), **versions}
+    git = ["git", "-C", str(ROOT), "describe", "--always", "--dirty"]
+    done = subprocess.run(git, capture_output=True, text=True, check=False)
+    commit = done.stdout.strip() if done.returncode == 0 else "-"
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "commit": commit, **versions}
 
 
 def _cpus(text: str) -> list[int]:
@@ -381,7 +387,7 @@ def _notes(
         f"{','.join(map(str, args.loadgen_cpus))} (taskset)"
     )
     setup = (
-        f"machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, ONNX Runtime {info['onnxruntime']}, "
+        f"commit {info['commit']}; machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, ONNX Runtime {info['onnxruntime']}, "
         f"Flask {info['flask']}, mlflow-skinny {info['mlflow-skinny']}, uvicorn {info['uvicorn']}; {pin}; "
         f"ORT threads {args.threads}; runtime options: {shlex.join(args.runtime_args) or 'defaults'}; "
         f"wrk threads {args.wrk_threads}; {args.seconds:g} s per cell in {args.rounds} "

@@ -29,6 +29,8 @@ class ServerResult:
     cpu_s: dict[tuple[int, int], float] = field(default_factory=dict)
     #: CPU seconds per process during the 16-connection loads: PID → (process name, seconds)
     cpu_by_process: dict[int, tuple[str, float]] = field(default_factory=dict)
+    #: multi-worker servers: the busiest process's share of the group's CPU in each 16-connection run
+    busiest_shares: list[float] = field(default_factory=list)
     rss_kib: int | None = None
     pss_kib: int | None = None
     processes: list[dict[str, Any]] = field(default_factory=list)
@@ -58,6 +60,9 @@ class ServerResult:
             return "-"
         busy = sorted(((s / total, name) for name, s in self.cpu_by_process.values()), reverse=True)
         shown = [f"{_role(name)} {share:.0%}" for share, name in busy if share >= 0.005]  # noqa: PLR2004
+        if self.busiest_shares:
+            low, high = min(self.busiest_shares), max(self.busiest_shares)
+            shown.append(f"busiest per run {low:.0%}-{high:.0%} ({len(self.busiest_shares)} runs)")
         return ", ".join(shown) if len(shown) > 1 else "one process"
 
     def to_json(self) -> dict[str, Any]:
@@ -86,6 +91,7 @@ class ServerResult:
                 str(pid): {"process": name, "cpu_s": round(s, 2)} for pid, (name, s) in self.cpu_by_process.items()
             },
             "spread": self.spread(),
+            "busiest_share_per_run": [round(x, 3) for x in self.busiest_shares],
             "check": self.check,
             "metrics": self.metrics,
             "error": self.error,
