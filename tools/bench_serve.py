@@ -387,7 +387,8 @@ def _notes(
         f"{','.join(map(str, args.loadgen_cpus))} (taskset)"
     )
     setup = (
-        f"commit {info['commit']}; machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, ONNX Runtime {info['onnxruntime']}, "
+        f"commit {info['commit']}; machine: {info['cpu']}, {info['cores']} cores; "
+        f"Python {info['python']}, ONNX Runtime {info['onnxruntime']}, "
         f"Flask {info['flask']}, mlflow-skinny {info['mlflow-skinny']}, uvicorn {info['uvicorn']}; {pin}; "
         f"ORT threads {args.threads}; runtime options: {shlex.join(args.runtime_args) or 'defaults'}; "
         f"wrk threads {args.wrk_threads}; {args.seconds:g} s per cell in {args.rounds} "
