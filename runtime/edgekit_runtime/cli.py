@@ -106,7 +106,10 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument("--concurrency", type=_count, help="model calls running at once (default: the CPU cores)")
     serve.add_argument("--max-batch", type=_count, help="micro-batch up to N samples per model call (default: off)")
     serve.add_argument(
-        "--max-delay-ms", type=_milliseconds, help="with --max-batch: longest wait for a batch to fill (default: 2)"
+        "--max-delay-ms",
+        type=_milliseconds,
+        help="with --max-batch: longest an idle engine waits for a batch to fill (default: 0, batch only what "
+        "queues behind a busy engine)",
     )
     serve.add_argument(
         "--max-body-bytes", type=_count, default=DEFAULT_MAX_BODY, help="largest request body (default: 16 MiB)"
@@ -125,7 +128,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         port=args.port,
         concurrency=args.concurrency or available_cores(),
         max_batch=args.max_batch,
-        max_delay_ms=2.0 if args.max_delay_ms is None else args.max_delay_ms,
+        max_delay_ms=0.0 if args.max_delay_ms is None else args.max_delay_ms,
         max_body_bytes=args.max_body_bytes,
         log_level=args.log_level,
     )

@@ -193,5 +193,7 @@ def create_app(model: Model, settings: ServerSettings) -> App:
     )
     infer: Infer = Inference(model.run, concurrency=settings.concurrency, metrics=metrics)
     if settings.max_batch is not None:
-        infer = MicroBatcher(infer, max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000)
+        infer = MicroBatcher(
+            infer, max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000, slots=settings.concurrency
+        )
     return App(model, infer, settings, metrics)

@@ -1,7 +1,11 @@
 """Dynamic micro-batching: requests that arrive close together share one backend call.
 
-A request joins a queue; the queue is run as soon as it holds ``max_batch`` samples, or ``max_delay``
-seconds after its oldest request arrived, whichever comes first. One call takes requests in arrival order
+A request joins a queue. While the engine has a free slot (fewer than ``slots`` calls running), the queue
+runs ``max_delay`` seconds after its oldest request arrived, or at once with ``max_delay=0``; while every
+slot is busy, requests gather, and the next call takes them as soon as a slot frees. A queue holding
+``max_batch`` samples runs at once. So with ``max_delay=0`` (the default) a lone client never waits for
+company, and batches form only from requests that queued behind a busy engine: under load they cost no
+latency the client was not already paying. One call takes requests in arrival order
 whose inputs have the same shape past the batch axis (they must concatenate), up to ``max_batch`` samples
 (a single request larger than that runs alone). Outputs are split back along the first axis, so each
 request gets exactly its own rows, in order.
@@ -38,11 +42,16 @@ class _Waiting:
 class MicroBatcher:
     """Queues checked requests and runs them through ``infer`` in batches."""
 
-    def __init__(self, infer: Infer, *, max_batch: int, max_delay: float) -> None:
-        """``max_batch`` samples per call at most; no request waits more than ``max_delay`` seconds to start."""
+    def __init__(self, infer: Infer, *, max_batch: int, max_delay: float, slots: int = 1) -> None:
+        """``max_batch`` samples per call at most; an idle engine waits at most ``max_delay`` s for company.
+
+        ``slots`` is how many calls the engine runs at once (the inference pool's size).
+        """
         self._infer = infer
         self.max_batch = max_batch
         self.max_delay = max_delay
+        self.slots = slots
+        self._busy = 0
         self._queue: list[_Waiting] = []
         self._queued = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -57,8 +66,11 @@ class MicroBatcher:
         self._queued += waiting.samples
         if self._queued >= self.max_batch:
             self._drain()
-        elif self._timer is None:
-            self._arm()
+        elif self._busy < self.slots:
+            if self.max_delay <= 0:
+                self._start(self._take())
+            elif self._timer is None:
+                self._arm()
         return await waiting.future
 
     def close(self) -> None:
@@ -111,9 +123,21 @@ class MicroBatcher:
         return batch
 
     def _start(self, batch: list[_Waiting]) -> None:
+        self._busy += 1
         task = asyncio.get_running_loop().create_task(self._run(batch))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A slot is free: what queued behind the busy engine runs now (it has waited already)."""
+        self._running.discard(task)
+        self._busy -= 1
+        self._drop_cancelled()
+        if self._queue and self._busy < self.slots:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._start(self._take())
 
     async def _run(self, batch: list[_Waiting]) -> None:
         try:

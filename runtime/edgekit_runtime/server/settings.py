@@ -35,8 +35,9 @@ class ServerSettings:
     concurrency: int = field(default_factory=available_cores)
     #: micro-batching: most samples per backend call (``None``: every request runs on its own)
     max_batch: int | None = None
-    #: micro-batching: longest a request waits for others to join its batch
-    max_delay_ms: float = 2.0
+    #: micro-batching: longest a request waits for others to join its batch while the engine is idle (0: it
+    #: runs at once, and batches form only from requests queued behind a busy engine)
+    max_delay_ms: float = 0.0
     #: largest request body, after decompression
     max_body_bytes: int = DEFAULT_MAX_BODY
     #: seconds a request body may stop arriving part-way before the server answers 408

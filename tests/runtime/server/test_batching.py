@@ -182,3 +182,39 @@ def test_max_batch_is_refused_for_a_model_without_a_free_batch_axis():
     model.inputs = [TensorSpec("input", "float32", (1, 64))]
     with pytest.raises(ConfigError, match=r"input 'input' has shape \[1, 64\]: serve this model without --max-batch"):
         ServerSettings(max_batch=4).check_model(model)
+
+
+class SlowModel(FakeModel):
+    """Takes ``seconds`` per call, like an engine that is busy."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def __call__(self, feeds):
+        self.batches.append(feeds["x"][:, 0].tolist())
+        await asyncio.sleep(self.seconds)
+        return {"y": feeds["x"] * 2}
+
+
+def test_without_a_delay_a_lone_request_runs_at_once():
+    model = SlowModel(0.0)
+    batcher = MicroBatcher(model, max_batch=8, max_delay=0.0, slots=1)
+
+    async def one():
+        start = time.perf_counter()
+        out = await batcher(rows(1.0))
+        return out, time.perf_counter() - start
+
+    out, waited = asyncio.run(one())
+    assert out["y"].tolist() == [[2.0]]
+    assert waited < 0.05
+    assert model.batches == [[1.0]]
+
+
+def test_without_a_delay_requests_that_queue_behind_a_busy_engine_share_the_next_call():
+    model = SlowModel(0.05)
+    batcher = MicroBatcher(model, max_batch=8, max_delay=0.0, slots=1)
+    results = gather(batcher, [rows(float(i)) for i in range(5)])
+    assert [r["y"][0, 0] for r in results] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert model.batches == [[0.0], [1.0, 2.0, 3.0, 4.0]]  # the first ran alone; the rest waited for it together
