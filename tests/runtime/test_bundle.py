@@ -15,25 +15,9 @@ from edgekit_runtime.bundle import GOLDEN, MANIFEST, REFERENCE, SIGNATURE, Limit
 from edgekit_runtime.errors import BundleError, SignatureError
 from edgekit_runtime.signing import load_public_key
 
+from .tamper import flip, members_of, write_zip
+
 MEMBERS = ["model.onnx", GOLDEN, REFERENCE]
-
-
-def members_of(path):
-    with zipfile.ZipFile(path) as archive:
-        return {i.filename: archive.read(i) for i in archive.infolist()}
-
-
-def write_zip(path, members):
-    """Write members as given: names unchecked, CRCs correct (so only our hashes can catch a change)."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return path
-
-
-def flip(data: bytes, at: int | None = None) -> bytes:
-    i = len(data) // 2 if at is None else at
-    return data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
 
 
 @pytest.fixture(scope="module")

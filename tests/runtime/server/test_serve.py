@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import re
 import signal
@@ -12,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 
 import httpx
 import numpy as np
@@ -22,57 +19,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit_runtime import load
-from edgekit_runtime.bundle import GOLDEN, MANIFEST, SIGNATURE
 from edgekit_runtime.cli import build_parser, load_for_serving
 from edgekit_runtime.server.app import create_app
 from edgekit_runtime.server.settings import ServerSettings
+from tests.runtime.tamper import re_pinned_with_other_golden_outputs, tampered, unsigned
 
 from .conftest import DIGITS, ServeProcess, asgi, thread_server
 
 READY = re.compile(r"^serving digits-mlp 1\.0\.0 on http://127\.0\.0\.1:(\d+) \(onnxruntime, CPUExecutionProvider\)$")
-
-
-def members_of(path):
-    with zipfile.ZipFile(path) as archive:
-        return {i.filename: archive.read(i) for i in archive.infolist()}
-
-
-def write_zip(path, members):
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return path
-
-
-def tampered(bundle, path):
-    members = members_of(bundle)
-    model = members["model.onnx"]
-    members["model.onnx"] = model[:100] + bytes([model[100] ^ 1]) + model[101:]
-    return write_zip(path, members)
-
-
-def re_pinned_with_other_golden_outputs(bundle, path):
-    """Golden outputs edited and the manifest's hash updated to match: only the self-test can tell."""
-    members = members_of(bundle)
-    with np.load(io.BytesIO(members[GOLDEN])) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays["outputs/probabilities"] = arrays["outputs/probabilities"][::-1].copy()
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    members[GOLDEN] = buf.getvalue()
-    manifest = json.loads(members[MANIFEST])
-    for entry in manifest["files"]:
-        if entry["path"] == GOLDEN:
-            entry.update(sha256=hashlib.sha256(members[GOLDEN]).hexdigest(), size=len(members[GOLDEN]))
-    members[MANIFEST] = json.dumps(manifest).encode()
-    del members[SIGNATURE]  # the signature would catch the edit first; this checks the self-test
-    return write_zip(path, members)
-
-
-def unsigned(bundle, path):
-    members = members_of(bundle)
-    del members[SIGNATURE]
-    return write_zip(path, members)
 
 
 def fixed_batch_model(path):
