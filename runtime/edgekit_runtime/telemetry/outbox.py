@@ -1,0 +1,181 @@
+"""The outbox: telemetry messages stored durably in SQLite before any send, deleted only once acknowledged.
+
+paho-mqtt keeps unacknowledged QoS 1 messages in memory only, so a broker outage, a lost network or a power
+cut would lose them. Every message is appended here first (SQLite in WAL mode with ``synchronous=FULL``: the
+append has reached the disk when :meth:`Outbox.append` returns), read back in order by the publisher, and
+deleted by :meth:`Outbox.ack` once the broker's PUBACK arrived. A restart resumes where it stopped.
+
+Sequence numbers come from an ``AUTOINCREMENT`` key, so they keep increasing across restarts even when the
+outbox was empty, and are never reused. The outbox is bounded by total payload bytes and by age; when a new
+message would pass a bound, the oldest messages go first and their number is added to ``dropped``, a counter
+that survives restarts and is itself reported, so a gap is never silent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgekit_runtime.errors import ConfigError, TelemetryError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from types import TracebackType
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxLimits:
+    """How much the outbox keeps while the broker is out of reach."""
+
+    #: total payload bytes (default 64 MiB: days of 10 s windows)
+    max_bytes: int = 64 << 20
+    #: seconds a message may wait (default 7 days); older ones are dropped, and counted
+    max_age: float = 7 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        """Refuse bounds that keep nothing."""
+        if self.max_bytes < 1:
+            raise ConfigError(f"outbox max_bytes {self.max_bytes} keeps nothing: use 1 or more")
+        if self.max_age <= 0:
+            raise ConfigError(f"outbox max_age {self.max_age} keeps nothing: use seconds > 0")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored message."""
+
+    seq: int
+    created: float
+    payload: bytes
+
+
+class Outbox:
+    """A durable FIFO of messages; one process opens it at a time."""
+
+    def __init__(
+        self, path: Path, limits: OutboxLimits | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        """Open (or create) the outbox at ``path``."""
+        self.path = Path(path)
+        self.limits = limits or OutboxLimits()
+        self._clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise TelemetryError(
+                f"outbox '{self.path}' cannot be opened ({exc}): move the file aside and restart"
+            ) from exc
+        self._count, self._bytes = int(row[0]), int(row[1])
+
+    def __enter__(self) -> Outbox:  # noqa: PYI034  (typing.Self needs Python 3.11; we support 3.10)
+        """Use as a context manager."""
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        """Close."""
+        self.close()
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    @property
+    def count(self) -> int:
+        """Messages waiting."""
+        return self._count
+
+    @property
+    def size(self) -> int:
+        """Payload bytes waiting."""
+        return self._bytes
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped to stay within the limits, ever (it survives restarts)."""
+        return int(self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0])
+
+    def append(self, payload: bytes) -> int:
+        """Store ``payload`` durably, then make room by dropping the oldest; returns its sequence number."""
+        if len(payload) > self.limits.max_bytes:
+            raise TelemetryError(
+                f"a telemetry message of {len(payload)} bytes is larger than the outbox ({self.limits.max_bytes} "
+                "bytes): raise the outbox's max_bytes"
+            )
+        now = self._clock()
+        with self._transaction():
+            cursor = self._db.execute("INSERT INTO outbox (created, payload) VALUES (?, ?)", (now, payload))
+            seq = int(cursor.lastrowid or 0)
+            self._count += 1
+            self._bytes += len(payload)
+            self._enforce(now)
+        return seq
+
+    def pending(self, limit: int = 100) -> list[Entry]:
+        """The oldest ``limit`` messages, in order."""
+        rows = self._db.execute("SELECT seq, created, payload FROM outbox ORDER BY seq LIMIT ?", (limit,))
+        return [Entry(int(s), float(c), bytes(p)) for s, c, p in rows]
+
+    def ack(self, seqs: Iterable[int]) -> int:
+        """Delete messages the broker acknowledged; returns how many were still there."""
+        wanted = list(seqs)
+        if not wanted:
+            return 0
+        with self._transaction():
+            marks = ",".join("?" * len(wanted))
+            size = self._db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE seq IN ({marks})",  # noqa: S608
+                wanted,
+            ).fetchone()
+            self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", wanted)  # noqa: S608
+        self._count -= int(size[0])
+        self._bytes -= int(size[1])
+        return int(size[0])
+
+    def _enforce(self, now: float) -> None:
+        """Drop the oldest messages past the age or byte bound (inside the append's transaction)."""
+        dropped = 0
+        cutoff = now - self.limits.max_age
+        while self._count > 1:
+            seq, created, size = self._db.execute(
+                "SELECT seq, created, LENGTH(payload) FROM outbox ORDER BY seq LIMIT 1"
+            ).fetchone()
+            if created >= cutoff and self._bytes <= self.limits.max_bytes:
+                break
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self._count -= 1
+            self._bytes -= int(size)
+            dropped += 1
+        if dropped:
+            self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (dropped,))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

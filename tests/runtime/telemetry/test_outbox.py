@@ -1,0 +1,97 @@
+"""The outbox keeps telemetry on disk, in order, until acknowledged; bounded, counted, and restart-proof."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from edgekit_runtime.errors import ConfigError, TelemetryError
+from edgekit_runtime.telemetry.outbox import Outbox, OutboxLimits
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_messages_come_back_in_order_until_acknowledged(tmp_path):
+    with Outbox(tmp_path / "outbox.db") as box:
+        seqs = [box.append(f"m{i}".encode()) for i in range(5)]
+        assert seqs == sorted(seqs)
+        assert [e.payload for e in box.pending(3)] == [b"m0", b"m1", b"m2"]
+        assert box.ack(seqs[:2]) == 2
+        assert box.ack(seqs[:2]) == 0  # a second PUBACK for the same message changes nothing
+        assert [e.payload for e in box.pending()] == [b"m2", b"m3", b"m4"]
+        assert (box.count, box.size) == (3, 6)
+
+
+def test_a_restart_resumes_and_sequence_numbers_keep_increasing(tmp_path):
+    path = tmp_path / "outbox.db"
+    with Outbox(path) as box:
+        first = box.append(b"a")
+        second = box.append(b"b")
+        box.ack([first, second])  # empty now
+    with Outbox(path) as box:
+        third = box.append(b"c")
+        assert third > second  # never reused, even after the outbox was emptied
+        assert [e.seq for e in box.pending()] == [third]
+
+
+def test_the_byte_bound_drops_the_oldest_and_counts_them(tmp_path):
+    path = tmp_path / "outbox.db"
+    with Outbox(path, OutboxLimits(max_bytes=10)) as box:
+        for i in range(6):
+            box.append(f"{i:04d}".encode())  # 4 bytes each: two fit
+        assert [e.payload for e in box.pending()] == [b"0004", b"0005"]
+        assert box.dropped == 4
+    with Outbox(path, OutboxLimits(max_bytes=10)) as box:
+        assert box.dropped == 4  # the count survives a restart, so the gap can be reported
+
+
+def test_the_age_bound_drops_what_waited_too_long(tmp_path):
+    clock = Clock()
+    with Outbox(tmp_path / "outbox.db", OutboxLimits(max_age=60), clock=clock) as box:
+        box.append(b"old")
+        clock.now += 61
+        box.append(b"new")
+        assert [e.payload for e in box.pending()] == [b"new"]
+        assert box.dropped == 1
+
+
+def test_a_message_larger_than_the_outbox_is_refused(tmp_path):
+    with (
+        Outbox(tmp_path / "outbox.db", OutboxLimits(max_bytes=3)) as box,
+        pytest.raises(TelemetryError, match="larger"),
+    ):
+        box.append(b"four")
+
+
+def test_bad_limits_and_a_corrupt_file_say_so(tmp_path):
+    with pytest.raises(ConfigError, match="max_bytes 0"):
+        OutboxLimits(max_bytes=0)
+    bad = tmp_path / "outbox.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(TelemetryError, match="move the file aside"):
+        Outbox(bad)
+
+
+def test_an_append_survives_the_process_being_killed(tmp_path):
+    path = tmp_path / "outbox.db"
+    code = (
+        "import os, signal, sys\n"
+        "from edgekit_runtime.telemetry.outbox import Outbox\n"
+        f"box = Outbox({str(path)!r})\n"
+        "for i in range(50):\n"
+        "    box.append(b'window %d' % i)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=False)
+    assert result.returncode == -signal.SIGKILL
+    with Outbox(path) as box:
+        assert [e.payload for e in box.pending(100)] == [b"window %d" % i for i in range(50)]
