@@ -1,0 +1,238 @@
+"""One telemetry window: request counts, latency, and how the inputs compare with the bundle's reference.
+
+Per window: requests, errors by kind, batch sizes, a latency histogram with fixed buckets and p50/p90/p99
+read from it; per input feature count, mean, std, min, max and the count in each of the reference's bins
+(``reference.json``, counted by the same rule: ``searchsorted(edges, x, side="right")``), with the
+population stability index against the reference and a drift flag; and, when the first output is labels
+(integers or text, one per sample), their counts.
+
+PSI = sum over the bins of (a - e) * ln(a / e), where a and e are the window's and the reference's shares,
+each floored at 1e-4 so that an empty bin does not make it infinite. The usual reading: below 0.1 stable,
+0.1 to 0.25 a moderate shift, above 0.25 a large one; the flag is raised above ``psi_threshold`` (0.2) once
+a feature has ``min_samples`` values.
+
+Recording is cheap enough to leave on: a request appends references to its arrays to a buffer (well under a
+microsecond), and the buffer is counted in one vectorised pass when it holds :data:`FLUSH_ELEMENTS` values
+or when the window closes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+#: latency bucket bounds in milliseconds (the last bucket is everything slower)
+LATENCY_BUCKETS_MS = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0)
+PSI_FLOOR = 1e-4
+#: buffered input values that trigger a counting pass (bounds the memory a window holds on to)
+FLUSH_ELEMENTS = 1 << 20
+
+
+@dataclass
+class _InputReference:
+    axis: int | None
+    edges: np.ndarray  # [features, max_edges], padded with +inf
+    expected: np.ndarray  # [features, max_edges + 1] reference shares, padded with 0
+    bins: np.ndarray  # [features]: real bin count of each feature
+
+
+def parse_reference(doc: Mapping[str, Any]) -> dict[str, _InputReference]:
+    """``reference.json`` as padded arrays, by input name (inputs without features are left out)."""
+    out = {}
+    for entry in doc.get("inputs", []):
+        features = entry.get("features") or []
+        if not features:
+            continue
+        width = max(len(f["edges"]) for f in features)
+        edges = np.full((len(features), width), np.inf)
+        expected = np.zeros((len(features), width + 1))
+        for i, f in enumerate(features):
+            edges[i, : len(f["edges"])] = f["edges"]
+            expected[i, : len(f["fractions"])] = f["fractions"]
+        bins = np.array([len(f["fractions"]) for f in features])
+        out[str(entry["name"])] = _InputReference(entry.get("feature_axis"), edges, expected, bins)
+    return out
+
+
+class _FeatureStats:
+    """Running sums, extremes and bin counts of one input's features."""
+
+    def __init__(self, reference: _InputReference) -> None:
+        width = reference.expected.shape[0]
+        self.count = 0
+        self.total, self.squares = np.zeros(width), np.zeros(width)
+        self.low, self.high = np.full(width, np.inf), np.full(width, -np.inf)
+        self.bins = np.zeros(reference.expected.shape, dtype=np.int64)
+        self._offsets = np.arange(width) * reference.expected.shape[1]
+        self._edges = reference.edges
+
+    def add(self, values: np.ndarray) -> None:
+        """``values``: [samples, features] as float64."""
+        self.count += values.shape[0]
+        self.total += values.sum(axis=0)
+        self.squares += np.square(values).sum(axis=0)
+        np.minimum(self.low, values.min(axis=0), out=self.low)
+        np.maximum(self.high, values.max(axis=0), out=self.high)
+        index = (values[:, :, None] >= self._edges[None]).sum(axis=2)  # searchsorted(side="right")
+        flat = (index + self._offsets).ravel()
+        self.bins += np.bincount(flat, minlength=self.bins.size).reshape(self.bins.shape)
+
+
+@dataclass
+class Window:
+    """Everything recorded since the window opened."""
+
+    start: float
+    reference: dict[str, _InputReference]
+    requests: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    batch_sizes: Counter[int] = field(default_factory=Counter)
+    latency: np.ndarray = field(default_factory=lambda: np.zeros(len(LATENCY_BUCKETS_MS) + 1, dtype=np.int64))
+    latency_sum_ms: float = 0.0
+    features: dict[str, _FeatureStats] = field(default_factory=dict)
+    classes: Counter[str] = field(default_factory=Counter)
+    _seconds: list[float] = field(default_factory=list)
+    _inputs: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    _labels: list[np.ndarray] = field(default_factory=list)
+    _buffered: int = 0
+
+    def record(
+        self,
+        seconds: float,
+        *,
+        inputs: Mapping[str, np.ndarray] | None = None,
+        first_output: np.ndarray | None = None,
+        error: str | None = None,
+    ) -> None:
+        """One request: its latency, and its inputs and first output when it succeeded."""
+        self.requests += 1
+        self._seconds.append(seconds)
+        if error is not None:
+            self.errors[error] += 1
+            return
+        if inputs:
+            for name in self.reference:
+                value = inputs.get(name)
+                if value is not None:
+                    self._inputs.setdefault(name, []).append(value)
+                    self._buffered += value.size
+            first = next(iter(inputs.values()))
+            self.batch_sizes[first.shape[0] if first.ndim else 1] += 1
+        if first_output is not None and first_output.dtype.kind in "iuUSb" and first_output.ndim <= 1:
+            self._labels.append(first_output)
+        if self._buffered >= FLUSH_ELEMENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Count everything buffered (the window's numbers are complete after this)."""
+        if self._seconds:
+            ms = np.asarray(self._seconds) * 1000.0
+            self.latency += np.bincount(
+                np.searchsorted(LATENCY_BUCKETS_MS, ms, side="left"), minlength=len(self.latency)
+            )
+            self.latency_sum_ms += float(ms.sum())
+            self._seconds = []
+        for name, arrays in self._inputs.items():
+            reference = self.reference[name]
+            values = _joined_features(arrays, reference)
+            stats = self.features.get(name) or self.features.setdefault(name, _FeatureStats(reference))
+            stats.add(values)
+        self._inputs = {}
+        self._buffered = 0
+        if self._labels:
+            found, counts = np.unique(np.concatenate([np.atleast_1d(v) for v in self._labels]), return_counts=True)
+            self.classes.update({str(k): int(c) for k, c in zip(found.tolist(), counts.tolist(), strict=True)})
+            self._labels = []
+
+    def summary(self, end: float, *, psi_threshold: float = 0.2, min_samples: int = 50) -> dict[str, Any]:
+        """The window as the JSON document telemetry sends (device, seq and model are added by the sender)."""
+        self.flush()
+        inputs: list[dict[str, Any]] = []
+        for name, stats in self.features.items():
+            inputs.append(
+                {"name": name, "features": _feature_docs(stats, self.reference[name], psi_threshold, min_samples)}
+            )
+        return {
+            "window_start": self.start,
+            "window_end": end,
+            "requests": self.requests,
+            "errors": dict(self.errors),
+            "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+            "latency_ms": {
+                "buckets": list(LATENCY_BUCKETS_MS),
+                "counts": self.latency.tolist(),
+                "mean": self.latency_sum_ms / self.requests if self.requests else None,
+                "p50": percentile(self.latency, 0.50),
+                "p90": percentile(self.latency, 0.90),
+                "p99": percentile(self.latency, 0.99),
+            },
+            "inputs": inputs,
+            "drift": any(f["drift"] for entry in inputs for f in entry["features"]),
+            "outputs": {"classes": dict(self.classes)} if self.classes else {},
+        }
+
+
+def _joined_features(arrays: list[np.ndarray], reference: _InputReference) -> np.ndarray:
+    """One [samples, features] array from many requests (one join when their shapes agree past the batch)."""
+    if len(arrays) == 1:
+        return _as_features(arrays[0], reference)
+    try:
+        return _as_features(np.concatenate(arrays), reference)
+    except ValueError:  # free dimensions past the batch (an OCR line's width): each request on its own
+        return np.concatenate([_as_features(a, reference) for a in arrays])
+
+
+def _as_features(array: np.ndarray, reference: _InputReference) -> np.ndarray:
+    values = np.asarray(array, dtype=np.float64)
+    if reference.axis is None:
+        return values.reshape(-1, 1)
+    return np.moveaxis(values, reference.axis, -1).reshape(-1, values.shape[reference.axis])
+
+
+def psi(actual: np.ndarray, expected: np.ndarray) -> float:
+    """Population stability index of two share vectors over the same bins."""
+    a = np.maximum(actual, PSI_FLOOR)
+    e = np.maximum(expected, PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def percentile(counts: np.ndarray, q: float) -> float | None:
+    """The upper bound of the bucket holding the ``q`` quantile (``None`` for an empty window)."""
+    total = int(counts.sum())
+    if not total:
+        return None
+    index = int(np.searchsorted(np.cumsum(counts), q * total, side="left"))
+    return LATENCY_BUCKETS_MS[index] if index < len(LATENCY_BUCKETS_MS) else float("inf")
+
+
+def _feature_docs(
+    stats: _FeatureStats, reference: _InputReference, threshold: float, min_samples: int
+) -> list[dict[str, Any]]:
+    n = stats.count
+    mean = stats.total / n
+    std = np.sqrt(np.maximum(stats.squares / n - mean**2, 0.0))
+    docs = []
+    for i in range(len(mean)):
+        bins = int(reference.bins[i])
+        counts = stats.bins[i, :bins]
+        value = psi(counts / n, reference.expected[i, :bins]) if n >= min_samples else None
+        docs.append(
+            {
+                "index": i,
+                "count": n,
+                "mean": float(mean[i]),
+                "std": float(std[i]),
+                "min": float(stats.low[i]),
+                "max": float(stats.high[i]),
+                "bins": counts.tolist(),
+                "psi": value,
+                "drift": value is not None and value > threshold,
+            }
+        )
+    return docs
