@@ -71,12 +71,11 @@ def onnx_input(
 
 def tflite_input(data: bytes, *, source: dict[str, Any]) -> pack.PackInput:
     """What :func:`edgekit.bundle.pack.build` needs to bundle a ``.tflite`` model."""
-    from edgekit.importers.tflite import run_tflite, tflite_specs  # noqa: PLC0415
+    from edgekit.importers.tflite import host_specs, open_tflite  # noqa: PLC0415
 
-    inputs, outputs = tflite_specs(data)
-    return pack.PackInput(
-        backend="litert", data=data, inputs=inputs, outputs=outputs, run=run_tflite(data), source=source
-    )
+    backend = open_tflite(data)
+    inputs, outputs = host_specs(backend)
+    return pack.PackInput(backend="litert", data=data, inputs=inputs, outputs=outputs, run=backend.run, source=source)
 
 
 @dataclass(frozen=True)

@@ -229,24 +229,20 @@ def verify(
 
 
 def _self_test(bundle: Bundle) -> str:
-    from edgekit.bundle.source import onnx_runner  # noqa: PLC0415
+    """The golden self-test in the runtime's own backend for the bundle, one thread, as a device runs it."""
     from edgekit.errors import BundleError  # noqa: PLC0415
+    from edgekit_runtime.backends import BackendSettings, open_backend  # noqa: PLC0415
     from edgekit_runtime.bundle import GOLDEN  # noqa: PLC0415
     from edgekit_runtime.golden import Golden, self_test  # noqa: PLC0415
 
-    data = bundle.read(bundle.model["path"])
-    if bundle.model["backend"] == "litert":
-        from edgekit.importers.tflite import run_tflite  # noqa: PLC0415
-
-        run, engine = run_tflite(data), "LiteRT"
-    else:
-        run, engine = onnx_runner(data), "ONNX Runtime"
-    result = self_test(Golden.from_bytes(bundle.read(GOLDEN)), run)
+    name = str(bundle.model["backend"])
+    backend = open_backend(name, bundle.read(bundle.model["path"]), BackendSettings(threads=1))
+    result = self_test(Golden.from_bytes(bundle.read(GOLDEN)), backend.run)
     if not result.passed:
         raise BundleError(
             f"self-test failed: {result.failure()}: the model does not give the outputs it was bundled with"
         )
-    return engine
+    return {"litert": "LiteRT", "onnxruntime": "ONNX Runtime"}.get(name, name)
 
 
 def convert(

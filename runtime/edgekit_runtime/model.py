@@ -111,8 +111,6 @@ def load(path: Path | str, options: LoadOptions | None = None) -> Model:
     start = time.perf_counter()
     path = Path(path)
     model = _plain_onnx(path, options) if path.suffix == ".onnx" else _bundle(path, options)
-    model.max_elements = options.max_elements
-    model.check = InputCheck(model.inputs, max_elements=options.max_elements)
     _warm_up(model, options.warmup)
     model.load_seconds = time.perf_counter() - start
     return model
@@ -134,6 +132,7 @@ def _plain_onnx(path: Path, options: LoadOptions) -> Model:
         inputs=backend.inputs,
         outputs=backend.outputs,
         path=path,
+        max_elements=options.max_elements,
     )
 
 
@@ -153,6 +152,7 @@ def _bundle(path: Path, options: LoadOptions) -> Model:
         labels=bundle.manifest.get("labels"),
         manifest=bundle.manifest,
         path=path,
+        max_elements=options.max_elements,
         signer=None if bundle.signer is None else bundle.signer.key_id,
     )
     if options.self_test:
