@@ -14,3 +14,14 @@ DIGITS = ROOT / "examples" / "digits"
 def digits() -> Path:
     """The bundled digits models and data (examples/digits)."""
     return DIGITS
+
+
+@pytest.fixture
+def mosquitto(tmp_path_factory):
+    """A Mosquitto of the test's own, started on a free loopback port (tests may kill and restart it)."""
+    from tests.brokers import Mosquitto  # noqa: PLC0415
+
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
