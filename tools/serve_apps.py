@@ -202,6 +202,7 @@ def targets(
                 str(BIN / "edgekit-runtime"),
                 *("serve", str(model.bundle), "--host", "127.0.0.1"),
                 *("--port", str(ports["edgekit-runtime"]), "--threads", str(threads)),
+                *("--state-dir", str(folder / "runtime-state")),  # telemetry on, as deployed, in a folder of its own
                 *runtime_args,
             ],
             folder,

@@ -19,6 +19,7 @@ from edgekit_runtime.errors import ConfigError, RuntimeKitError
 if TYPE_CHECKING:
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.settings import ServerSettings
+    from edgekit_runtime.telemetry.service import TelemetrySettings
 
 #: usage errors exit with this, as argparse's do
 USAGE = 2
@@ -62,6 +63,26 @@ def _milliseconds(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0.05 <= value <= 86_400:  # noqa: PLR2004
+        raise argparse.ArgumentTypeError(f"{value} is out of range: use 0.05 to 86400 seconds")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} keeps nothing: use a number > 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's arguments."""
     parser = _Parser(prog="edgekit-runtime", description="Run an edgekit bundle on this device.")
@@ -83,7 +104,16 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
             "and Prometheus metrics (/metrics). Stops gracefully on SIGTERM or Ctrl-C."
         ),
     )
-    serve.add_argument("model", metavar="MODEL", type=Path, help="an .edgebundle, or a plain .onnx file")
+    serve.add_argument(
+        "model",
+        metavar="MODEL",
+        type=Path,
+        nargs="?",
+        help="an .edgebundle, or a plain .onnx file (or 'model' in --config)",
+    )
+    serve.add_argument(
+        "--config", type=Path, metavar="FILE", help="a TOML file of these flags; flags given here win over it"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this device)")
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (default: 8080; 0 picks a free one)")
     serve.add_argument(
@@ -115,7 +145,72 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--max-body-bytes", type=_count, default=DEFAULT_MAX_BODY, help="largest request body (default: 16 MiB)"
     )
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="warning", help="server log level (default: warning)")
+    _add_telemetry(serve)
     serve.set_defaults(run=_serve)
+
+
+def _add_telemetry(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group(
+        "telemetry",
+        "Windows of request, latency, drift and system numbers, kept in an outbox in --state-dir and sent to "
+        "the broker given by --mqtt (docs/telemetry.md).",
+    )
+    group.add_argument("--no-telemetry", action="store_true", help="record nothing, send nothing")
+    group.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the outbox lives (default: $STATE_DIRECTORY, else ~/.local/state/edgekit-runtime)",
+    )
+    group.add_argument("--fleet", default="default", help="fleet name, a topic level (default: default)")
+    group.add_argument("--device", help="device id, a topic level (default: the host name)")
+    group.add_argument("--telemetry-interval", type=_seconds, default=10.0, help="seconds per window (default: 10)")
+    group.add_argument(
+        "--outbox-max-mb", type=_positive, default=64.0, help="outbox bound in MiB; the oldest go first (default: 64)"
+    )
+    group.add_argument(
+        "--outbox-max-age-hours", type=_positive, default=168.0, help="oldest window kept, in hours (default: 168)"
+    )
+    group.add_argument("--mqtt", metavar="URL", help="broker: mqtt://HOST[:PORT], or mqtts://HOST[:PORT] for TLS")
+    group.add_argument("--mqtt-username", metavar="USER", help="broker user name")
+    group.add_argument("--mqtt-password-file", type=Path, metavar="FILE", help="file holding the broker password")
+    group.add_argument("--mqtt-ca", type=Path, metavar="FILE", help="CA certificates the broker's is checked against")
+    group.add_argument("--mqtt-cert", type=Path, metavar="FILE", help="client certificate (PEM), with --mqtt-key")
+    group.add_argument("--mqtt-key", type=Path, metavar="FILE", help="client certificate's private key (PEM)")
+    group.add_argument("--mqtt-protocol", choices=("5", "3.1.1"), default="5", help="MQTT version (default: 5)")
+
+
+def _telemetry(args: argparse.Namespace) -> TelemetrySettings | None:
+    """The telemetry flags, checked; ``None`` with --no-telemetry."""
+    from edgekit_runtime.telemetry.mqtt import MqttSettings  # noqa: PLC0415
+    from edgekit_runtime.telemetry.outbox import OutboxLimits  # noqa: PLC0415
+    from edgekit_runtime.telemetry.recorder import RecorderSettings  # noqa: PLC0415
+    from edgekit_runtime.telemetry.service import TelemetrySettings, default_device, default_state_dir  # noqa: PLC0415
+
+    if args.no_telemetry:
+        if args.mqtt:
+            raise ConfigError("--mqtt sends telemetry and --no-telemetry turns it off: give one of them")
+        return None
+    mqtt = None
+    if args.mqtt:
+        mqtt = MqttSettings(
+            args.mqtt,
+            username=args.mqtt_username,
+            password_file=args.mqtt_password_file,
+            ca_file=args.mqtt_ca,
+            cert_file=args.mqtt_cert,
+            key_file=args.mqtt_key,
+            protocol=args.mqtt_protocol,
+        )
+    elif any((args.mqtt_username, args.mqtt_password_file, args.mqtt_ca, args.mqtt_cert, args.mqtt_key)):
+        raise ConfigError("the --mqtt-* options need a broker: add --mqtt URL")
+    return TelemetrySettings(
+        state_dir=args.state_dir or default_state_dir(),
+        fleet=args.fleet,
+        device=args.device or default_device(),
+        recorder=RecorderSettings(interval=args.telemetry_interval),
+        outbox=OutboxLimits(max_bytes=int(args.outbox_max_mb * (1 << 20)), max_age=args.outbox_max_age_hours * 3600.0),
+        mqtt=mqtt,
+    )
 
 
 def _settings(args: argparse.Namespace) -> ServerSettings:
@@ -157,11 +252,24 @@ def load_for_serving(args: argparse.Namespace, settings: ServerSettings) -> Mode
 
 def _serve(args: argparse.Namespace) -> int:
     from edgekit_runtime.server.serve import listen, serve  # noqa: PLC0415
+    from edgekit_runtime.telemetry.service import Telemetry  # noqa: PLC0415
 
+    if args.model is None:
+        raise ConfigError("no model to serve: give MODEL, or 'model' in --config")
     settings = _settings(args)
+    telemetry_settings = _telemetry(args)
     sock = listen(settings.host, settings.port)  # a port already taken fails before the model loads
+    telemetry = None
     try:
         model = load_for_serving(args, settings)
+        if telemetry_settings is not None:
+            identity = {
+                "name": model.name,
+                "version": model.version,
+                "sha256": model.sha256,
+                "backend": model.backend.name,
+            }
+            telemetry = Telemetry(telemetry_settings, identity, model.reference)
     except BaseException:
         sock.close()
         raise
@@ -170,8 +278,19 @@ def _serve(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"serving {model.name} {model.version} on {url} ({model.backend.name}, {devices})", flush=True)
 
-    serve(model, settings, sock=sock, on_ready=ready)
+    serve(model, settings, sock=sock, on_ready=ready, telemetry=telemetry)
     return 0
+
+
+def _with_config(parser: argparse.ArgumentParser, argv: list[str] | None, path: Path) -> argparse.Namespace:
+    """Parse again, with the config file's values as the defaults of the command's flags."""
+    from edgekit_runtime import config  # noqa: PLC0415
+
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    for sub in commands.choices.values():
+        if any(a.dest == "config" for a in sub._actions):  # noqa: SLF001
+            config.apply(sub, path)
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if getattr(args, "config", None) is not None:
+            args = _with_config(parser, argv, args.config)
         code: int = args.run(args)
     except RuntimeKitError as exc:
         print(f"error: {exc}", file=sys.stderr)

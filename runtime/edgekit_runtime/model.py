@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from edgekit_runtime.backends import BackendSettings, open_backend
-from edgekit_runtime.bundle import GOLDEN, SUFFIX, open_bundle
+from edgekit_runtime.bundle import GOLDEN, REFERENCE, SUFFIX, open_bundle
 from edgekit_runtime.errors import BundleError, ConfigError, SelfTestError, SignatureError
 from edgekit_runtime.golden import Golden, SelfTest, self_test
 from edgekit_runtime.specs import InputCheck, TensorSpec
@@ -62,6 +63,8 @@ class Model:
     load_seconds: float = 0.0
     max_elements: int | None = None
     signer: str | None = None
+    #: the bundle's ``reference.json`` (what telemetry compares inputs with), when it has one
+    reference: dict[str, Any] | None = None
     check: InputCheck = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,6 +157,7 @@ def _bundle(path: Path, options: LoadOptions) -> Model:
         path=path,
         max_elements=options.max_elements,
         signer=None if bundle.signer is None else bundle.signer.key_id,
+        reference=_reference(bundle.read(REFERENCE), path) if REFERENCE in bundle.members else None,
     )
     if options.self_test:
         result = self_test(Golden.from_bytes(bundle.read(GOLDEN)), model.run)
@@ -165,6 +169,18 @@ def _bundle(path: Path, options: LoadOptions) -> Model:
             )
         model.self_test = result
     return model
+
+
+def _reference(data: bytes, path: Path) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BundleError(
+            f"bundle '{path.name}' has a {REFERENCE} that is not JSON ({exc}): rebuild the bundle"
+        ) from None
+    if not isinstance(doc, dict):
+        raise BundleError(f"bundle '{path.name}' has a {REFERENCE} that is not an object: rebuild the bundle")
+    return doc
 
 
 def _warm_up(model: Model, calls: int) -> None:

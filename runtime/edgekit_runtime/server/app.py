@@ -9,10 +9,11 @@ logged with its traceback on the server side; neither stops the server.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from edgekit_runtime.errors import InvalidInputError, RuntimeKitError
 from edgekit_runtime.server import mlflow, oip, simple
@@ -24,9 +25,11 @@ from edgekit_runtime.server.metrics import CONTENT_TYPE, ServerMetrics
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
+    import numpy as np
+
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.asgi import Receive, Scope, Send
-    from edgekit_runtime.server.inference import Infer
+    from edgekit_runtime.server.inference import Feeds, Infer, Outputs
     from edgekit_runtime.server.settings import ServerSettings
 
     Handler = Callable[[Request], Awaitable[Response]]
@@ -48,18 +51,83 @@ CLIENT_GONE = 499
 
 @dataclass(frozen=True)
 class Route:
-    """A path's protocol and its handlers by method."""
+    """A path's protocol and its handlers by method; ``inference`` routes are what telemetry counts."""
 
     protocol: str
     handlers: Mapping[str, Handler]
+    inference: bool = False
+
+
+class Recorder(Protocol):
+    """Where each inference request is told (:class:`edgekit_runtime.telemetry.service.Telemetry`)."""
+
+    def record(
+        self,
+        seconds: float,
+        *,
+        inputs: Mapping[str, np.ndarray] | None = None,
+        first_output: np.ndarray | None = None,
+        error: str | None = None,
+    ) -> None:
+        """One inference request."""
+
+
+class _Seen:
+    """What the model saw and said during one request (filled in by :class:`_Observed`)."""
+
+    __slots__ = ("feeds", "outputs")
+
+    def __init__(self) -> None:
+        self.feeds: Feeds | None = None
+        self.outputs: Outputs | None = None
+
+
+_SEEN: contextvars.ContextVar[_Seen | None] = contextvars.ContextVar("edgekit_seen", default=None)
+
+
+class _Observed:
+    """Wraps the infer callable: the request's inputs and outputs are kept for telemetry."""
+
+    def __init__(self, inner: Infer) -> None:
+        self._inner = inner
+
+    async def __call__(self, feeds: Feeds) -> Outputs:
+        outputs = await self._inner(feeds)
+        seen = _SEEN.get()
+        if seen is not None:
+            seen.feeds, seen.outputs = feeds, outputs
+        return outputs
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def error_kind(status: int) -> str | None:
+    """The telemetry error kind of a response status (``None``: it succeeded)."""
+    if status < 400:  # noqa: PLR2004
+        return None
+    return ERROR_KINDS.get(status) or ("server_error" if status >= 500 else "bad_request")  # noqa: PLR2004
+
+
+ERROR_KINDS = {400: "invalid_input", 408: "timeout", 413: "too_large", CLIENT_GONE: "client_gone"}
 
 
 class App:
     """The server's ASGI 3 application."""
 
-    def __init__(self, model: Model, infer: Infer, settings: ServerSettings, metrics: ServerMetrics) -> None:
-        """Build the route table for ``model``; requests are run through ``infer``."""
+    def __init__(
+        self,
+        model: Model,
+        infer: Infer,
+        settings: ServerSettings,
+        metrics: ServerMetrics,
+        telemetry: Recorder | None = None,
+    ) -> None:
+        """Build the route table for ``model``; requests are run through ``infer``, and told to ``telemetry``."""
         self.model = model
+        self.telemetry = telemetry
+        if telemetry is not None:
+            infer = _Observed(infer)
         self.infer = infer
         self.metrics = metrics
         self.max_body_bytes = settings.max_body_bytes
@@ -71,8 +139,8 @@ class App:
             "/v2": Route("oip", {"GET": v2.server_metadata}),
             "/v2/health/live": Route("oip", {"GET": v2.live}),
             "/v2/health/ready": Route("oip", {"GET": v2.ready}),
-            "/predict": Route("predict", {"POST": seed.predict}),
-            "/invocations": Route("mlflow", {"POST": scoring.invocations}),
+            "/predict": Route("predict", {"POST": seed.predict}, inference=True),
+            "/invocations": Route("mlflow", {"POST": scoring.invocations}, inference=True),
             "/ping": Route("mlflow", {"GET": scoring.ping}),
             "/health": Route("mlflow", {"GET": scoring.ping}),
             "/metrics": Route("metrics", {"GET": self.render_metrics}),
@@ -81,7 +149,7 @@ class App:
         self._model_paths = {
             (): Route("oip", {"GET": v2.model_metadata}),
             ("ready",): Route("oip", {"GET": v2.model_ready}),
-            ("infer",): Route("oip", {"POST": v2.model_infer}),
+            ("infer",): Route("oip", {"POST": v2.model_infer}, inference=True),
         }
 
     def route(self, path: str) -> tuple[Route, tuple[str, ...]] | None:
@@ -114,6 +182,10 @@ class App:
         found = self.route(scope["path"])
         protocol = "other" if found is None else found[0].protocol
         status = CLIENT_GONE
+        seen = None
+        if self.telemetry is not None and found is not None and found[0].inference:
+            seen = _Seen()
+            _SEEN.set(seen)  # this request's own task: the context goes with it
         try:
             response = await self._respond(scope, receive, found)
             await send_response(send, response)
@@ -121,9 +193,12 @@ class App:
         except ClientGone:
             pass
         finally:
+            seconds = time.perf_counter() - start
             self.metrics.inflight.add(-1)
             self.metrics.requests.inc((protocol, str(status)))
-            self.metrics.request_seconds.observe(time.perf_counter() - start, (protocol,))
+            self.metrics.request_seconds.observe(seconds, (protocol,))
+            if seen is not None and self.telemetry is not None:
+                _record(self.telemetry, seconds, status, seen)
 
     async def _respond(self, scope: Scope, receive: Receive, found: tuple[Route, tuple[str, ...]] | None) -> Response:
         errors = ERRORS["other" if found is None else found[0].protocol]
@@ -171,6 +246,14 @@ class App:
         self.infer.close()
 
 
+def _record(telemetry: Recorder, seconds: float, status: int, seen: _Seen) -> None:
+    kind = error_kind(status)
+    if kind is not None or seen.outputs is None:
+        telemetry.record(seconds, error=kind or "server_error")
+        return
+    telemetry.record(seconds, inputs=seen.feeds, first_output=next(iter(seen.outputs.values()), None))
+
+
 async def _lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
@@ -181,8 +264,8 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def create_app(model: Model, settings: ServerSettings) -> App:
-    """The application for ``model``: its metrics, its inference pool, and a micro-batcher if asked for."""
+def create_app(model: Model, settings: ServerSettings, telemetry: Recorder | None = None) -> App:
+    """The application for ``model``: metrics, inference pool, micro-batcher if asked for, and telemetry."""
     settings.check_model(model)
     metrics = ServerMetrics(
         name=model.name,
@@ -196,4 +279,4 @@ def create_app(model: Model, settings: ServerSettings) -> App:
         infer = MicroBatcher(
             infer, max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000, slots=settings.concurrency
         )
-    return App(model, infer, settings, metrics)
+    return App(model, infer, settings, metrics, telemetry)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.app import App
     from edgekit_runtime.server.settings import ServerSettings
+    from edgekit_runtime.telemetry.service import Telemetry
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -102,18 +103,27 @@ def serve(
     *,
     sock: socket.socket | None = None,
     on_ready: Callable[[str], None] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> None:
-    """Serve ``model`` until SIGTERM or SIGINT; ``on_ready(url)`` once connections are accepted."""
-    app = create_app(model, settings)
+    """Serve ``model`` until SIGTERM or SIGINT; ``on_ready(url)`` once connections are accepted.
+
+    With ``telemetry``, inference requests are recorded; on the way out, after the last request, the open
+    window is written and the publisher gets its drain time.
+    """
+    app = create_app(model, settings, telemetry)
     sock = sock or listen(settings.host, settings.port)
     address = url(sock)
     server = Server(uvicorn_config(app, settings), None if on_ready is None else lambda: on_ready(address))
+    if telemetry is not None:
+        telemetry.start()
     try:
         with _exit_on_signals(server):
             server.run(sockets=[sock])
     finally:
         sock.close()
         app.close()
+        if telemetry is not None:
+            telemetry.stop()
 
 
 @contextlib.contextmanager

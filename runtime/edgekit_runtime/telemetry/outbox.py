@@ -14,6 +14,7 @@ that survives restarts and is itself reported, so a gap is never silent.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,7 @@ class Entry:
 
 
 class Outbox:
-    """A durable FIFO of messages; one process opens it at a time."""
+    """A durable FIFO of messages; one process opens it at a time, and its threads may share it."""
 
     def __init__(
         self, path: Path, limits: OutboxLimits | None = None, *, clock: Callable[[], float] = time.time
@@ -84,6 +85,7 @@ class Outbox:
                 f"outbox '{self.path}' cannot be opened ({exc}): move the file aside and restart"
             ) from exc
         self._count, self._bytes = int(row[0]), int(row[1])
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Outbox:  # noqa: PYI034  (typing.Self needs Python 3.11; we support 3.10)
         """Use as a context manager."""
@@ -95,7 +97,8 @@ class Outbox:
 
     def close(self) -> None:
         """Close the database."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     @property
     def count(self) -> int:
@@ -110,7 +113,8 @@ class Outbox:
     @property
     def dropped(self) -> int:
         """Messages dropped to stay within the limits, ever (it survives restarts)."""
-        return int(self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0])
+        with self._lock:
+            return int(self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0])
 
     def append(self, payload: bytes) -> int:
         """Store ``payload`` durably, then make room by dropping the oldest; returns its sequence number."""
@@ -120,7 +124,7 @@ class Outbox:
                 "bytes): raise the outbox's max_bytes"
             )
         now = self._clock()
-        with self._transaction():
+        with self._lock, self._transaction():
             cursor = self._db.execute("INSERT INTO outbox (created, payload) VALUES (?, ?)", (now, payload))
             seq = int(cursor.lastrowid or 0)
             self._count += 1
@@ -128,9 +132,12 @@ class Outbox:
             self._enforce(now)
         return seq
 
-    def pending(self, limit: int = 100) -> list[Entry]:
-        """The oldest ``limit`` messages, in order."""
-        rows = self._db.execute("SELECT seq, created, payload FROM outbox ORDER BY seq LIMIT ?", (limit,))
+    def pending(self, limit: int = 100, *, after: int = 0) -> list[Entry]:
+        """The oldest ``limit`` messages with a sequence number above ``after``, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, created, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+            ).fetchall()
         return [Entry(int(s), float(c), bytes(p)) for s, c, p in rows]
 
     def ack(self, seqs: Iterable[int]) -> int:
@@ -138,15 +145,15 @@ class Outbox:
         wanted = list(seqs)
         if not wanted:
             return 0
-        with self._transaction():
+        with self._lock, self._transaction():
             marks = ",".join("?" * len(wanted))
             size = self._db.execute(
                 f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE seq IN ({marks})",  # noqa: S608
                 wanted,
             ).fetchone()
             self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", wanted)  # noqa: S608
-        self._count -= int(size[0])
-        self._bytes -= int(size[1])
+            self._count -= int(size[0])
+            self._bytes -= int(size[1])
         return int(size[0])
 
     def _enforce(self, now: float) -> None:

@@ -30,6 +30,8 @@ class ServeProcess:
 
     def __init__(self, args: list[str], log: Path) -> None:
         self.args = [sys.executable, "-m", "edgekit_runtime.cli", "serve", *args]
+        if "--state-dir" not in args and "--no-telemetry" not in args:
+            self.args += ["--state-dir", str(log.parent / f"state-{log.stem}")]  # each server its own outbox
         self.log = log
         self.ready_line = ""
         self.url = ""

@@ -60,7 +60,7 @@ def slow_model(path, width=256, layers=48):
 
 def run_cli(*args):
     return subprocess.Popen(
-        [sys.executable, "-m", "edgekit_runtime.cli", "serve", *map(str, args)],
+        [sys.executable, "-m", "edgekit_runtime.cli", "serve", *map(str, args), "--no-telemetry"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

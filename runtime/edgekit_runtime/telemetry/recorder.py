@@ -1,0 +1,168 @@
+"""The recorder: requests go into the open window, which is closed every ``interval`` seconds.
+
+A closed window is written to the outbox, and a new one opened.
+
+:meth:`Recorder.record` is called by the server for each inference request, from the event loop; the
+window is closed on the recorder's own thread. A lock guards the open window (held for microseconds by
+either side), so a request is counted in exactly one window. Closing a window, counting its buffered inputs
+and writing it durably happens off the event loop. A window that cannot be written (a full disk) is logged
+and lost, and serving goes on.
+
+What goes into the outbox is the window's JSON without ``seq`` and ``outbox``: the publisher adds both when
+it sends, since the sequence number is the outbox's key and the drop count is the one at sending time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from edgekit_runtime.errors import ConfigError, TelemetryError
+from edgekit_runtime.telemetry.window import Window, parse_reference
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    import numpy as np
+
+    from edgekit_runtime.telemetry.outbox import Outbox
+    from edgekit_runtime.telemetry.system import SystemSampler
+
+logger = logging.getLogger("edgekit_runtime.telemetry")
+
+WINDOW_SCHEMA = "edgekit.telemetry/1"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who sends: the fleet, the device, the model it serves and the runtime's version."""
+
+    fleet: str
+    device: str
+    model: Mapping[str, Any] = field(default_factory=dict)
+    runtime_version: str = ""
+
+
+@dataclass(frozen=True)
+class RecorderSettings:
+    """How windows are cut and judged."""
+
+    #: seconds per window
+    interval: float = 10.0
+    #: PSI above which a feature is flagged as drifting
+    psi_threshold: float = 0.2
+    #: values a feature needs in a window before its PSI is computed
+    min_samples: int = 50
+
+    def __post_init__(self) -> None:
+        """Refuse windows that cannot work."""
+        if not 0.05 <= self.interval <= 86_400:  # noqa: PLR2004
+            raise ConfigError(f"--telemetry-interval {self.interval} is out of range: use 0.05 to 86400 seconds")
+        if self.psi_threshold <= 0:
+            raise ConfigError(f"psi_threshold {self.psi_threshold} flags everything: use a value > 0")
+        if self.min_samples < 1:
+            raise ConfigError(f"min_samples {self.min_samples} is not a count: use 1 or more")
+
+
+class Recorder:
+    """Counts requests into windows and writes each closed window to the outbox."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        identity: Identity,
+        *,
+        reference: Mapping[str, Any] | None = None,
+        settings: RecorderSettings | None = None,
+        sampler: SystemSampler | None = None,
+        clock: Callable[[], float] = time.time,
+        on_window: Callable[[int], None] | None = None,
+    ) -> None:
+        """Open the first window now; ``on_window(seq)`` is told of each window written."""
+        self.outbox = outbox
+        self.identity = identity
+        self.settings = settings or RecorderSettings()
+        self._reference = parse_reference(reference or {})
+        self._sampler = sampler
+        self._clock = clock
+        self._on_window = on_window
+        self._lock = threading.Lock()
+        self._window = Window(clock(), self._reference)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._head = {
+            "schema": WINDOW_SCHEMA,
+            "fleet": identity.fleet,
+            "device": identity.device,
+        }
+
+    def record(
+        self,
+        seconds: float,
+        *,
+        inputs: Mapping[str, np.ndarray] | None = None,
+        first_output: np.ndarray | None = None,
+        error: str | None = None,
+    ) -> None:
+        """One inference request: its latency, and its inputs and first output when it succeeded."""
+        with self._lock:
+            self._window.record(seconds, inputs=inputs, first_output=first_output, error=error)
+
+    def close_window(self) -> int | None:
+        """Close the open window, write it to the outbox and open the next.
+
+        Returns its sequence number, or ``None`` when it could not be written.
+        """
+        now = self._clock()
+        with self._lock:
+            window, self._window = self._window, Window(now, self._reference)
+        doc: dict[str, Any] = dict(self._head)
+        summary = window.summary(now, psi_threshold=self.settings.psi_threshold, min_samples=self.settings.min_samples)
+        doc["window_start"] = summary.pop("window_start")
+        doc["window_end"] = summary.pop("window_end")
+        doc["model"] = dict(self.identity.model)
+        doc["runtime"] = {"version": self.identity.runtime_version}
+        doc.update(summary)
+        doc["system"] = self._sampler.sample() if self._sampler is not None else None
+        try:
+            seq = self.outbox.append(orjson.dumps(doc))
+        except TelemetryError as exc:
+            logger.warning("telemetry window %.0f-%.0f lost: %s", doc["window_start"], doc["window_end"], exc)
+            return None
+        if self._on_window is not None:
+            self._on_window(seq)
+        return seq
+
+    def start(self) -> None:
+        """Close a window every ``interval`` seconds on a thread of the recorder's own."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="edgekit-telemetry-windows", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = self.settings.interval
+        deadline = time.monotonic() + interval
+        while not self._stop.wait(max(0.0, deadline - time.monotonic())):
+            try:
+                self.close_window()
+            except Exception:  # a bug here must not stop the windows that follow
+                logger.exception("closing a telemetry window failed")
+            deadline += interval
+            behind = time.monotonic() - deadline
+            if behind > interval:  # the machine was suspended, or a write stalled: skip, do not burst
+                deadline += interval * (behind // interval)
+
+    def stop(self, *, final: bool = True) -> None:
+        """Stop the thread; with ``final``, write the open window too (a clean stop loses nothing)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if final:
+            self.close_window()
