@@ -31,20 +31,24 @@ def free_port() -> int:
 class Mosquitto:
     """One broker process on ``127.0.0.1:port``; stop and start it again on the same port and folder."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, *, anonymous: bool = True, extra: str = "") -> None:
+        """``extra``: more configuration lines (TLS files, a password file) for the one listener."""
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.config = folder / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if anonymous else 'false'}\n"
+            # started as root, Mosquitto switches to its own user, who cannot write in the test's folder
+            "user root\n"
             "persistence true\n"
             f"persistence_location {folder}/\n"
             "autosave_interval 1\n"
             "max_queued_messages 100000\n"
             f"log_dest file {folder}/mosquitto.log\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
+            f"{extra}"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -52,6 +56,11 @@ class Mosquitto:
     def url(self) -> str:
         """``mqtt://127.0.0.1:PORT``."""
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        """``mqtts://127.0.0.1:PORT`` (for a broker given TLS files in ``extra``)."""
+        return f"mqtts://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the broker and wait until it accepts connections."""

@@ -177,12 +177,20 @@ def _add_telemetry(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--mqtt-cert", type=Path, metavar="FILE", help="client certificate (PEM), with --mqtt-key")
     group.add_argument("--mqtt-key", type=Path, metavar="FILE", help="client certificate's private key (PEM)")
     group.add_argument("--mqtt-protocol", choices=("5", "3.1.1"), default="5", help="MQTT version (default: 5)")
+    group.add_argument(
+        "--mqtt-reconnect-max",
+        type=_positive,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest wait between reconnect attempts; waits double up to it, with full jitter (default: 30)",
+    )
 
 
 def _telemetry(args: argparse.Namespace) -> TelemetrySettings | None:
     """The telemetry flags, checked; ``None`` with --no-telemetry."""
     from edgekit_runtime.telemetry.mqtt import MqttSettings  # noqa: PLC0415
     from edgekit_runtime.telemetry.outbox import OutboxLimits  # noqa: PLC0415
+    from edgekit_runtime.telemetry.publisher import PublisherSettings  # noqa: PLC0415
     from edgekit_runtime.telemetry.recorder import RecorderSettings  # noqa: PLC0415
     from edgekit_runtime.telemetry.service import TelemetrySettings, default_device, default_state_dir  # noqa: PLC0415
 
@@ -210,6 +218,9 @@ def _telemetry(args: argparse.Namespace) -> TelemetrySettings | None:
         recorder=RecorderSettings(interval=args.telemetry_interval),
         outbox=OutboxLimits(max_bytes=int(args.outbox_max_mb * (1 << 20)), max_age=args.outbox_max_age_hours * 3600.0),
         mqtt=mqtt,
+        publisher=PublisherSettings(
+            backoff_initial=min(0.5, args.mqtt_reconnect_max), backoff_max=args.mqtt_reconnect_max
+        ),
     )
 
 
