@@ -24,9 +24,9 @@ password-file = "/etc/edgekit/mqtt.password"
 
 A key is a flag's long name without the dashes (``state-dir`` or ``state_dir``); the tables only group them,
 except ``[mqtt]``, whose keys are the ``--mqtt-*`` flags without that prefix (``url`` is ``--mqtt``). Flags
-given on the command line win over the file; relative paths are relative to the file's folder. Values are
-checked as the flags are, and an unknown key, a
-value of the wrong kind or an unreadable file is a one-line error naming the key.
+given on the command line win over the file (``--trust``, a list, adds to it); relative paths are relative
+to the file's folder. Values are checked as the flags are, and an unknown key, a value of the wrong kind or
+an unreadable file is a one-line error naming the key.
 """
 
 from __future__ import annotations

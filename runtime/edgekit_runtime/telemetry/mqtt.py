@@ -32,7 +32,7 @@ NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def check_name(kind: str, value: str) -> str:
     """``value`` if it can be a topic level, else a :class:`ConfigError` naming the flag."""
-    if not NAME.match(value):
+    if not NAME.fullmatch(value):  # match() would let a trailing newline through ($)
         raise ConfigError(
             f"--{kind} '{value}' cannot be an MQTT topic level: use 1 to 64 characters from A-Z a-z 0-9 . _ -"
         )
@@ -105,7 +105,9 @@ class MqttSettings:
         try:
             port = parts.port
         except ValueError:
-            raise ConfigError(f"--mqtt '{self.url}' has a port that is not a TCP port: use 1 to 65535") from None
+            port = 0
+        if port == 0:  # not 0 as "the default": that would be a silent rewrite
+            raise ConfigError(f"--mqtt '{self.url}' has a port that is not a TCP port: use 1 to 65535")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ConfigError(f"--mqtt '{self.url}' has a path or query: give only mqtt://HOST[:PORT]")
         return parts.hostname, port or (8883 if parts.scheme == "mqtts" else 1883)
@@ -128,6 +130,7 @@ class MqttSettings:
     def safe_url(self) -> str:
         """The URL without its password, for logs."""
         host, port = self.address()
+        host = f"[{host}]" if ":" in host else host
         return f"{urlsplit(self.url).scheme}://{host}:{port}"
 
     @property

@@ -124,12 +124,18 @@ class Outbox:
                 "bytes): raise the outbox's max_bytes"
             )
         now = self._clock()
-        with self._lock, self._transaction():
-            cursor = self._db.execute("INSERT INTO outbox (created, payload) VALUES (?, ?)", (now, payload))
-            seq = int(cursor.lastrowid or 0)
-            self._count += 1
-            self._bytes += len(payload)
-            self._enforce(now)
+        with self._lock:
+            count, size = self._count, self._bytes
+            try:
+                with self._transaction():
+                    cursor = self._db.execute("INSERT INTO outbox (created, payload) VALUES (?, ?)", (now, payload))
+                    seq = int(cursor.lastrowid or 0)
+                    self._count += 1
+                    self._bytes += len(payload)
+                    self._enforce(now)
+            except sqlite3.Error as exc:  # a full disk, most likely: rolled back, nothing stored
+                self._count, self._bytes = count, size
+                raise TelemetryError(f"outbox '{self.path}' cannot store a message ({exc})") from exc
         return seq
 
     def pending(self, limit: int = 100, *, after: int = 0) -> list[Entry]:
@@ -185,4 +191,15 @@ class _Transaction:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback()
+                raise
+        else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite has already rolled back after some errors (SQLITE_FULL)
+            self.db.execute("ROLLBACK")

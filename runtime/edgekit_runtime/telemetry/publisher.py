@@ -101,7 +101,7 @@ def pack(entries: Sequence[Entry], limit: int) -> list[Entry]:
     """The leading entries whose payloads fit in ``limit`` bytes together (always at least one)."""
     total, count = 0, 0
     for entry in entries:
-        total += len(entry.payload) + 40
+        total += len(entry.payload) + 96  # seq, outbox counts, the comma, a share of the batch's head
         if count and total > limit:
             break
         count += 1
@@ -179,6 +179,10 @@ class Publisher:
             except OSError as exc:  # refused, unreachable, TLS failure: the broker is not there (yet)
                 connected = False
                 self._note_failure(f"cannot reach the broker at {self.mqtt.safe_url}: {exc}")
+            except Exception as exc:  # a bug, or the outbox failing: log it, and try again after the backoff
+                connected = False
+                logger.exception("telemetry: the publisher's session failed")
+                self.stats.last_error = f"session failed: {exc}"
             finally:
                 session.close()
             if connected:

@@ -36,8 +36,11 @@ def _cpu_times(path: Path) -> tuple[int, int] | None:
         return None
     if not fields or fields[0] != "cpu":
         return None
-    values = [int(v) for v in fields[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # noqa: PLR2004  (idle + iowait)
+    try:
+        values = [int(v) for v in fields[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # noqa: PLR2004  (idle + iowait)
+    except (ValueError, IndexError):  # not the format Linux writes: no share rather than no window
+        return None
     total = sum(values[:8])  # guest time is already inside user and nice
     return total - idle, total
 

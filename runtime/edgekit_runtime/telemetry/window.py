@@ -119,7 +119,7 @@ class Window:
         if inputs:
             for name in self.reference:
                 value = inputs.get(name)
-                if value is not None:
+                if value is not None and value.size:  # a request of no samples has no values to count
                     self._inputs.setdefault(name, []).append(value)
                     self._buffered += value.size
             first = next(iter(inputs.values()))

@@ -1,0 +1,231 @@
+"""The recorder cuts windows, writes them to the outbox in order, and never loses or double-counts a request."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+from edgekit_runtime import __version__
+from edgekit_runtime.bundle import REFERENCE, open_bundle
+from edgekit_runtime.errors import ConfigError
+from edgekit_runtime.telemetry.outbox import Outbox, OutboxLimits
+from edgekit_runtime.telemetry.recorder import WINDOW_SCHEMA, Identity, Recorder, RecorderSettings
+
+MODEL = {"name": "digits-mlp", "version": "1.0.0", "sha256": "0" * 64, "backend": "onnxruntime"}
+IDENTITY = Identity("lab", "pi-7", MODEL, __version__)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_795_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def reference(signed_bundle):
+    return json.loads(open_bundle(signed_bundle).read(REFERENCE))
+
+
+@pytest.fixture
+def outbox(tmp_path):
+    with Outbox(tmp_path / "outbox.db") as box:
+        yield box
+
+
+def stored(outbox):
+    """The windows in the outbox, in order, as the recorder wrote them."""
+    return [(entry.seq, json.loads(entry.payload)) for entry in outbox.pending(1000)]
+
+
+def test_windows_are_written_in_order_with_who_sent_them(outbox):
+    clock, told = Clock(), []
+    recorder = Recorder(outbox, IDENTITY, clock=clock, on_window=told.append)
+    seqs = []
+    for requests in (2, 0, 1):
+        for _ in range(requests):
+            recorder.record(0.003)
+        clock.now += 10.0
+        seqs.append(recorder.close_window())
+    assert seqs == told
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 3
+    windows = stored(outbox)
+    assert [seq for seq, _ in windows] == seqs
+    docs = [doc for _, doc in windows]
+    assert list(docs[0])[:7] == ["schema", "fleet", "device", "window_start", "window_end", "model", "runtime"]
+    for doc in docs:
+        assert (doc["schema"], doc["fleet"], doc["device"]) == (WINDOW_SCHEMA, "lab", "pi-7")
+        assert doc["model"] == MODEL
+        assert doc["runtime"] == {"version": __version__}
+        assert doc["system"] is None  # no sampler
+        assert "seq" not in doc  # the publisher adds it, and the outbox counts, when it sends
+        assert "outbox" not in doc
+    assert [d["requests"] for d in docs] == [2, 0, 1]
+    assert [(d["window_start"], d["window_end"]) for d in docs] == [
+        (1_795_000_000.0, 1_795_000_010.0),
+        (1_795_000_010.0, 1_795_000_020.0),
+        (1_795_000_020.0, 1_795_000_030.0),
+    ]
+
+
+def test_requests_recorded_while_windows_close_are_each_counted_once(outbox, reference):
+    rows = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
+    recorder = Recorder(outbox, IDENTITY, reference=reference)
+    workers, per_worker = 4, 3000
+    start = threading.Barrier(workers + 1)
+    done = threading.Event()
+
+    def record(index):
+        start.wait()
+        for i in range(per_worker):
+            if i % 10 == index:
+                recorder.record(0.0001, error="invalid_input")
+            else:
+                recorder.record(0.002, inputs={"input": rows[: 1 + i % 4]}, first_output=np.array([index]))
+
+    def close():
+        start.wait()
+        while not done.is_set():
+            recorder.close_window()
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(workers)]
+    closer = threading.Thread(target=close)
+    for thread in [*threads, closer]:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    closer.join()
+    recorder.close_window()
+
+    docs = [doc for _, doc in stored(outbox)]
+    assert sum(1 for d in docs if d["requests"]) > 1, "no window closed while requests were recorded"
+    assert sum(d["requests"] for d in docs) == workers * per_worker
+    assert sum(sum(d["latency_ms"]["counts"]) for d in docs) == workers * per_worker
+    assert sum(n for d in docs for n in d["errors"].values()) == workers * per_worker // 10
+    ok = workers * per_worker * 9 // 10
+    assert sum(n for d in docs for n in d["batch_sizes"].values()) == ok
+    samples = sum(int(size) * n for d in docs for size, n in d["batch_sizes"].items())
+    assert sum(d["inputs"][0]["features"][0]["count"] for d in docs if d["inputs"]) == samples
+    assert sum(n for d in docs for n in d.get("outputs", {}).get("classes", {}).values()) == ok
+    for index in range(workers):
+        labelled = sum(d["outputs"].get("classes", {}).get(str(index), 0) for d in docs)
+        assert labelled == per_worker * 9 // 10
+
+
+def test_stop_writes_the_open_window(outbox):
+    recorder = Recorder(outbox, IDENTITY, settings=RecorderSettings(interval=86_400))
+    recorder.start()
+    for _ in range(3):
+        recorder.record(0.001)
+    recorder.stop(final=True)
+    assert [doc["requests"] for _, doc in stored(outbox)] == [3]
+
+
+def test_stop_without_final_writes_nothing_more(outbox):
+    recorder = Recorder(outbox, IDENTITY, settings=RecorderSettings(interval=86_400))
+    recorder.start()
+    recorder.record(0.001)
+    recorder.stop(final=False)
+    assert stored(outbox) == []
+
+
+def test_the_thread_closes_a_window_every_interval(outbox):
+    two = threading.Event()
+    told = []
+
+    def on_window(seq):
+        told.append(seq)
+        if len(told) >= 2:
+            two.set()
+
+    recorder = Recorder(outbox, IDENTITY, settings=RecorderSettings(interval=0.05), on_window=on_window)
+    recorder.start()
+    recorder.start()  # a second start changes nothing
+    assert two.wait(10.0)
+    recorder.stop(final=True)
+    docs = [doc for _, doc in stored(outbox)]
+    assert len(docs) == len(told) >= 3
+    for earlier, later in itertools.pairwise(docs):
+        assert earlier["window_end"] == later["window_start"]
+
+
+def test_a_window_too_large_for_the_outbox_is_logged_and_lost(tmp_path, caplog):
+    told = []
+    with Outbox(tmp_path / "outbox.db", OutboxLimits(max_bytes=200)) as box:
+        recorder = Recorder(box, IDENTITY, on_window=told.append)
+        recorder.record(0.001)
+        with caplog.at_level(logging.WARNING, logger="edgekit_runtime.telemetry"):
+            assert recorder.close_window() is None
+        assert box.count == 0
+    assert told == []
+    assert "telemetry window" in caplog.text
+    assert "lost" in caplog.text
+
+
+def test_a_full_disk_is_logged_and_the_recorder_goes_on(tmp_path, caplog, reference):
+    rows = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+    with Outbox(tmp_path / "outbox.db") as box:
+        recorder = Recorder(box, IDENTITY, reference=reference)
+        assert recorder.close_window() is not None
+        pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+        box._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite now answers SQLITE_FULL, as on a full disk
+        recorder.record(0.001, inputs={"input": rows})  # 64 features: a window larger than a page
+        with caplog.at_level(logging.WARNING, logger="edgekit_runtime.telemetry"):
+            assert recorder.close_window() is None
+            recorder.record(0.001, inputs={"input": rows})
+            recorder.stop(final=True)  # the final window is lost the same way, without raising
+        assert "lost" in caplog.text
+        assert box.count == 1
+        box._db.execute("PRAGMA max_page_count = 1000000")  # space again
+        recorder.record(0.001)
+        seq = recorder.close_window()
+        assert seq is not None
+        assert [doc["requests"] for _, doc in stored(box)] == [0, 1]
+        assert box.count == 2
+
+
+def test_a_request_without_samples_does_not_lose_the_window(outbox, reference):
+    recorder = Recorder(outbox, IDENTITY, reference=reference)
+    empty = {"input": np.zeros((0, 64), np.float32)}
+    recorder.record(0.001, inputs=empty, first_output=np.zeros(0, np.int64))  # a CNN answers these
+    recorder.record(0.001, error="invalid_input")
+    assert recorder.close_window() is not None
+    recorder.record(0.001, inputs=empty, first_output=np.zeros(0, np.int64))
+    recorder.record(0.001, inputs={"input": np.zeros((2, 64), np.float32)}, first_output=np.array([3, 3]))
+    assert recorder.close_window() is not None
+    (_, alone), (_, mixed) = stored(outbox)
+    assert alone["requests"] == 2
+    assert alone["batch_sizes"] == {"0": 1}
+    assert alone["inputs"] == []
+    assert alone["outputs"] == {}
+    assert mixed["batch_sizes"] == {"0": 1, "2": 1}
+    assert mixed["inputs"][0]["features"][0]["count"] == 2
+    assert mixed["outputs"] == {"classes": {"3": 2}}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"interval": 0.01}, "--telemetry-interval 0.01 is out of range"),
+        ({"interval": 86_401}, "out of range: use 0.05 to 86400 seconds"),
+        ({"psi_threshold": 0}, "psi_threshold 0 flags everything"),
+        ({"psi_threshold": -0.1}, "use a value > 0"),
+        ({"min_samples": 0}, "min_samples 0 is not a count"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        RecorderSettings(**settings)
+
+
+def test_settings_at_their_bounds_are_accepted():
+    assert RecorderSettings(interval=0.05, min_samples=1).interval == 0.05
+    assert RecorderSettings(interval=86_400).interval == 86_400
