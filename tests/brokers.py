@@ -1,7 +1,8 @@
 """A real Mosquitto for the MQTT tests: its own config, a free loopback port, and a kill switch.
 
 Never the machine's shared broker on 1883: fault tests kill theirs. Each broker keeps its sessions in its own
-folder (``persistence true``, saved every second), as a production broker would, so a collector's persistent
+folder (``persistence true``, ``autosave_interval 1``: saved a second or two after a change; see
+:meth:`Mosquitto.wait_saved`), as a production broker would, so a collector's persistent
 session outlives a broker restart; :meth:`Mosquitto.kill` is SIGKILL, which skips the save on exit.
 """
 
@@ -85,6 +86,15 @@ class Mosquitto:
             self.proc.wait(10)
         if self.proc is not None and self.proc.stderr is not None:
             self.proc.stderr.close()
+
+    def wait_saved(self, after: float, timeout: float = 10.0) -> None:
+        """Wait until the broker has saved its state (``mosquitto.db``) later than ``after`` (a ``time.time()``)."""
+        db = self.folder / "mosquitto.db"
+        deadline = time.monotonic() + timeout
+        while not (db.exists() and db.stat().st_mtime > after):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not save its state within {timeout} s: {self.log()}")
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL: the broker dies as in a power cut."""

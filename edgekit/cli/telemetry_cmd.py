@@ -1,0 +1,189 @@
+"""``edgekit telemetry collect|show``: store the fleet's telemetry from MQTT, and look at what was stored.
+
+Exit codes: 0 done (``collect`` stopped by SIGTERM or Ctrl-C); 1 a database that cannot be opened or read;
+2 bad options (a malformed broker or database URL, a missing file). A broker that cannot be reached is not an
+error: ``collect`` keeps trying, with a log line each time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from edgekit.cli.output import err, out, user_errors
+from edgekit.errors import ConfigError, TelemetryError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from edgekit.telemetry.store import DeviceSummary
+
+telemetry_app = typer.Typer(help="Collect device telemetry from an MQTT broker, and look at it.", no_args_is_help=True)
+
+DB_HELP = "A SQLite file (or sqlite:///PATH), or postgresql://USER@HOST:PORT/DB."
+
+
+@telemetry_app.command("collect")
+def collect(
+    broker: str = typer.Option(..., help="mqtt://HOST[:PORT], or mqtts://HOST[:PORT] for TLS."),
+    db: str = typer.Option("telemetry.db", help=DB_HELP),
+    fleet: str = typer.Option("+", help="The fleet to collect; + for all."),
+    share: str | None = typer.Option(None, help="Shared-subscription group: collectors in it split the load."),
+    client_id: str | None = typer.Option(
+        None, help="MQTT client id; a stable one keeps the session (and what is queued) across restarts."
+    ),
+    session_expiry: int | None = typer.Option(
+        None, help="Seconds the broker keeps the session while away [default: 86400 with --client-id, else 0]."
+    ),
+    username: str | None = typer.Option(None, help="Broker user name."),
+    password_file: Path | None = typer.Option(None, help="File holding the broker password."),
+    ca: Path | None = typer.Option(None, help="CA bundle to check the broker's certificate (mqtts)."),
+    cert: Path | None = typer.Option(None, help="Client certificate (mqtts)."),
+    key: Path | None = typer.Option(None, help="Client certificate's private key (mqtts)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Log only warnings and errors."),
+) -> None:
+    """Subscribe to the fleet's telemetry and store every window once, until SIGTERM or Ctrl-C."""
+    with user_errors():
+        from edgekit.telemetry.collector import Collector, CollectorSettings  # noqa: PLC0415
+        from edgekit.telemetry.store import open_store  # noqa: PLC0415
+
+        settings = CollectorSettings(
+            broker=broker,
+            username=username,
+            password=_read_password(password_file),
+            ca_file=ca,
+            cert_file=cert,
+            key_file=key,
+            fleet=fleet,
+            share=share,
+            client_id=client_id,
+            session_expiry=session_expiry,
+        )
+        with (
+            _log_to_stderr(logging.WARNING if quiet else logging.INFO),
+            open_store(db) as store,
+            _stop_on_signals() as stop,
+            Collector(settings, store) as collector,
+        ):
+            err.print(
+                f"collecting {settings.fleet} from {settings.safe_url} into {store.where} as {collector.client_id}"
+                " (Ctrl-C to stop)",
+                soft_wrap=True,
+                markup=False,
+            )
+            while not stop.wait(0.5):
+                if not collector.running:
+                    raise TelemetryError("the collector stopped by itself: see the log lines above")
+        counts = collector.counts
+    out.print(
+        f"stopped: {counts.received} messages, {counts.stored} windows stored, {counts.duplicates} duplicates,"
+        f" {counts.rejected} rejected, {counts.states} states",
+        soft_wrap=True,
+    )
+
+
+@telemetry_app.command("show")
+def show(
+    db: str = typer.Option("telemetry.db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """One line per device: status, model, windows, requests, errors, latency p99, drift, gaps, last seen."""
+    with user_errors():
+        from edgekit.telemetry.store import open_store  # noqa: PLC0415
+
+        with open_store(db, create=False) as store:
+            where = store.where
+            devices = store.summary()
+    if as_json:
+        typer.echo(json.dumps({"devices": [d.to_json() for d in devices]}, indent=2))
+        return
+    if not devices:
+        out.print(f"no devices in {escape(where)} yet", soft_wrap=True)
+        return
+    out.print(_table(devices, where))
+
+
+def _table(devices: list[DeviceSummary], where: str) -> Table:
+    table = Table(title=f"telemetry in {escape(where)}", title_justify="left")
+    for column in ("fleet", "device", "status", "model", "windows", "requests", "errors", "p99 ms", "drift"):
+        table.add_column(column, justify="right" if column in ("windows", "requests", "errors", "p99 ms") else "left")
+    for column in ("last seen (UTC)", "gaps", "dropped"):
+        table.add_column(column, justify="left" if column.startswith("last") else "right")
+    for d in devices:
+        model = " ".join(x for x in (d.model_name, d.model_version) if x) or "-"
+        rate = d.error_rate
+        table.add_row(
+            escape(d.fleet),
+            escape(d.device),
+            _status(d.status),
+            escape(model),
+            f"{d.windows:,}",
+            f"{d.requests:,}",
+            f"{d.errors:,}" + (f" ({rate:.1%})" if rate is not None else ""),
+            "-" if d.p99 is None else f"{d.p99:g}",
+            "-" if d.drift is None else ("[bold red]yes[/]" if d.drift else "no"),
+            "-"
+            if d.last_seen is None
+            else datetime.fromtimestamp(d.last_seen, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            f"[yellow]{d.gaps:,}[/]" if d.gaps else "0",
+            "-" if d.dropped is None else f"{d.dropped:,}",
+        )
+    return table
+
+
+def _status(status: str | None) -> str:
+    if status is None:
+        return "-"
+    colour = {"online": "green", "offline": "red"}.get(status)
+    return f"[{colour}]{escape(status)}[/]" if colour else escape(status)
+
+
+def _read_password(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"--password-file {path} cannot be read ({exc.strerror}): give a readable file") from exc
+
+
+@contextlib.contextmanager
+def _log_to_stderr(level: int) -> Iterator[None]:
+    """The collector's log lines (connects, reconnects, rejected messages) on stderr, while collecting."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log = logging.getLogger("edgekit.telemetry")
+    previous = log.level
+    log.addHandler(handler)
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGTERM and SIGINT set (instead of killing the process), for a clean stop."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,326 @@
+"""Where the collector keeps windows: SQLite or PostgreSQL, chosen by URL, idempotent on ``(fleet, device, seq)``.
+
+:func:`open_store` takes a plain path or ``sqlite:///PATH`` (SQLite in WAL mode with ``synchronous=FULL``: a
+commit has reached the disk before the collector acknowledges the messages in it), or
+``postgresql://USER@HOST:PORT/DB`` (psycopg 3, installed with ``pip install 'edgekit[postgres]'``). A window is
+inserted with ``ON CONFLICT DO NOTHING``, so a window sent twice is stored once; :meth:`Store.add_windows` says how many
+rows were new and how many were already there. A batch of windows and states is one transaction.
+
+Both stores share the SQL, apart from the parameter style and the payload's column type (``jsonb`` in
+PostgreSQL). Times are Unix seconds (``double precision``/``REAL``); PostgreSQL's ``to_timestamp()`` reads them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from edgekit.errors import ConfigError, TelemetryError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+
+    from edgekit.telemetry.messages import StateRow, WindowRow
+    from edgekit.telemetry.postgres import PostgresStore
+
+WINDOW_COLUMNS = (
+    "fleet",
+    "device",
+    "seq",
+    "window_start",
+    "window_end",
+    "received",
+    "requests",
+    "errors",
+    "p99",
+    "drift",
+    "model_name",
+    "model_version",
+    "dropped",
+    "payload",
+)
+STATE_COLUMNS = ("fleet", "device", "status", "payload", "updated")
+_S = TypeVar("_S", bound="StoreContext")
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS telemetry (
+    fleet TEXT NOT NULL,
+    device TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    window_start {real} NOT NULL,
+    window_end {real} NOT NULL,
+    received {real} NOT NULL,
+    requests BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    p99 {real},
+    drift BOOLEAN NOT NULL,
+    model_name TEXT,
+    model_version TEXT,
+    dropped BIGINT,
+    payload {json} NOT NULL,
+    PRIMARY KEY (fleet, device, seq)
+);
+CREATE INDEX IF NOT EXISTS telemetry_window_end ON telemetry (fleet, device, window_end);
+CREATE TABLE IF NOT EXISTS device_state (
+    fleet TEXT NOT NULL,
+    device TEXT NOT NULL,
+    status TEXT NOT NULL,
+    payload {json} NOT NULL,
+    updated {real} NOT NULL,
+    PRIMARY KEY (fleet, device)
+);
+"""
+
+_SUMMARY = """
+WITH devices AS (
+    SELECT fleet, device FROM telemetry UNION SELECT fleet, device FROM device_state
+), totals AS (
+    SELECT fleet, device, COUNT(*) AS windows, SUM(requests) AS requests, SUM(errors) AS errors,
+           MAX(seq) - MIN(seq) + 1 - COUNT(*) AS gaps, MAX(dropped) AS dropped, MAX(window_end) AS last_seen
+    FROM telemetry GROUP BY fleet, device
+), newest AS (
+    SELECT fleet, device, model_name, model_version, p99, drift,
+           ROW_NUMBER() OVER (PARTITION BY fleet, device ORDER BY window_end DESC, seq DESC) AS age
+    FROM telemetry
+)
+SELECT d.fleet, d.device, s.status, n.model_name, n.model_version, t.windows, t.requests, t.errors, n.p99,
+       n.drift, t.last_seen, t.gaps, t.dropped
+FROM devices d
+LEFT JOIN totals t ON t.fleet = d.fleet AND t.device = d.device
+LEFT JOIN newest n ON n.fleet = d.fleet AND n.device = d.device AND n.age = 1
+LEFT JOIN device_state s ON s.fleet = d.fleet AND s.device = d.device
+ORDER BY d.fleet, d.device
+"""
+
+
+#: the idempotent insert of one window (``?`` markers; PostgreSQL's are ``%s``)
+INSERT_WINDOW = (
+    "INSERT INTO telemetry (fleet, device, seq, window_start, window_end, received, requests, errors, p99, drift,"
+    " model_name, model_version, dropped, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (fleet, device, seq) DO NOTHING"
+)
+#: the insert-or-replace of one device's state
+UPSERT_STATE = (
+    "INSERT INTO device_state (fleet, device, status, payload, updated) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (fleet, device) DO UPDATE SET"
+    " status = excluded.status, payload = excluded.payload, updated = excluded.updated"
+)
+
+
+@dataclass(frozen=True)
+class Added:
+    """What one :meth:`Store.add_windows` did."""
+
+    #: windows that were not stored before
+    new: int
+    #: windows already stored (the same ``(fleet, device, seq)``), left as they were
+    duplicates: int
+    #: states written
+    states: int = 0
+
+
+@dataclass(frozen=True)
+class DeviceSummary:
+    """One device, as ``edgekit telemetry show`` prints it."""
+
+    fleet: str
+    device: str
+    #: from the last state message (``online``, ``offline``), ``None`` before one arrived
+    status: str | None
+    model_name: str | None
+    model_version: str | None
+    windows: int
+    requests: int
+    errors: int
+    #: latency p99 (ms) of the newest window
+    p99: float | None
+    #: whether the newest window saw drift
+    drift: bool | None
+    #: ``window_end`` of the newest window (Unix seconds)
+    last_seen: float | None
+    #: windows missing between the lowest and highest ``seq`` stored
+    gaps: int
+    #: the highest ``outbox.dropped`` the device reported
+    dropped: int | None
+
+    @property
+    def error_rate(self) -> float | None:
+        """Failed requests over all requests (``None`` without requests)."""
+        return self.errors / self.requests if self.requests else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as plain JSON values."""
+        return {**asdict(self), "error_rate": self.error_rate}
+
+
+class Store(Protocol):
+    """Somewhere to keep windows and device states."""
+
+    #: where it is, without a password (for logs)
+    where: str
+
+    def add_windows(self, windows: Sequence[WindowRow], states: Sequence[StateRow] = ()) -> Added:
+        """Insert ``windows`` (skipping ones already there) and write ``states``, in one transaction."""
+        ...
+
+    def summary(self) -> list[DeviceSummary]:
+        """One line per device that sent a window or a state."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+class StoreContext:
+    """The context manager of both stores: ``with open_store(url) as store:`` closes it at the end."""
+
+    def close(self) -> None:
+        """Close the connection."""
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:  # noqa: PYI019  (typing.Self needs Python 3.11; we support 3.10)
+        """Use as a context manager."""
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        """Close the store."""
+        self.close()
+
+
+def open_store(url: str | Path, *, create: bool = True) -> SQLiteStore | PostgresStore:
+    """The store at ``url``: a path or ``sqlite:///PATH`` (SQLite), or ``postgresql://...``.
+
+    With ``create=False`` (``show``) a missing SQLite file is an error instead of a new, empty database.
+    """
+    text = str(url)
+    if "://" not in text:
+        return SQLiteStore(Path(text), create=create)
+    scheme = text.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        path = text.split("://", 1)[1]
+        if not path.startswith("/") or len(path) < 2:  # noqa: PLR2004
+            raise ConfigError(f"--db '{text}' names no file: write sqlite:///relative.db or sqlite:////abs/path.db")
+        return SQLiteStore(Path(path[1:]), create=create)
+    if scheme in ("postgresql", "postgres"):
+        from edgekit.telemetry.postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore(text, create=create)
+    raise ConfigError(
+        f"--db '{safe_url(text)}' has an unknown scheme '{scheme}': give a file path, sqlite:///PATH or postgresql://..."
+    )
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def summaries(rows: Sequence[Sequence[Any]]) -> list[DeviceSummary]:
+    """Rows of the summary query as :class:`DeviceSummary` (sums come back as Decimal from PostgreSQL)."""
+    found = []
+    for fleet, device, status, name, version, windows, requests, errors, p99, drift, last, gaps, dropped in rows:
+        found.append(
+            DeviceSummary(
+                fleet=fleet,
+                device=device,
+                status=status,
+                model_name=name,
+                model_version=version,
+                windows=int(windows or 0),
+                requests=int(requests or 0),
+                errors=int(errors or 0),
+                p99=None if p99 is None else float(p99),
+                drift=None if drift is None else bool(drift),
+                last_seen=None if last is None else float(last),
+                gaps=int(gaps or 0),
+                dropped=None if dropped is None else int(dropped),
+            )
+        )
+    return found
+
+
+def window_values(windows: Sequence[WindowRow]) -> list[tuple[Any, ...]]:
+    """The parameters of :data:`INSERT_WINDOW` for each window."""
+    return [tuple(getattr(w, column) for column in WINDOW_COLUMNS) for w in windows]
+
+
+def state_values(states: Sequence[StateRow]) -> list[tuple[Any, ...]]:
+    """The parameters of :data:`UPSERT_STATE` for each state."""
+    return [tuple(getattr(s, column) for column in STATE_COLUMNS) for s in states]
+
+
+class SQLiteStore(StoreContext):
+    """Windows in a SQLite file (WAL, ``synchronous=FULL``); safe to share between threads."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open (or, with ``create``, create) the database at ``path``."""
+        self.path = path
+        self.where = str(path)
+        if not create and not path.is_file():
+            raise TelemetryError(f"no telemetry database at '{path}': give the --db that collect wrote to")
+        self._lock = threading.Lock()
+        try:
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise TelemetryError(f"cannot open the SQLite database '{path}': {exc}: check the path") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            if create:
+                self._db.executescript(_TABLES.format(real="REAL", json="TEXT"))
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise TelemetryError(f"'{path}' is not a usable SQLite database: {exc}: give another --db") from exc
+
+    def add_windows(self, windows: Sequence[WindowRow], states: Sequence[StateRow] = ()) -> Added:
+        """Insert ``windows`` (skipping ones already there) and write ``states``, in one transaction."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    new = self._db.executemany(INSERT_WINDOW, window_values(windows)).rowcount
+                    self._db.executemany(UPSERT_STATE, state_values(states))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise TelemetryError(f"cannot store telemetry in '{self.path}': {exc}") from exc
+        new = max(new, 0)
+        return Added(new=new, duplicates=len(windows) - new, states=len(states))
+
+    def summary(self) -> list[DeviceSummary]:
+        """One line per device that sent a window or a state."""
+        with self._lock:
+            try:
+                rows = self._db.execute(_SUMMARY).fetchall()
+            except sqlite3.Error as exc:
+                raise TelemetryError(f"cannot read telemetry from '{self.path}': {exc}: is it a collect --db?") from exc
+        return summaries(rows)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+
+def tables_sql(real: str, json: str) -> str:
+    """The ``CREATE TABLE`` statements with the engine's type names."""
+    return _TABLES.format(real=real, json=json)
+
+
+def summary_sql() -> str:
+    """The summary query (standard SQL both engines run)."""
+    return _SUMMARY

@@ -1,0 +1,45 @@
+"""Stores for the telemetry tests: a SQLite file, and a schema of the test's own on the local PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from edgekit.telemetry.store import open_store
+
+#: the local test server (trust auth); another one can be named in the environment
+POSTGRES = os.environ.get("EDGEKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url():
+    """A ``postgresql://`` URL whose ``search_path`` is a new, empty schema, dropped after the test."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {POSTGRES} ({exc}); set EDGEKIT_TEST_POSTGRES")
+    schema = f"edgekit_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path):
+    """Each store the collector can write to, by URL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'telemetry.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(store_url):
+    """An open store of each kind."""
+    with open_store(store_url) as opened:
+        yield opened
