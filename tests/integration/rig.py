@@ -120,6 +120,7 @@ class Collector:
         client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
         client.connect("127.0.0.1", broker.port)
         client.loop_start()
+
         def stored() -> bool:  # published again until stored: before the collector subscribes, it goes nowhere
             client.publish(f"edgekit/{FLEET}/probe/telemetry", json.dumps(probe), qos=1).wait_for_publish(10)
             time.sleep(0.2)
