@@ -25,3 +25,31 @@ def mosquitto(tmp_path_factory):
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def tls_mosquitto(tmp_path_factory):
+    """Mosquitto with TLS only, a client certificate required, and a password file: yields (broker, pki folder).
+
+    Users ``pi-1`` (password ``device-pw``) and ``collector`` (``s3cret``); ``pki`` has ``ca.pem``,
+    ``client.pem`` and ``client.key`` (``tests/certs.py``).
+    """
+    import subprocess  # noqa: PLC0415
+
+    from tests.brokers import MOSQUITTO_PASSWD, Mosquitto  # noqa: PLC0415
+    from tests.certs import make_pki  # noqa: PLC0415
+
+    folder = tmp_path_factory.mktemp("tls-broker")
+    pki = make_pki(folder / "pki")
+    passwords = folder / "passwd"
+    passwords.write_text("")
+    for user, password in (("pi-1", "device-pw"), ("collector", "s3cret")):
+        subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwords), user, password], check=True, capture_output=True)
+    extra = (
+        f"cafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\nkeyfile {pki / 'server.key'}\n"
+        f"require_certificate true\npassword_file {passwords}\n"
+    )
+    broker = Mosquitto(folder, anonymous=False, extra=extra)
+    broker.start()
+    yield broker, pki
+    broker.stop()

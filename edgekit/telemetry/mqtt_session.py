@@ -15,14 +15,16 @@ import threading
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
-import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edgekit_runtime.telemetry.mqtt import Client
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import paho.mqtt.client as paho
     from paho.mqtt.client import ConnectFlags, DisconnectFlags
     from paho.mqtt.reasoncodes import ReasonCode
 
@@ -61,7 +63,7 @@ class MqttSession:
         self.closing = False
         self.subscribed = threading.Event()
         self._subscribe_mid: int | None = None
-        self.client = paho.Client(
+        self.client = Client(  # paho's, closing a TLS socket whose handshake failed
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv5,

@@ -23,6 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from edgekit_runtime.errors import ConfigError
 
 if TYPE_CHECKING:
+    import socket
+
     from paho.mqtt.properties import Properties
 
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
@@ -139,11 +141,33 @@ class MqttSettings:
         return self.protocol == "5"
 
 
+class Client(paho.Client):
+    """paho-mqtt's client, closing the TLS socket when the handshake fails.
+
+    paho 2.2 leaves the wrapped socket open when ``do_handshake()`` raises (a broker certificate from
+    another CA, say), so every failed attempt leaks a file descriptor until the garbage collector finds it.
+    The context is always ``tls_set``'s, which checks the host name itself.
+    """
+
+    def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
+        context = self._ssl_context
+        if context is None:  # pragma: no cover  (paho calls this only after tls_set)
+            raise ConfigError("TLS was asked for without a TLS context")
+        ssl_sock = context.wrap_socket(tcp_sock, server_hostname=self._host, do_handshake_on_connect=False)
+        try:
+            ssl_sock.settimeout(self._connect_timeout)
+            ssl_sock.do_handshake()
+        except BaseException:
+            ssl_sock.close()
+            raise
+        return ssl_sock
+
+
 def make_client(
     settings: MqttSettings, client_id: str, *, will: tuple[str, bytes, Properties | None] | None = None
 ) -> paho.Client:
     """A paho-mqtt 2 client (callback API version 2) with credentials, TLS and a retained Last Will set."""
-    client = paho.Client(
+    client = Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=PROTOCOLS[settings.protocol],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
+import psycopg
 import pytest
 
 from edgekit.telemetry.store import open_store
@@ -16,11 +17,10 @@ POSTGRES = os.environ.get("EDGEKIT_TEST_POSTGRES", "postgresql://postgres@127.0.
 @pytest.fixture
 def postgres_url():
     """A ``postgresql://`` URL whose ``search_path`` is a new, empty schema, dropped after the test."""
-    psycopg = pytest.importorskip("psycopg")
     try:
         admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {POSTGRES} ({exc}); set EDGEKIT_TEST_POSTGRES")
+    except psycopg.OperationalError as exc:  # a failure, not a skip: the PostgreSQL store must be tested
+        pytest.fail(f"no PostgreSQL at {POSTGRES} ({exc}): start one, or name one in EDGEKIT_TEST_POSTGRES")
     schema = f"edgekit_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f"CREATE SCHEMA {schema}")
     try:

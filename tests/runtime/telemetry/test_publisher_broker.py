@@ -4,9 +4,8 @@ client certificate, and a broker that refuses the login."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as paho
 import pytest
@@ -15,11 +14,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
 from edgekit_runtime.telemetry.outbox import Outbox
 from edgekit_runtime.telemetry.publisher import Publisher, PublisherSettings
-from tests.brokers import Mosquitto
-from tests.certs import make_pki
+
+if TYPE_CHECKING:
+    from tests.brokers import Mosquitto
 
 TOPICS = Topics("lab", "pi-1")
-MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
 def window(i: int) -> bytes:
@@ -111,25 +110,6 @@ def test_a_backlog_goes_in_batches(mosquitto, tmp_path):
     assert batch["windows"][0]["outbox"] == {"dropped": 0, "pending": 120}
 
 
-@pytest.fixture
-def tls_broker(tmp_path_factory):
-    """Mosquitto with TLS only, a client certificate required, and a password file."""
-    folder = tmp_path_factory.mktemp("tls-broker")
-    pki = make_pki(folder / "pki")
-    passwords = folder / "passwd"
-    passwords.write_text("")
-    for user, password in (("pi-1", "device-pw"), ("collector", "s3cret")):
-        subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwords), user, password], check=True, capture_output=True)
-    extra = (
-        f"cafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\nkeyfile {pki / 'server.key'}\n"
-        f"require_certificate true\npassword_file {passwords}\n"
-    )
-    broker = Mosquitto(folder, anonymous=False, extra=extra)
-    broker.start()
-    yield broker, pki
-    broker.stop()
-
-
 def tls_settings(broker: Mosquitto, pki, tmp_path, password: str) -> MqttSettings:
     (tmp_path / "pw").write_text(password + "\n")
     return MqttSettings(
@@ -142,8 +122,8 @@ def tls_settings(broker: Mosquitto, pki, tmp_path, password: str) -> MqttSetting
     )
 
 
-def test_tls_with_a_password_and_a_client_certificate(tls_broker, tmp_path):
-    broker, pki = tls_broker
+def test_tls_with_a_password_and_a_client_certificate(tls_mosquitto, tmp_path):
+    broker, pki = tls_mosquitto
     files = {"ca": str(pki / "ca.pem"), "cert": str(pki / "client.pem"), "key": str(pki / "client.key")}
     listener = Listener(broker, **files)
     with Outbox(tmp_path / "outbox.db") as outbox:
@@ -158,8 +138,8 @@ def test_tls_with_a_password_and_a_client_certificate(tls_broker, tmp_path):
     assert listener.windows() == [1]
 
 
-def test_a_refused_login_keeps_the_windows(tls_broker, tmp_path):
-    broker, pki = tls_broker
+def test_a_refused_login_keeps_the_windows(tls_mosquitto, tmp_path):
+    broker, pki = tls_mosquitto
     with Outbox(tmp_path / "outbox.db") as outbox:
         outbox.append(window(1))
         settings = PublisherSettings(backoff_initial=0.1, backoff_max=0.2, drain_seconds=0.1)
