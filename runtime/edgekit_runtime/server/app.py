@@ -20,7 +20,7 @@ from edgekit_runtime.server import mlflow, oip, simple
 from edgekit_runtime.server.asgi import ClientGone, HttpError, Request, Response, read_body, send_response
 from edgekit_runtime.server.batching import MicroBatcher
 from edgekit_runtime.server.inference import Inference
-from edgekit_runtime.server.metrics import CONTENT_TYPE, ServerMetrics
+from edgekit_runtime.server.metrics import CONTENT_TYPE, ServerMetrics, telemetry_metrics
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -70,6 +70,9 @@ class Recorder(Protocol):
         error: str | None = None,
     ) -> None:
         """One inference request."""
+
+    def status(self) -> Mapping[str, float]:
+        """Numbers for ``/metrics``: outbox size, drops, broker connection."""
 
 
 class _Seen:
@@ -239,7 +242,10 @@ class App:
 
     async def render_metrics(self, request: Request) -> Response:  # noqa: ARG002
         """``GET /metrics``."""
-        return Response(200, self.metrics.render(), CONTENT_TYPE)
+        body = self.metrics.render()
+        if self.telemetry is not None:
+            body += telemetry_metrics(self.telemetry.status())
+        return Response(200, body, CONTENT_TYPE)
 
     def close(self) -> None:
         """Let go of the inference threads once the calls running now are done."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 #: when this module was first imported: the serve command imports it within a second of starting
@@ -178,3 +178,23 @@ class ServerMetrics:
         ):
             lines += metric.render()
         return ("\n".join(lines) + "\n").encode()
+
+
+#: what each telemetry number means, and its Prometheus type
+TELEMETRY_HELP = {
+    "outbox_windows": ("gauge", "Telemetry windows waiting in the outbox for the broker."),
+    "outbox_bytes": ("gauge", "Payload bytes waiting in the outbox."),
+    "outbox_dropped_total": ("counter", "Telemetry windows ever dropped to keep the outbox within its bounds."),
+    "broker_connected": ("gauge", "1 while the telemetry publisher is connected to the broker."),
+    "sent_windows_total": ("counter", "Telemetry windows the broker acknowledged since the start."),
+}
+
+
+def telemetry_metrics(status: Mapping[str, float]) -> bytes:
+    """The telemetry numbers as exposition lines (``edgekit_telemetry_*``)."""
+    lines: list[str] = []
+    for key, value in status.items():
+        kind, text = TELEMETRY_HELP.get(key, ("gauge", key))
+        name = f"edgekit_telemetry_{key}"
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {_number(value)}"]
+    return ("\n".join(lines) + "\n").encode() if lines else b""

@@ -123,6 +123,18 @@ class Telemetry:
         """One inference request (see :meth:`Recorder.record`)."""
         self.recorder.record(seconds, inputs=inputs, first_output=first_output, error=error)
 
+    def status(self) -> dict[str, float]:
+        """What ``/metrics`` says of telemetry (names are ``edgekit_telemetry_`` + the key)."""
+        numbers = {
+            "outbox_windows": float(self.outbox.count),
+            "outbox_bytes": float(self.outbox.size),
+            "outbox_dropped_total": float(self.outbox.dropped),
+        }
+        if self.publisher is not None:
+            numbers["broker_connected"] = float(self.publisher.stats.connected)
+            numbers["sent_windows_total"] = float(self.publisher.stats.windows_acked)
+        return numbers
+
     def start(self) -> None:
         """Start cutting windows, and sending them if there is a broker."""
         self.recorder.start()
