@@ -24,9 +24,11 @@ apt_install() {
 }
 
 system_deps() {
-  # python venv support (Debian splits it out), and Mosquitto for the MQTT integration tests
+  # python venv support (Debian splits it out), Mosquitto (with mosquitto_passwd) for the MQTT tests
   "$python" -c "import venv, ensurepip" 2>/dev/null || apt_install python3-venv
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
+  # wrk: the load generator of the serving and telemetry benchmarks, whose smoke test runs in CI
+  command -v wrk >/dev/null || apt_install wrk
 }
 
 venv_setup() {

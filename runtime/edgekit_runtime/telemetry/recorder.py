@@ -94,6 +94,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._window = Window(clock(), self._reference)
         self._stop = threading.Event()
+        self._count_now = threading.Event()
         self._thread: threading.Thread | None = None
         self._head = {
             "schema": WINDOW_SCHEMA,
@@ -111,7 +112,10 @@ class Recorder:
     ) -> None:
         """One inference request: its latency, and its inputs and first output when it succeeded."""
         with self._lock:
-            self._window.record(seconds, inputs=inputs, first_output=first_output, error=error)
+            window = self._window
+            window.record(seconds, inputs=inputs, first_output=first_output, error=error)
+        if window.full and self._thread is not None:
+            self._count_now.set()  # the recorder's thread counts the buffer, off the event loop
 
     def close_window(self) -> int | None:
         """Close the open window, write it to the outbox and open the next.
@@ -145,10 +149,27 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="edgekit-telemetry-windows", daemon=True)
         self._thread.start()
 
+    def _count_buffer(self) -> None:
+        """Count the open window's buffer so far, holding the lock only to take it."""
+        with self._lock:
+            window = self._window
+            taken = window.take()
+        window.count(taken)  # count() and record() touch different fields: recording goes on meanwhile
+
     def _run(self) -> None:
         interval = self.settings.interval
         deadline = time.monotonic() + interval
-        while not self._stop.wait(max(0.0, deadline - time.monotonic())):
+        while not self._stop.is_set():
+            if self._count_now.wait(max(0.0, deadline - time.monotonic())):
+                self._count_now.clear()
+                if not self._stop.is_set() and time.monotonic() < deadline:
+                    try:
+                        self._count_buffer()
+                    except Exception:  # the window's numbers may be short; the windows that follow are not
+                        logger.exception("counting a telemetry buffer failed")
+                    continue
+            if self._stop.is_set():
+                break
             try:
                 self.close_window()
             except Exception:  # a bug here must not stop the windows that follow
@@ -161,6 +182,7 @@ class Recorder:
     def stop(self, *, final: bool = True) -> None:
         """Stop the thread; with ``final``, write the open window too (a clean stop loses nothing)."""
         self._stop.set()
+        self._count_now.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None

@@ -12,8 +12,11 @@ each floored at 1e-4 so that an empty bin does not make it infinite. The usual r
 a feature has ``min_samples`` values.
 
 Recording is cheap enough to leave on: a request appends references to its arrays to a buffer (well under a
-microsecond), and the buffer is counted in one vectorised pass when it holds :data:`FLUSH_ELEMENTS` values
-or when the window closes.
+microsecond), and the buffer is counted in one vectorised pass when the window closes, or earlier, once it
+holds :data:`FLUSH_ELEMENTS` values (:attr:`Window.full`), by whoever owns the window: the recorder does it
+on its own thread, never on the event loop that records. :meth:`Window.take` hands the buffer over and
+:meth:`Window.count` counts it; the two touch disjoint fields, so recording may go on while a taken buffer
+is counted.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS_MS = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0)
 PSI_FLOOR = 1e-4
 #: buffered input values that trigger a counting pass (bounds the memory a window holds on to)
-FLUSH_ELEMENTS = 1 << 20
+FLUSH_ELEMENTS = 1 << 16
 
 
 @dataclass
@@ -85,6 +88,15 @@ class _FeatureStats:
 
 
 @dataclass
+class _Buffer:
+    """What requests left to be counted."""
+
+    seconds: list[float]
+    inputs: dict[str, list[np.ndarray]]
+    labels: list[np.ndarray]
+
+
+@dataclass
 class Window:
     """Everything recorded since the window opened."""
 
@@ -126,29 +138,38 @@ class Window:
             self.batch_sizes[first.shape[0] if first.ndim else 1] += 1
         if first_output is not None and first_output.dtype.kind in "iuUSb" and first_output.ndim <= 1:
             self._labels.append(first_output)
-        if self._buffered >= FLUSH_ELEMENTS:
-            self.flush()
 
-    def flush(self) -> None:
-        """Count everything buffered (the window's numbers are complete after this)."""
-        if self._seconds:
-            ms = np.asarray(self._seconds) * 1000.0
+    @property
+    def full(self) -> bool:
+        """Whether the buffer holds :data:`FLUSH_ELEMENTS` input values or more: time to count it."""
+        return self._buffered >= FLUSH_ELEMENTS
+
+    def take(self) -> _Buffer:
+        """Hand over what is buffered (cheap: three references), leaving an empty buffer."""
+        taken = _Buffer(self._seconds, self._inputs, self._labels)
+        self._seconds, self._inputs, self._labels, self._buffered = [], {}, [], 0
+        return taken
+
+    def count(self, taken: _Buffer) -> None:
+        """Count a taken buffer into the window's latency, feature and class numbers."""
+        if taken.seconds:
+            ms = np.asarray(taken.seconds) * 1000.0
             self.latency += np.bincount(
                 np.searchsorted(LATENCY_BUCKETS_MS, ms, side="left"), minlength=len(self.latency)
             )
             self.latency_sum_ms += float(ms.sum())
-            self._seconds = []
-        for name, arrays in self._inputs.items():
+        for name, arrays in taken.inputs.items():
             reference = self.reference[name]
             values = _joined_features(arrays, reference)
             stats = self.features.get(name) or self.features.setdefault(name, _FeatureStats(reference))
             stats.add(values)
-        self._inputs = {}
-        self._buffered = 0
-        if self._labels:
-            found, counts = np.unique(np.concatenate([np.atleast_1d(v) for v in self._labels]), return_counts=True)
+        if taken.labels:
+            found, counts = np.unique(np.concatenate([np.atleast_1d(v) for v in taken.labels]), return_counts=True)
             self.classes.update({str(k): int(c) for k, c in zip(found.tolist(), counts.tolist(), strict=True)})
-            self._labels = []
+
+    def flush(self) -> None:
+        """Count everything buffered (the window's numbers are complete after this)."""
+        self.count(self.take())
 
     def summary(self, end: float, *, psi_threshold: float = 0.2, min_samples: int = 50) -> dict[str, Any]:
         """The window as the JSON document telemetry sends (device, seq and model are added by the sender)."""

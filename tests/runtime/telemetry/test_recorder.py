@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -229,3 +230,32 @@ def test_settings_that_cannot_work_are_refused(settings, message):
 def test_settings_at_their_bounds_are_accepted():
     assert RecorderSettings(interval=0.05, min_samples=1).interval == 0.05
     assert RecorderSettings(interval=86_400).interval == 86_400
+
+
+def test_a_full_buffer_is_counted_on_the_recorders_thread_not_by_record(outbox, reference, monkeypatch):
+    monkeypatch.setattr("edgekit_runtime.telemetry.window.FLUSH_ELEMENTS", 64 * 100)
+    recorder = Recorder(outbox, IDENTITY, reference=reference, settings=RecorderSettings(interval=3600))
+    counted_on = []
+    real_count = recorder._window.count
+
+    def count(taken):
+        counted_on.append(threading.current_thread().name)
+        real_count(taken)
+
+    recorder._window.count = count
+    recorder.start()
+    try:
+        row = np.zeros((1, 64), dtype=np.float32)
+        for _ in range(250):  # 16,000 values: over the bound twice
+            recorder.record(0.001, inputs={"input": row})
+        deadline = time.monotonic() + 10
+        while not counted_on and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before_stop = list(counted_on)
+    finally:
+        recorder.stop()
+    assert before_stop
+    assert set(before_stop) == {"edgekit-telemetry-windows"}  # never the recording thread
+    ((_, window),) = stored(outbox)
+    assert window["requests"] == 250
+    assert window["inputs"][0]["features"][0]["count"] == 250
