@@ -11,8 +11,9 @@ each floored at 1e-4 so that an empty bin does not make it infinite. The usual r
 0.1 to 0.25 a moderate shift, above 0.25 a large one; the flag is raised above ``psi_threshold`` (0.2) once
 a feature has ``min_samples`` values.
 
-Recording is cheap enough to leave on: a request appends references to its arrays to a buffer (well under a
-microsecond), and the buffer is counted in one vectorised pass when the window closes, or earlier, once it
+Recording is cheap enough to leave on: a request appends one tuple of references (its latency, inputs, first
+output and error) to a buffer, about a microsecond; everything else happens when the buffer is counted: when
+the window closes, or earlier, once it
 holds :data:`FLUSH_ELEMENTS` values (:attr:`Window.full`), by whoever owns the window: the recorder does it
 on its own thread, never on the event loop that records. :meth:`Window.take` hands the buffer over and
 :meth:`Window.count` counts it; the two touch disjoint fields, so recording may go on while a taken buffer
@@ -82,18 +83,15 @@ class _FeatureStats:
         self.squares += np.square(values).sum(axis=0)
         np.minimum(self.low, values.min(axis=0), out=self.low)
         np.maximum(self.high, values.max(axis=0), out=self.high)
-        index = (values[:, :, None] >= self._edges[None]).sum(axis=2)  # searchsorted(side="right")
+        index = np.empty(values.shape, dtype=np.intp)
+        for j in range(values.shape[1]):  # one binary search per feature: a pass over the values, not over all bins
+            index[:, j] = np.searchsorted(self._edges[j], values[:, j], side="right")
         flat = (index + self._offsets).ravel()
         self.bins += np.bincount(flat, minlength=self.bins.size).reshape(self.bins.shape)
 
 
-@dataclass
-class _Buffer:
-    """What requests left to be counted."""
-
-    seconds: list[float]
-    inputs: dict[str, list[np.ndarray]]
-    labels: list[np.ndarray]
+#: one recorded request: latency in seconds, inputs, first output, error kind
+_Request = tuple[float, "Mapping[str, np.ndarray] | None", "np.ndarray | None", "str | None"]
 
 
 @dataclass
@@ -102,16 +100,14 @@ class Window:
 
     start: float
     reference: dict[str, _InputReference]
-    requests: int = 0
+    counted: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     batch_sizes: Counter[int] = field(default_factory=Counter)
     latency: np.ndarray = field(default_factory=lambda: np.zeros(len(LATENCY_BUCKETS_MS) + 1, dtype=np.int64))
     latency_sum_ms: float = 0.0
     features: dict[str, _FeatureStats] = field(default_factory=dict)
     classes: Counter[str] = field(default_factory=Counter)
-    _seconds: list[float] = field(default_factory=list)
-    _inputs: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    _labels: list[np.ndarray] = field(default_factory=list)
+    _pending: list[_Request] = field(default_factory=list)
     _buffered: int = 0
 
     def record(
@@ -122,50 +118,55 @@ class Window:
         first_output: np.ndarray | None = None,
         error: str | None = None,
     ) -> None:
-        """One request: its latency, and its inputs and first output when it succeeded."""
-        self.requests += 1
-        self._seconds.append(seconds)
-        if error is not None:
-            self.errors[error] += 1
-            return
+        """One request: its latency, and its inputs and first output when it succeeded (kept, not yet counted)."""
+        self._pending.append((seconds, inputs, first_output, error))
         if inputs:
-            for name in self.reference:
-                value = inputs.get(name)
-                if value is not None and value.size:  # a request of no samples has no values to count
-                    self._inputs.setdefault(name, []).append(value)
-                    self._buffered += value.size
-            first = next(iter(inputs.values()))
-            self.batch_sizes[first.shape[0] if first.ndim else 1] += 1
-        if first_output is not None and first_output.dtype.kind in "iuUSb" and first_output.ndim <= 1:
-            self._labels.append(first_output)
+            for value in inputs.values():
+                self._buffered += value.size
+
+    @property
+    def requests(self) -> int:
+        """Requests recorded, counted or not."""
+        return self.counted + len(self._pending)
 
     @property
     def full(self) -> bool:
         """Whether the buffer holds :data:`FLUSH_ELEMENTS` input values or more: time to count it."""
         return self._buffered >= FLUSH_ELEMENTS
 
-    def take(self) -> _Buffer:
-        """Hand over what is buffered (cheap: three references), leaving an empty buffer."""
-        taken = _Buffer(self._seconds, self._inputs, self._labels)
-        self._seconds, self._inputs, self._labels, self._buffered = [], {}, [], 0
+    def take(self) -> list[_Request]:
+        """Hand over what is buffered (one reference), leaving an empty buffer."""
+        taken, self._pending, self._buffered = self._pending, [], 0
         return taken
 
-    def count(self, taken: _Buffer) -> None:
-        """Count a taken buffer into the window's latency, feature and class numbers."""
-        if taken.seconds:
-            ms = np.asarray(taken.seconds) * 1000.0
-            self.latency += np.bincount(
-                np.searchsorted(LATENCY_BUCKETS_MS, ms, side="left"), minlength=len(self.latency)
-            )
-            self.latency_sum_ms += float(ms.sum())
-        for name, arrays in taken.inputs.items():
-            reference = self.reference[name]
-            values = _joined_features(arrays, reference)
-            stats = self.features.get(name) or self.features.setdefault(name, _FeatureStats(reference))
-            stats.add(values)
-        if taken.labels:
-            found, counts = np.unique(np.concatenate([np.atleast_1d(v) for v in taken.labels]), return_counts=True)
+    def count(self, taken: list[_Request]) -> None:
+        """Count a taken buffer into the window's numbers."""
+        if not taken:
+            return
+        ms = np.fromiter((request[0] for request in taken), dtype=np.float64, count=len(taken)) * 1000.0
+        self.latency += np.bincount(np.searchsorted(LATENCY_BUCKETS_MS, ms, side="left"), minlength=len(self.latency))
+        self.latency_sum_ms += float(ms.sum())
+        errors = [request[3] for request in taken if request[3] is not None]
+        if errors:
+            self.errors.update(errors)
+        served = [request for request in taken if request[3] is None]
+        with_inputs = [request[1] for request in served if request[1]]
+        for name, reference in self.reference.items():
+            arrays = [v for inputs in with_inputs if (v := inputs.get(name)) is not None and v.size]
+            if arrays:  # a request of no samples has no values to count
+                stats = self.features.get(name) or self.features.setdefault(name, _FeatureStats(reference))
+                stats.add(_joined_features(arrays, reference))
+        firsts = (next(iter(inputs.values())) for inputs in with_inputs)
+        self.batch_sizes.update(first.shape[0] if first.ndim else 1 for first in firsts)
+        labels = [
+            out if out.ndim else out.reshape(1)
+            for request in served
+            if (out := request[2]) is not None and out.dtype.kind in "iuUSb" and out.ndim <= 1
+        ]
+        if labels:
+            found, counts = np.unique(np.concatenate(labels), return_counts=True)
             self.classes.update({str(k): int(c) for k, c in zip(found.tolist(), counts.tolist(), strict=True)})
+        self.counted += len(taken)
 
     def flush(self) -> None:
         """Count everything buffered (the window's numbers are complete after this)."""
