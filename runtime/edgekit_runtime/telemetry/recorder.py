@@ -15,6 +15,7 @@ it sends, since the sequence number is the outbox's key and the drop count is th
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class RecorderSettings:
     psi_threshold: float = 0.2
     #: values a feature needs in a window before its PSI is computed
     min_samples: int = 50
+    #: successful requests a second whose inputs and first output are kept for the feature statistics and
+    #: class counts; above it, one request in ``stride`` is (``stride`` from the previous window's rate)
+    sample_rate: float = 1000.0
 
     def __post_init__(self) -> None:
         """Refuse windows that cannot work."""
@@ -67,6 +71,8 @@ class RecorderSettings:
             raise ConfigError(f"psi_threshold {self.psi_threshold} flags everything: use a value > 0")
         if self.min_samples < 1:
             raise ConfigError(f"min_samples {self.min_samples} is not a count: use 1 or more")
+        if self.sample_rate <= 0:
+            raise ConfigError(f"sample_rate {self.sample_rate} keeps no inputs: use requests per second > 0")
 
 
 class Recorder:
@@ -124,7 +130,10 @@ class Recorder:
         """
         now = self._clock()
         with self._lock:
-            window, self._window = self._window, Window(now, self._reference)
+            window = self._window
+            rate = window.requests / max(now - window.start, 1e-3)
+            stride = max(1, math.ceil(rate / self.settings.sample_rate))
+            self._window = Window(now, self._reference, stride=stride)
         doc: dict[str, Any] = dict(self._head)
         summary = window.summary(now, psi_threshold=self.settings.psi_threshold, min_samples=self.settings.min_samples)
         doc["window_start"] = summary.pop("window_start")

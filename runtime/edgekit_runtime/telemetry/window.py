@@ -90,8 +90,8 @@ class _FeatureStats:
         self.bins += np.bincount(flat, minlength=self.bins.size).reshape(self.bins.shape)
 
 
-#: one recorded request: latency in seconds, inputs, first output, error kind
-_Request = tuple[float, "Mapping[str, np.ndarray] | None", "np.ndarray | None", "str | None"]
+#: one recorded request: latency in seconds, inputs (sampled), first output (sampled), error kind, batch size
+_Request = tuple[float, "Mapping[str, np.ndarray] | None", "np.ndarray | None", "str | None", int]
 
 
 @dataclass
@@ -100,6 +100,8 @@ class Window:
 
     start: float
     reference: dict[str, _InputReference]
+    #: keep the inputs and first output of every ``stride``-th successful request (features and classes)
+    stride: int = 1
     counted: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     batch_sizes: Counter[int] = field(default_factory=Counter)
@@ -109,6 +111,7 @@ class Window:
     classes: Counter[str] = field(default_factory=Counter)
     _pending: list[_Request] = field(default_factory=list)
     _buffered: int = 0
+    _served: int = 0
 
     def record(
         self,
@@ -118,11 +121,22 @@ class Window:
         first_output: np.ndarray | None = None,
         error: str | None = None,
     ) -> None:
-        """One request: its latency, and its inputs and first output when it succeeded (kept, not yet counted)."""
-        self._pending.append((seconds, inputs, first_output, error))
-        if inputs:
-            for value in inputs.values():
-                self._buffered += value.size
+        """One request: its latency, and its inputs and first output when it succeeded (kept, not yet counted).
+
+        Inputs and output are kept for one successful request in ``stride``: what features and classes count.
+        """
+        if error is not None or not inputs:
+            self._pending.append((seconds, None, None, error, -1))
+            return
+        first = next(iter(inputs.values()))
+        batch = first.shape[0] if first.ndim else 1
+        self._served += 1
+        if self._served % self.stride:
+            self._pending.append((seconds, None, None, None, batch))
+            return
+        self._pending.append((seconds, inputs, first_output, None, batch))
+        for value in inputs.values():
+            self._buffered += value.size
 
     @property
     def requests(self) -> int:
@@ -150,14 +164,13 @@ class Window:
         if errors:
             self.errors.update(errors)
         served = [request for request in taken if request[3] is None]
+        self.batch_sizes.update(request[4] for request in served if request[4] >= 0)
         with_inputs = [request[1] for request in served if request[1]]
         for name, reference in self.reference.items():
             arrays = [v for inputs in with_inputs if (v := inputs.get(name)) is not None and v.size]
             if arrays:  # a request of no samples has no values to count
                 stats = self.features.get(name) or self.features.setdefault(name, _FeatureStats(reference))
                 stats.add(_joined_features(arrays, reference))
-        firsts = (next(iter(inputs.values())) for inputs in with_inputs)
-        self.batch_sizes.update(first.shape[0] if first.ndim else 1 for first in firsts)
         labels = [
             out if out.ndim else out.reshape(1)
             for request in served
@@ -197,6 +210,7 @@ class Window:
             "inputs": inputs,
             "drift": any(f["drift"] for entry in inputs for f in entry["features"]),
             "outputs": {"classes": dict(self.classes)} if self.classes else {},
+            "sample_stride": self.stride,
         }
 
 

@@ -78,7 +78,8 @@ def test_windows_are_written_in_order_with_who_sent_them(outbox):
 
 def test_requests_recorded_while_windows_close_are_each_counted_once(outbox, reference):
     rows = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
-    recorder = Recorder(outbox, IDENTITY, reference=reference)
+    every = RecorderSettings(sample_rate=1e12)  # no sampling: every request's inputs are counted
+    recorder = Recorder(outbox, IDENTITY, reference=reference, settings=every)
     workers, per_worker = 4, 3000
     start = threading.Barrier(workers + 1)
     done = threading.Event()
@@ -259,3 +260,23 @@ def test_a_full_buffer_is_counted_on_the_recorders_thread_not_by_record(outbox, 
     ((_, window),) = stored(outbox)
     assert window["requests"] == 250
     assert window["inputs"][0]["features"][0]["count"] == 250
+
+
+def test_above_the_sample_rate_one_request_in_stride_keeps_its_inputs(outbox, reference):
+    now = [0.0]
+    settings = RecorderSettings(sample_rate=100)
+    recorder = Recorder(outbox, IDENTITY, reference=reference, settings=settings, clock=lambda: now[0])
+    row = np.zeros((1, 64), dtype=np.float32)
+    for window_requests in (1000, 1000):  # 1,000 a second: the second window keeps one in 10
+        for _ in range(window_requests):
+            recorder.record(0.001, inputs={"input": row}, first_output=np.array([7]))
+        now[0] += 1.0
+        recorder.close_window()
+    (_, first), (_, second) = stored(outbox)
+    assert first["sample_stride"] == 1
+    assert first["inputs"][0]["features"][0]["count"] == 1000
+    assert second["sample_stride"] == 10
+    assert second["requests"] == 1000
+    assert second["batch_sizes"] == {"1": 1000}  # counted for every request
+    assert second["inputs"][0]["features"][0]["count"] == 100
+    assert second["outputs"]["classes"] == {"7": 100}
