@@ -15,7 +15,6 @@ it sends, since the sequence number is the outbox's key and the drop count is th
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ class RecorderSettings:
     #: values a feature needs in a window before its PSI is computed
     min_samples: int = 50
     #: successful requests a second whose inputs and first output are kept for the feature statistics and
-    #: class counts; above it, one request in ``stride`` is (``stride`` from the previous window's rate)
+    #: class counts (the first ones of each second); the rest count in requests, batch sizes and latency
     sample_rate: float = 1000.0
 
     def __post_init__(self) -> None:
@@ -98,7 +97,7 @@ class Recorder:
         self._clock = clock
         self._on_window = on_window
         self._lock = threading.Lock()
-        self._window = Window(clock(), self._reference)
+        self._window = Window(clock(), self._reference, sample_rate=self.settings.sample_rate)
         self._stop = threading.Event()
         self._count_now = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,9 +130,7 @@ class Recorder:
         now = self._clock()
         with self._lock:
             window = self._window
-            rate = window.requests / max(now - window.start, 1e-3)
-            stride = max(1, math.ceil(rate / self.settings.sample_rate))
-            self._window = Window(now, self._reference, stride=stride)
+            self._window = Window(now, self._reference, sample_rate=self.settings.sample_rate)
         doc: dict[str, Any] = dict(self._head)
         summary = window.summary(now, psi_threshold=self.settings.psi_threshold, min_samples=self.settings.min_samples)
         doc["window_start"] = summary.pop("window_start")

@@ -22,6 +22,7 @@ is counted.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -100,9 +101,10 @@ class Window:
 
     start: float
     reference: dict[str, _InputReference]
-    #: keep the inputs and first output of every ``stride``-th successful request (features and classes)
-    stride: int = 1
+    #: successful requests a second whose inputs and first output are kept (features and classes)
+    sample_rate: float = float("inf")
     counted: int = 0
+    sampled: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     batch_sizes: Counter[int] = field(default_factory=Counter)
     latency: np.ndarray = field(default_factory=lambda: np.zeros(len(LATENCY_BUCKETS_MS) + 1, dtype=np.int64))
@@ -111,7 +113,8 @@ class Window:
     classes: Counter[str] = field(default_factory=Counter)
     _pending: list[_Request] = field(default_factory=list)
     _buffered: int = 0
-    _served: int = 0
+    _second_ends: float = 0.0
+    _kept_this_second: int = 0
 
     def record(
         self,
@@ -123,17 +126,22 @@ class Window:
     ) -> None:
         """One request: its latency, and its inputs and first output when it succeeded (kept, not yet counted).
 
-        Inputs and output are kept for one successful request in ``stride``: what features and classes count.
+        Inputs and output are kept for the first ``sample_rate`` successful requests of each second: what the
+        feature statistics and class counts cover.
         """
         if error is not None or not inputs:
             self._pending.append((seconds, None, None, error, -1))
             return
         first = next(iter(inputs.values()))
         batch = first.shape[0] if first.ndim else 1
-        self._served += 1
-        if self._served % self.stride:
-            self._pending.append((seconds, None, None, None, batch))
-            return
+        if self._kept_this_second >= self.sample_rate:
+            if time.monotonic() < self._second_ends:
+                self._pending.append((seconds, None, None, None, batch))
+                return
+            self._kept_this_second = 0
+        if not self._kept_this_second:  # a new second of sampling starts with this request
+            self._second_ends = time.monotonic() + 1.0
+        self._kept_this_second += 1
         self._pending.append((seconds, inputs, first_output, None, batch))
         for value in inputs.values():
             self._buffered += value.size
@@ -166,6 +174,7 @@ class Window:
         served = [request for request in taken if request[3] is None]
         self.batch_sizes.update(request[4] for request in served if request[4] >= 0)
         with_inputs = [request[1] for request in served if request[1]]
+        self.sampled += len(with_inputs)
         for name, reference in self.reference.items():
             arrays = [v for inputs in with_inputs if (v := inputs.get(name)) is not None and v.size]
             if arrays:  # a request of no samples has no values to count
@@ -210,7 +219,7 @@ class Window:
             "inputs": inputs,
             "drift": any(f["drift"] for entry in inputs for f in entry["features"]),
             "outputs": {"classes": dict(self.classes)} if self.classes else {},
-            "sample_stride": self.stride,
+            "sampled": self.sampled,
         }
 
 

@@ -262,21 +262,16 @@ def test_a_full_buffer_is_counted_on_the_recorders_thread_not_by_record(outbox, 
     assert window["inputs"][0]["features"][0]["count"] == 250
 
 
-def test_above_the_sample_rate_one_request_in_stride_keeps_its_inputs(outbox, reference):
-    now = [0.0]
-    settings = RecorderSettings(sample_rate=100)
-    recorder = Recorder(outbox, IDENTITY, reference=reference, settings=settings, clock=lambda: now[0])
+def test_above_the_sample_rate_only_the_first_requests_of_each_second_keep_their_inputs(outbox, reference):
+    recorder = Recorder(outbox, IDENTITY, reference=reference, settings=RecorderSettings(sample_rate=100))
     row = np.zeros((1, 64), dtype=np.float32)
-    for window_requests in (1000, 1000):  # 1,000 a second: the second window keeps one in 10
-        for _ in range(window_requests):
-            recorder.record(0.001, inputs={"input": row}, first_output=np.array([7]))
-        now[0] += 1.0
-        recorder.close_window()
-    (_, first), (_, second) = stored(outbox)
-    assert first["sample_stride"] == 1
-    assert first["inputs"][0]["features"][0]["count"] == 1000
-    assert second["sample_stride"] == 10
-    assert second["requests"] == 1000
-    assert second["batch_sizes"] == {"1": 1000}  # counted for every request
-    assert second["inputs"][0]["features"][0]["count"] == 100
-    assert second["outputs"]["classes"] == {"7": 100}
+    for _ in range(1000):  # well within one second
+        recorder.record(0.001, inputs={"input": row}, first_output=np.array([7]))
+    recorder.record(0.001, error="invalid_input")
+    recorder.close_window()
+    ((_, window),) = stored(outbox)
+    assert window["requests"] == 1001
+    assert window["batch_sizes"] == {"1": 1000}  # counted for every request
+    assert window["sampled"] == 100
+    assert window["inputs"][0]["features"][0]["count"] == 100
+    assert window["outputs"]["classes"] == {"7": 100}
