@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from edgekit_runtime import __version__
 from edgekit_runtime.errors import ConfigError, RuntimeKitError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.settings import ServerSettings
     from edgekit_runtime.telemetry.service import TelemetrySettings
@@ -33,51 +35,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
-def _count(text: str) -> int:
+_Number = TypeVar("_Number", int, float)
+
+
+def _parsed(text: str, kind: Callable[[str], _Number], what: str) -> _Number:
+    """``kind(text)``, or argparse's complaint that ``text`` is not ``what``."""
     try:
-        value = int(text)
+        return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+
+
+def _count(text: str) -> int:
+    value = _parsed(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive count: use 1 or more")
     return value
 
 
 def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    value = _parsed(text, int, "a port number")
     if not 0 <= value <= 65535:  # noqa: PLR2004
         raise argparse.ArgumentTypeError(f"{value} is not a TCP port: use 1 to 65535, or 0 for a free one")
     return value
 
 
 def _milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of milliseconds") from None
+    value = _parsed(text, float, "a number of milliseconds")
     if not 0 <= value <= 10_000:  # noqa: PLR2004
         raise argparse.ArgumentTypeError(f"{value} is out of range: use 0 to 10000 milliseconds")
     return value
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    value = _parsed(text, float, "a number of seconds")
     if not 0.05 <= value <= 86_400:  # noqa: PLR2004
         raise argparse.ArgumentTypeError(f"{value} is out of range: use 0.05 to 86400 seconds")
     return value
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    value = _parsed(text, float, "a number")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{value} keeps nothing: use a number > 0")
     return value

@@ -168,7 +168,6 @@ def test_postgres_without_psycopg_names_the_extra(monkeypatch):
 
 
 def test_postgres_unreachable_is_one_line_with_the_fix():
-    pytest.importorskip("psycopg")
     with pytest.raises(TelemetryError) as caught:
         open_store("postgresql://postgres:hunter2@127.0.0.1:1/test")
     message = str(caught.value)
