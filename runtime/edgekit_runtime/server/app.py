@@ -9,13 +9,15 @@ logged with its traceback on the server side; neither stops the server.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from edgekit_runtime.errors import InvalidInputError, RuntimeKitError
+from edgekit_runtime.errors import ConfigError, InvalidInputError, RuntimeKitError
 from edgekit_runtime.server import mlflow, oip, simple
 from edgekit_runtime.server.asgi import ClientGone, HttpError, Request, Response, read_body, send_response
 from edgekit_runtime.server.batching import MicroBatcher
@@ -115,8 +117,26 @@ def error_kind(status: int) -> str | None:
 ERROR_KINDS = {400: "invalid_input", 408: "timeout", 413: "too_large", CLIENT_GONE: "client_gone"}
 
 
+@dataclass
+class _Serving:
+    """One model's route table and inference; a request keeps the one it started with to its end."""
+
+    model: Model
+    infer: Infer
+    paths: dict[str, Route]
+    #: what follows /v2/models/NAME[/versions/VERSION]
+    model_paths: dict[tuple[str, ...], Route]
+    inflight: int = 0
+    retired: bool = False
+
+
 class App:
-    """The server's ASGI 3 application."""
+    """The server's ASGI 3 application.
+
+    :meth:`swap` replaces the model while serving: new requests go to the new model at once; requests that
+    started before finish on the old one, whose inference threads are let go once the last of them is done.
+    Nothing is refused or dropped in between.
+    """
 
     def __init__(
         self,
@@ -127,18 +147,31 @@ class App:
         telemetry: Recorder | None = None,
     ) -> None:
         """Build the route table for ``model``; requests are run through ``infer``, and told to ``telemetry``."""
-        self.model = model
+        self.settings = settings
         self.telemetry = telemetry
-        if telemetry is not None:
-            infer = _Observed(infer)
-        self.infer = infer
         self.metrics = metrics
         self.max_body_bytes = settings.max_body_bytes
         self.body_timeout = settings.body_timeout
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._serving = self._build(model, infer)
+
+    @property
+    def model(self) -> Model:
+        """The model new requests go to."""
+        return self._serving.model
+
+    @property
+    def infer(self) -> Infer:
+        """The inference new requests go to."""
+        return self._serving.infer
+
+    def _build(self, model: Model, infer: Infer) -> _Serving:
+        if self.telemetry is not None:
+            infer = _Observed(infer)
         v2 = oip.OpenInference(model, infer)
         seed = simple.SimpleForm(model, infer)
         scoring = mlflow.MlflowScoring(model, infer)
-        self._paths = {
+        paths = {
             "/v2": Route("oip", {"GET": v2.server_metadata}),
             "/v2/health/live": Route("oip", {"GET": v2.live}),
             "/v2/health/ready": Route("oip", {"GET": v2.ready}),
@@ -148,18 +181,43 @@ class App:
             "/health": Route("mlflow", {"GET": scoring.ping}),
             "/metrics": Route("metrics", {"GET": self.render_metrics}),
         }
-        #: what follows /v2/models/NAME[/versions/VERSION]
-        self._model_paths = {
+        model_paths = {
             (): Route("oip", {"GET": v2.model_metadata}),
             ("ready",): Route("oip", {"GET": v2.model_ready}),
             ("infer",): Route("oip", {"POST": v2.model_infer}, inference=True),
         }
+        return _Serving(model, infer, paths, model_paths)
 
-    def route(self, path: str) -> tuple[Route, tuple[str, ...]] | None:
+    def swap(self, model: Model) -> None:
+        """Serve ``model`` from the next request on.
+
+        Call it on the event loop (:meth:`swap_from_thread` from elsewhere). Raises :class:`ConfigError` for a
+        model these settings cannot serve, changing nothing.
+        """
+        self.settings.check_model(model)
+        old = self._serving
+        self._serving = self._build(model, make_infer(model, self.settings, self.metrics))
+        self.metrics.set_model(model)
+        old.retired = True
+        if not old.inflight:
+            _let_go(old)
+
+    def swap_from_thread(self, model: Model, timeout: float = 30.0) -> None:
+        """:meth:`swap`, from a thread other than the event loop's (the fleet agent's)."""
+        if self.loop is None:
+            raise ConfigError("the server is not running yet: start it before swapping its model")
+
+        async def on_loop() -> None:
+            self.swap(model)
+
+        asyncio.run_coroutine_threadsafe(on_loop(), self.loop).result(timeout)
+
+    def route(self, path: str, serving: _Serving | None = None) -> tuple[Route, tuple[str, ...]] | None:
         """The route for ``path`` and what it takes from the path, or ``None``."""
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
-        found = self._paths.get(path)
+        serving = serving or self._serving
+        found = serving.paths.get(path)
         if found is not None:
             return found, ()
         if not path.startswith(MODELS):
@@ -170,7 +228,7 @@ class App:
             version, rest = rest[1], rest[2:]
             if not version:
                 return None
-        found = self._model_paths.get(tuple(rest))
+        found = serving.model_paths.get(tuple(rest))
         return None if found is None or not name else (found, (name, version))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,8 +239,12 @@ class App:
         if scope["type"] != "http":
             return
         start = time.perf_counter()
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
         self.metrics.inflight.add(1)
-        found = self.route(scope["path"])
+        serving = self._serving
+        serving.inflight += 1
+        found = self.route(scope["path"], serving)
         protocol = "other" if found is None else found[0].protocol
         status = CLIENT_GONE
         seen = None
@@ -198,6 +260,9 @@ class App:
         finally:
             seconds = time.perf_counter() - start
             self.metrics.inflight.add(-1)
+            serving.inflight -= 1
+            if serving.retired and not serving.inflight:
+                _let_go(serving)
             self.metrics.requests.inc((protocol, str(status)))
             self.metrics.request_seconds.observe(seconds, (protocol,))
             if seen is not None and self.telemetry is not None:
@@ -249,7 +314,12 @@ class App:
 
     def close(self) -> None:
         """Let go of the inference threads once the calls running now are done."""
-        self.infer.close()
+        self._serving.infer.close()
+
+
+def _let_go(serving: _Serving) -> None:
+    """Close a retired model's inference threads, off the event loop (closing waits for running calls)."""
+    threading.Thread(target=serving.infer.close, name="edgekit-retire", daemon=True).start()
 
 
 def _record(telemetry: Recorder, seconds: float, status: int, seen: _Seen) -> None:
@@ -270,6 +340,16 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+def make_infer(model: Model, settings: ServerSettings, metrics: ServerMetrics) -> Infer:
+    """The inference pool for ``model``, behind a micro-batcher if the settings ask for one."""
+    infer: Infer = Inference(model.run, concurrency=settings.concurrency, metrics=metrics)
+    if settings.max_batch is not None:
+        infer = MicroBatcher(
+            infer, max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000, slots=settings.concurrency
+        )
+    return infer
+
+
 def create_app(model: Model, settings: ServerSettings, telemetry: Recorder | None = None) -> App:
     """The application for ``model``: metrics, inference pool, micro-batcher if asked for, and telemetry."""
     settings.check_model(model)
@@ -280,9 +360,4 @@ def create_app(model: Model, settings: ServerSettings, telemetry: Recorder | Non
         backend=model.backend.name,
         load_seconds=model.load_seconds,
     )
-    infer: Infer = Inference(model.run, concurrency=settings.concurrency, metrics=metrics)
-    if settings.max_batch is not None:
-        infer = MicroBatcher(
-            infer, max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000, slots=settings.concurrency
-        )
-    return App(model, infer, settings, metrics, telemetry)
+    return App(model, make_infer(model, settings, metrics), settings, metrics, telemetry)

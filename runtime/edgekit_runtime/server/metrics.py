@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from edgekit_runtime.model import Model
+
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 #: when this module was first imported: the serve command imports it within a second of starting
 PROCESS_START = time.time()
@@ -162,6 +164,12 @@ class ServerMetrics:
         self.load_seconds.set(load_seconds)
         self.start_time = Gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.")
         self.start_time.set(PROCESS_START)
+
+    def set_model(self, model: Model) -> None:
+        """A new model is served: ``edgekit_model_info`` and the load time say which."""
+        self.model_info.values.clear()
+        self.model_info.set(1, (model.name, model.version, model.sha256, model.backend.name))
+        self.load_seconds.set(model.load_seconds)
 
     def render(self) -> bytes:
         """The whole exposition, ending with a newline."""

@@ -1,0 +1,92 @@
+"""Swapping the served model under load: no request fails or is dropped, and new requests see the new model."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from edgekit.bundle.pack import BundleOptions
+from edgekit.bundle.source import PackData, pack_source
+from edgekit_runtime.errors import ConfigError
+from edgekit_runtime.model import load
+from edgekit_runtime.server.app import create_app
+from edgekit_runtime.server.settings import ServerSettings
+from tests.runtime.server.conftest import DIGITS, thread_server
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """The digits MLP packed as 1.0.0 and as 2.0.0."""
+    out = tmp_path_factory.mktemp("versions")
+    data = PackData(calib=DIGITS / "mlp_calib.npz", eval=DIGITS / "mlp_test.npz")
+    return [
+        pack_source(str(DIGITS / "mlp.onnx"), out, BundleOptions(name="digits-mlp", version=v), data).path
+        for v in ("1.0.0", "2.0.0")
+    ]
+
+
+def test_a_swap_under_load_fails_no_request(versions):
+    first, second = (load(path) for path in versions)
+    app = create_app(first, ServerSettings(port=0, concurrency=2))
+    rows = np.load(DIGITS / "mlp_test.npz")["input"]
+    answered, failures, stop = [0], [], threading.Event()
+
+    def client(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            i = 0
+            while not stop.is_set():
+                response = http.post("/predict", json={"features": rows[i % len(rows)].tolist()})
+                i += 1
+                if response.status_code == 200:
+                    answered[0] += 1
+                else:
+                    failures.append(response.text)
+
+    with thread_server(app, app.settings) as (url, _server):
+        workers = [threading.Thread(target=client, args=(url,)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        try:
+            time.sleep(0.5)
+            before = answered[0]
+            for model in (second, first, second):  # three swaps while four clients keep sending
+                app.swap_from_thread(model)
+                time.sleep(0.3)
+            after = answered[0]
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(30)
+        metadata = httpx.get(f"{url}/v2/models/digits-mlp").json()
+        metrics = httpx.get(f"{url}/metrics").text
+    assert not failures, failures[:3]
+    assert after - before > 100  # the load really ran across the swaps
+    assert metadata["versions"] == ["2.0.0"]
+    assert 'version="2.0.0"' in metrics
+    assert 'version="1.0.0"' not in metrics
+
+
+def fixed_batch_model(path):
+    """y = x, with a batch axis fixed at 1 (micro-batching cannot serve it)."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["y"])], "fixed", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_a_model_the_settings_cannot_serve_is_refused_and_nothing_changes(versions, tmp_path):
+    first = load(versions[0])
+    app = create_app(first, ServerSettings(port=0, concurrency=1, max_batch=4))
+    try:
+        with pytest.raises(ConfigError, match="--max-batch"):
+            app.swap(load(fixed_batch_model(tmp_path / "fixed.onnx")))
+        assert app.model is first
+    finally:
+        app.close()
