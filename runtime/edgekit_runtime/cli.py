@@ -19,7 +19,8 @@ from edgekit_runtime.errors import ConfigError, RuntimeKitError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from edgekit_runtime.model import Model
+    from edgekit_runtime.model import LoadOptions, Model
+    from edgekit_runtime.server.app import App
     from edgekit_runtime.server.settings import ServerSettings
     from edgekit_runtime.telemetry.service import TelemetrySettings
 
@@ -176,6 +177,21 @@ def _add_telemetry(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--mqtt-key", type=Path, metavar="FILE", help="client certificate's private key (PEM)")
     group.add_argument("--mqtt-protocol", choices=("5", "3.1.1"), default="5", help="MQTT version (default: 5)")
     group.add_argument(
+        "--group",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="with --mqtt: fleet groups this device takes commands for (edgekit/FLEET/@NAME/cmd)",
+    )
+    group.add_argument(
+        "--deploy-watch",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --mqtt: how long a newly deployed model is watched before it is committed (default: 30)",
+    )
+    group.add_argument(
         "--mqtt-reconnect-max",
         type=_positive,
         default=30.0,
@@ -238,10 +254,10 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
     )
 
 
-def load_for_serving(args: argparse.Namespace, settings: ServerSettings) -> Model:
-    """Trusted keys, then the verified, self-tested model, checked against the server's settings."""
+def load_options(args: argparse.Namespace, settings: ServerSettings) -> LoadOptions:
+    """How bundles are verified and loaded: the trusted keys, and the engine's threads."""
     from edgekit_runtime.backends import BackendSettings  # noqa: PLC0415
-    from edgekit_runtime.model import LoadOptions, load  # noqa: PLC0415
+    from edgekit_runtime.model import LoadOptions  # noqa: PLC0415
     from edgekit_runtime.server.settings import available_cores  # noqa: PLC0415
     from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
 
@@ -249,18 +265,28 @@ def load_for_serving(args: argparse.Namespace, settings: ServerSettings) -> Mode
         raise ConfigError("--allow-unsigned only matters with --trust: leave it out, or add --trust KEYFILE")
     keys = load_trusted_keys(args.trust)
     threads = args.threads or max(1, available_cores() // settings.concurrency)
-    options = LoadOptions(
+    return LoadOptions(
         trusted_keys=keys,
         require_signature=False if args.allow_unsigned else None,
         backend=BackendSettings(threads=threads),
     )
-    model = load(args.model, options)
+
+
+def load_for_serving(args: argparse.Namespace, settings: ServerSettings, path: Path | None = None) -> Model:
+    """The verified, self-tested model (``path``, else MODEL), checked against the server's settings."""
+    from edgekit_runtime.model import load  # noqa: PLC0415
+
+    model = load(path or args.model, load_options(args, settings))
     settings.check_model(model)
     return model
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from edgekit_runtime.fleet import service as fleet  # noqa: PLC0415
+    from edgekit_runtime.fleet.deploy import HealthPolicy  # noqa: PLC0415
+    from edgekit_runtime.model import load  # noqa: PLC0415
     from edgekit_runtime.server.serve import listen, serve  # noqa: PLC0415
+    from edgekit_runtime.telemetry.mqtt import check_name  # noqa: PLC0415
     from edgekit_runtime.telemetry.service import Telemetry  # noqa: PLC0415
 
     if args.model is None:
@@ -268,26 +294,38 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     telemetry_settings = _telemetry(args)
     sock = listen(settings.host, settings.port)  # a port already taken fails before the model loads
-    telemetry = None
+    telemetry, ended, committed = None, None, None
     try:
-        model = load_for_serving(args, settings)
+        if telemetry_settings is not None:  # a committed deploy serves instead of MODEL after a restart
+            committed, phase, command_id = fleet.recovered(telemetry_settings.state_dir)
+            ended = None if phase is None or command_id is None else (phase, command_id)
+        model = load_for_serving(args, settings, committed)
         if telemetry_settings is not None:
-            identity = {
-                "name": model.name,
-                "version": model.version,
-                "sha256": model.sha256,
-                "backend": model.backend.name,
-            }
-            telemetry = Telemetry(telemetry_settings, identity, model.reference)
+            telemetry = Telemetry(telemetry_settings, fleet.identity(model), model.reference)
     except BaseException:
         sock.close()
         raise
     devices = ", ".join(model.backend.devices)
+    options = load_options(args, settings)
 
     def ready(url: str) -> None:
         print(f"serving {model.name} {model.version} on {url} ({model.backend.name}, {devices})", flush=True)
 
-    serve(model, settings, sock=sock, on_ready=ready, telemetry=telemetry)
+    for name in args.group:
+        check_name("group", name)
+
+    def with_agent(app: App) -> None:
+        if telemetry is not None and telemetry.publisher is not None:
+            fleet.start_agent(
+                app,
+                telemetry,
+                open_model=lambda path: load(path, options),
+                groups=args.group,
+                policy=HealthPolicy(window=args.deploy_watch),
+                ended=ended,
+            )
+
+    serve(model, settings, sock=sock, on_ready=ready, telemetry=telemetry, on_app=with_agent)
     return 0
 
 

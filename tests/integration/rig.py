@@ -144,6 +144,7 @@ class Load:
     failures: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _workers: list[threading.Thread] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self, rows: np.ndarray) -> Load:
         share = [self.total // self.threads + (i < self.total % self.threads) for i in range(self.threads)]
@@ -156,6 +157,8 @@ class Load:
     def _run(self, rows: np.ndarray, count: int) -> None:
         with httpx.Client(base_url=self.url, timeout=30) as client:
             for i in range(count):
+                if self._stop.is_set():
+                    return
                 response = client.post("/predict", json={"features": rows[i % len(rows)].tolist()})
                 with self._lock:
                     if response.status_code == 200:
@@ -168,6 +171,11 @@ class Load:
             worker.join(timeout)
         assert not self.failures, self.failures[:3]
         return self.done
+
+    def stop(self) -> int:
+        """No new requests; wait for the ones running; what was answered."""
+        self._stop.set()
+        return self.wait()
 
     @property
     def running(self) -> bool:

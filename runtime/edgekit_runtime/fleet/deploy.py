@@ -220,22 +220,50 @@ class Deployer:
         self.store.prune([state.get("current"), state.get("previous")])
 
     def recover(self) -> tuple[Path | None, Phase | None]:
-        """After a restart: end an unfinished deploy.
+        """After a restart: end an unfinished deploy (see :func:`recover`), telling ``emit``."""
+        path, ended, command_id = recover(self.store)
+        if ended is not None and command_id is not None:
+            self.emit(command_id, ended, "the device restarted during the deploy")
+        return path, ended
 
-        Returns the bundle to serve (``None``: the command's MODEL) and the phase the unfinished deploy was
-        ended in, if there was one.
-        """
+    def rollback(self, command_id: str) -> Phase:
+        """Serve the previous committed model again (an operator's rollback)."""
+        self.emit(command_id, Phase.RECEIVED, "rollback")
         state = self.store.state()
-        current = state.get("current")
-        path = self.store.path(current) if current and self.store.has(current) else None
-        deploy = state.get("deploy") or {}
+        previous = state.get("previous")
+        if not previous or not self.store.has(previous):
+            self.emit(command_id, Phase.REFUSED, "no previous model is kept on this device")
+            return Phase.REFUSED
         try:
-            phase = Phase(deploy.get("phase"))
-        except ValueError:
-            return path, None
-        if phase in UNFINISHED_BEFORE_SWITCH | UNFINISHED_AFTER_SWITCH:
-            ended = Phase.FAILED if phase in UNFINISHED_BEFORE_SWITCH else Phase.ROLLED_BACK
-            command = DeployCommand(str(deploy.get("id")), str(deploy.get("source", "")))
-            self._step(command, ended, f"the device restarted while {phase.value}", candidate=None)
-            return path, ended
-        return path, None
+            model = self.open_model(self.store.path(previous))
+            self.swap(model)
+        except RuntimeKitError as exc:
+            self.emit(command_id, Phase.FAILED, str(exc))
+            return Phase.FAILED
+        self.serving = model
+        command = DeployCommand(command_id, "rollback")
+        self._step(command, Phase.ROLLED_BACK, previous, current=previous, previous=state.get("current"))
+        return Phase.ROLLED_BACK
+
+
+def recover(store: ModelStore) -> tuple[Path | None, Phase | None, str | None]:
+    """After a restart: end an unfinished deploy in a known good state.
+
+    Returns the bundle to serve (``None``: the command's MODEL), the phase an unfinished deploy was ended
+    in, and that deploy's command id.
+    """
+    state = store.state()
+    current = state.get("current")
+    path = store.path(current) if current and store.has(current) else None
+    deploy = state.get("deploy") or {}
+    try:
+        phase = Phase(deploy.get("phase"))
+    except ValueError:
+        return path, None, None
+    if phase not in UNFINISHED_BEFORE_SWITCH | UNFINISHED_AFTER_SWITCH:
+        return path, None, None
+    ended = Phase.FAILED if phase in UNFINISHED_BEFORE_SWITCH else Phase.ROLLED_BACK
+    state["candidate"] = None
+    state["deploy"] = {**deploy, "phase": ended.value, "detail": f"the device restarted while {phase.value}"}
+    store.save(state)
+    return path, ended, str(deploy.get("id"))

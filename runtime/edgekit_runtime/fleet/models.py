@@ -65,7 +65,7 @@ class ModelStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
-                f"model store {self.root} cannot be made ({exc.strerror or exc}): check --state-dir"
+                f"--state-dir {self.root.parent} cannot be used ({exc.strerror or exc}): give a writable folder"
             ) from None
 
     def path(self, sha256: str) -> Path:

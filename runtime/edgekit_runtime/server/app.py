@@ -154,6 +154,8 @@ class App:
         self.body_timeout = settings.body_timeout
         self.loop: asyncio.AbstractEventLoop | None = None
         self._serving = self._build(model, infer)
+        #: inference requests, those answered 5xx, and their seconds, since the start (the deploy's health)
+        self.inference_counts = [0, 0, 0.0]
 
     @property
     def model(self) -> Model:
@@ -263,6 +265,11 @@ class App:
             serving.inflight -= 1
             if serving.retired and not serving.inflight:
                 _let_go(serving)
+            if found is not None and found[0].inference:
+                counts = self.inference_counts
+                counts[0] += 1
+                counts[1] += status >= 500  # noqa: PLR2004
+                counts[2] += seconds
             self.metrics.requests.inc((protocol, str(status)))
             self.metrics.request_seconds.observe(seconds, (protocol,))
             if seen is not None and self.telemetry is not None:

@@ -14,6 +14,7 @@ rather than being killed by its own re-raised signal.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import signal
@@ -104,6 +105,7 @@ def serve(
     sock: socket.socket | None = None,
     on_ready: Callable[[str], None] | None = None,
     telemetry: Telemetry | None = None,
+    on_app: Callable[[App], None] | None = None,
 ) -> None:
     """Serve ``model`` until SIGTERM or SIGINT; ``on_ready(url)`` once connections are accepted.
 
@@ -111,9 +113,17 @@ def serve(
     window is written and the publisher gets its drain time.
     """
     app = create_app(model, settings, telemetry)
+    if on_app is not None:  # the fleet agent, which swaps the app's model
+        on_app(app)
     sock = sock or listen(settings.host, settings.port)
     address = url(sock)
-    server = Server(uvicorn_config(app, settings), None if on_ready is None else lambda: on_ready(address))
+
+    def started() -> None:  # on the event loop, once connections are accepted
+        app.loop = asyncio.get_running_loop()
+        if on_ready is not None:
+            on_ready(address)
+
+    server = Server(uvicorn_config(app, settings), started)
     if telemetry is not None:
         telemetry.start()
     try:

@@ -146,10 +146,36 @@ class Publisher:
         self._stop = threading.Event()
         self._drain_until = 0.0
         self._thread: threading.Thread | None = None
+        #: topics subscribed on every connection (QoS 1), and who is told of their messages
+        self.subscriptions: list[str] = []
+        self.on_message: Callable[[str, bytes], None] | None = None
+        #: messages besides telemetry (fleet events): kept until a PUBACK, sent again on the next connection
+        self._side: list[tuple[str, bytes]] = []
+        self._side_lock = threading.Lock()
+        self._state_changed = threading.Event()
 
     def state_payload(self, status: str, **extra: object) -> bytes:
         """The retained state message."""
         return orjson.dumps({**self._state, "status": status, "since": time.time(), **extra})
+
+    def send(self, topic: str, payload: bytes) -> None:
+        """Publish ``payload`` on ``topic`` (QoS 1) when connected; kept in memory until the broker has it."""
+        with self._side_lock:
+            self._side.append((topic, payload))
+
+    def update_state(self, **fields: object) -> None:
+        """Change what the retained ``online`` state says (a new model), and publish it again."""
+        self._state.update(fields)
+        self._state_changed.set()
+
+    def _take_side(self) -> list[tuple[str, bytes]]:
+        with self._side_lock:
+            taken, self._side = self._side, []
+        return taken
+
+    def _put_back(self, unsent: list[tuple[str, bytes]]) -> None:
+        with self._side_lock:
+            self._side[:0] = unsent
 
     def start(self) -> None:
         """Connect and drain on a thread of its own (it keeps trying until :meth:`stop`)."""
@@ -222,6 +248,8 @@ class _Session:
         self.inflight: dict[int, list[int]] = {}
         self.acked: list[int] = []
         self.after = 0
+        self.side_inflight: dict[int, tuple[str, bytes]] = {}
+        self.client.on_message = self._on_message
 
     # paho's callbacks (VERSION2 signatures), run inside client.loop() on this thread
     def _on_connect(
@@ -236,11 +264,23 @@ class _Session:
         self.p.stats.connected = True
         self.p.stats.last_error = ""
         logger.info("telemetry: connected to %s", self.p.mqtt.safe_url)
+        self.p._state_changed.clear()  # noqa: SLF001
         client.publish(self.p.topics.state, self.p.state_payload("online"), qos=1, retain=True)
+        for topic in self.p.subscriptions:
+            client.subscribe(topic, qos=1)
+
+    def _on_message(self, _client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
+        if self.p.on_message is not None:
+            try:
+                self.p.on_message(message.topic, bytes(message.payload))
+            except Exception:  # the receiver's bug must not end the session
+                logger.exception("handling a message on %s failed", message.topic)
 
     def _on_publish(
         self, _client: paho.Client, _userdata: object, mid: int, reason: ReasonCode, _props: object
     ) -> None:
+        if self.side_inflight.pop(mid, None) is not None:
+            return  # a fleet event the broker has
         seqs = self.inflight.pop(mid, None)
         if seqs is None:
             return  # the state message
@@ -275,12 +315,22 @@ class _Session:
                     break
                 continue
             ever = True
+            self._side()
             if self.p.stopping and (time.monotonic() > self.p._drain_until or self._drained()):  # noqa: SLF001
                 self._goodbye()
                 break
             self._fill()
         self._ack()
         return ever
+
+    def _side(self) -> None:
+        """Publish waiting fleet events, and the state again if it changed."""
+        if self.p._state_changed.is_set():  # noqa: SLF001
+            self.p._state_changed.clear()  # noqa: SLF001
+            self.client.publish(self.p.topics.state, self.p.state_payload("online"), qos=1, retain=True)
+        for topic, payload in self.p._take_side():  # noqa: SLF001
+            info = self.client.publish(topic, payload, qos=1)
+            self.side_inflight[info.mid] = (topic, payload)
 
     def _drained(self) -> bool:
         return not self.inflight and not self.p.outbox.pending(1, after=self.after)
@@ -344,7 +394,10 @@ class _Session:
         self.client.loop(LOOP_SECONDS)
 
     def close(self) -> None:
-        """Close the socket if it is still open."""
+        """Close the socket if it is still open; fleet events without a PUBACK go again next time."""
+        if self.side_inflight:
+            self.p._put_back(list(self.side_inflight.values()))  # noqa: SLF001
+            self.side_inflight.clear()
         if self.connected:
             self.client.disconnect()
         sock = self.client.socket()

@@ -122,6 +122,16 @@ class Recorder:
         if window.full and self._thread is not None:
             self._count_now.set()  # the recorder's thread counts the buffer, off the event loop
 
+    def set_model(self, model: Mapping[str, Any], reference: Mapping[str, Any] | None) -> None:
+        """Close the open window under the old model; the next ones describe ``model``."""
+        self.close_window()
+        with self._lock:
+            self.identity = Identity(
+                self.identity.fleet, self.identity.device, dict(model), self.identity.runtime_version
+            )
+            self._reference = parse_reference(reference or {})
+            self._window = Window(self._clock(), self._reference, sample_rate=self.settings.sample_rate)
+
     def close_window(self) -> int | None:
         """Close the open window, write it to the outbox and open the next.
 

@@ -123,6 +123,12 @@ class Telemetry:
         """One inference request (see :meth:`Recorder.record`)."""
         self.recorder.record(seconds, inputs=inputs, first_output=first_output, error=error)
 
+    def set_model(self, model: Mapping[str, Any], reference: Mapping[str, Any] | None) -> None:
+        """A new model is served: the open window is closed, and the next ones and the state name the new one."""
+        self.recorder.set_model(model, reference)
+        if self.publisher is not None:
+            self.publisher.update_state(model=dict(model))
+
     def status(self) -> dict[str, float]:
         """What ``/metrics`` says of telemetry (names are ``edgekit_telemetry_`` + the key)."""
         numbers = {

@@ -1,0 +1,141 @@
+"""The device agent: fleet commands over MQTT in, progress out as events (issue 7).
+
+Commands arrive on ``edgekit/{fleet}/{device}/cmd``, ``edgekit/{fleet}/@all/cmd`` and
+``edgekit/{fleet}/@{group}/cmd`` for each ``--group`` (``@`` cannot start a device name, so group topics never
+collide with a device's). A command is JSON: ``{"id": "...", "command": "deploy", "source": URL_OR_PATH,
+"sha256": "..."}``, ``{"id", "command": "rollback"}`` or ``{"id", "command": "status"}``. Its progress goes
+to ``edgekit/{fleet}/{device}/events`` as ``edgekit.event/1`` messages, one per step (docs/telemetry.md).
+
+Commands run one at a time on the agent's thread, never on the server's event loop; the same id twice (QoS 1
+delivers at least once) runs once. The MQTT connection is the telemetry publisher's: one client per device.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from edgekit_runtime.fleet.deploy import DeployCommand, Phase
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from edgekit_runtime.fleet.deploy import Deployer
+    from edgekit_runtime.telemetry.mqtt import Topics
+    from edgekit_runtime.telemetry.publisher import Publisher
+
+logger = logging.getLogger("edgekit_runtime.fleet")
+
+EVENT_SCHEMA = "edgekit.event/1"
+COMMANDS = ("deploy", "rollback", "status")
+
+
+def command_topics(topics: Topics, groups: Sequence[str]) -> list[str]:
+    """The topics a device takes commands from."""
+    fleet = topics.fleet
+    return [
+        f"edgekit/{fleet}/{topics.device}/cmd",
+        f"edgekit/{fleet}/@all/cmd",
+        *(f"edgekit/{fleet}/@{group}/cmd" for group in groups),
+    ]
+
+
+class Agent:
+    """Takes commands from the publisher's connection and runs them through the deployer."""
+
+    def __init__(self, publisher: Publisher, topics: Topics, deployer: Deployer, groups: Sequence[str] = ()) -> None:
+        """Subscribe (on every connection) and route messages here; :meth:`start` runs the commands."""
+        self.publisher = publisher
+        self.topics = topics
+        self.deployer = deployer
+        deployer.emit = self.emit
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._seen: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._kind = "deploy"
+        publisher.subscriptions.extend(command_topics(topics, groups))
+        publisher.on_message = self._receive
+
+    def _receive(self, topic: str, payload: bytes) -> None:
+        """On the MQTT thread: parse and queue (nothing slow here)."""
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            logger.warning("fleet: a command on %s is not JSON: ignored", topic)
+            return
+        if not isinstance(doc, dict):
+            logger.warning("fleet: a command on %s is not a JSON object: ignored", topic)
+            return
+        self._queue.put(doc)
+
+    def emit(self, command_id: str, phase: Phase | str, detail: str = "", command: str | None = None) -> None:
+        """Publish one step of a command (``command``: the kind; by default the one running)."""
+        model = self.deployer.serving
+        event = {
+            "schema": EVENT_SCHEMA,
+            "fleet": self.topics.fleet,
+            "device": self.topics.device,
+            "id": command_id,
+            "command": command or self._kind,
+            "status": phase.value if isinstance(phase, Phase) else phase,
+            "detail": detail[:2000],
+            "model": {"name": model.name, "version": model.version, "sha256": model.sha256},
+            "time": time.time(),
+        }
+        self.publisher.send(f"edgekit/{self.topics.fleet}/{self.topics.device}/events", orjson.dumps(event))
+
+    def start(self) -> None:
+        """Run commands on a thread of the agent's own."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="edgekit-fleet-agent", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the command running now, then stop."""
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(60)
+            self._thread = None
+
+    def _run(self) -> None:
+        while (doc := self._queue.get()) is not None:
+            self._handle_safely(doc)
+
+    def _handle_safely(self, doc: dict[str, Any]) -> None:
+        try:
+            self.handle(doc)
+        except Exception:  # one command's bug must not stop the next
+            logger.exception("fleet: a command failed unexpectedly")
+
+    def handle(self, doc: dict[str, Any]) -> None:
+        """Run one command."""
+        command_id, command = doc.get("id"), doc.get("command")
+        if not isinstance(command_id, str) or not 1 <= len(command_id) <= 128:  # noqa: PLR2004
+            logger.warning("fleet: a command without a usable id was ignored: %.200s", doc)
+            return
+        if command_id in self._seen:
+            return  # delivered again: it ran already
+        self._seen.add(command_id)
+        self._kind = str(command)
+        if command not in COMMANDS:
+            known = ", ".join(COMMANDS)
+            self.emit(command_id, Phase.REFUSED, f"unknown command {command!r}: use one of {known}")
+            return
+        if command == "status":
+            state = self.deployer.store.state()
+            self.emit(command_id, "done", orjson.dumps(state).decode())
+            self.publisher.update_state()
+            return
+        if command == "rollback":
+            self.deployer.rollback(command_id)
+            return
+        source, sha256 = doc.get("source"), doc.get("sha256")
+        if not isinstance(source, str) or not source or (sha256 is not None and not isinstance(sha256, str)):
+            self.emit(command_id, Phase.REFUSED, "a deploy needs 'source' (a URL or path) and, optionally, 'sha256'")
+            return
+        self.deployer.deploy(DeployCommand(command_id, source, sha256))

@@ -1,0 +1,82 @@
+"""The fleet agent wired to a running server: the deployer swaps the app's model and telemetry's identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgekit_runtime.fleet.agent import Agent
+from edgekit_runtime.fleet.deploy import Deployer, Health, HealthPolicy, Phase, recover
+from edgekit_runtime.fleet.models import ModelStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from edgekit_runtime.model import Model
+    from edgekit_runtime.server.app import App
+    from edgekit_runtime.telemetry.service import Telemetry
+
+MODELS = "models"
+
+
+def identity(model: Model) -> dict[str, Any]:
+    """How windows, state and events name a model."""
+    return {"name": model.name, "version": model.version, "sha256": model.sha256, "backend": model.backend.name}
+
+
+class AppProbe:
+    """The deploy's health numbers: the app's inference counters."""
+
+    def __init__(self, app: App) -> None:
+        """Read ``app``'s counters."""
+        self.app = app
+
+    def snapshot(self) -> Health:
+        """The counters now."""
+        requests, errors, seconds = self.app.inference_counts
+        return Health(int(requests), int(errors), float(seconds))
+
+
+def model_store(state_dir: Path) -> ModelStore:
+    """The store in the state directory."""
+    return ModelStore(Path(state_dir) / MODELS)
+
+
+def recovered(state_dir: Path) -> tuple[Path | None, Phase | None, str | None]:
+    """Before loading anything: end an unfinished deploy; the committed bundle to serve, if there is one."""
+    return recover(model_store(state_dir))
+
+
+def start_agent(
+    app: App,
+    telemetry: Telemetry,
+    *,
+    open_model: Callable[[Path], Model],
+    groups: Sequence[str] = (),
+    policy: HealthPolicy | None = None,
+    ended: tuple[Phase, str] | None = None,
+) -> Agent:
+    """Start the agent on ``telemetry``'s MQTT connection; ``ended``: a deploy the restart ended, to report."""
+    publisher = telemetry.publisher
+    if publisher is None:  # pragma: no cover  (the command starts the agent only with --mqtt)
+        raise RuntimeError("the fleet agent needs a broker")
+
+    def swap(model: Model) -> None:
+        app.swap_from_thread(model)
+        telemetry.set_model(identity(model), model.reference)
+
+    deployer = Deployer(
+        model_store(telemetry.settings.state_dir),
+        app.model,
+        open_model=open_model,
+        swap=swap,
+        probe=AppProbe(app),
+        emit=lambda *_: None,  # the agent sets its own
+        policy=policy,
+    )
+    agent = Agent(publisher, publisher.topics, deployer, groups)
+    if ended is not None:
+        phase, command_id = ended
+        agent.emit(command_id, phase, "the device restarted during the deploy")
+    agent.start()
+    return agent

@@ -1,0 +1,167 @@
+"""Issue 7's deploy over MQTT, end to end: real runtime processes under load, commands published on a real
+Mosquitto, the retained state and the events read back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgekit.bundle.pack import BundleOptions
+from edgekit.bundle.signing import generate_keypair
+from edgekit.bundle.source import PackData, pack_source
+from tests.integration.rig import Load, wait_for
+from tests.runtime.server.process import ServeProcess
+from tests.runtime.tamper import unsigned
+
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
+FLEET = "deploys"
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    """A key pair, and the digits MLP signed with it as 1.0.0 and 2.0.0."""
+    folder = tmp_path_factory.mktemp("signed")
+    private, public = generate_keypair(folder / "fleet")
+    data = PackData(calib=DIGITS / "mlp_calib.npz", eval=DIGITS / "mlp_test.npz")
+    bundles = {
+        v: pack_source(
+            str(DIGITS / "mlp.onnx"), folder, BundleOptions(name="digits-mlp", version=v, signing_key=private), data
+        ).path
+        for v in ("1.0.0", "2.0.0")
+    }
+    return public, bundles
+
+
+class Operator:
+    """A plain paho client: publishes commands, keeps every state and event message."""
+
+    def __init__(self, broker) -> None:
+        self.states: dict[str, dict] = {}
+        self.events: list[dict] = []
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        self.client.on_message = self._message
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.subscribe(f"edgekit/{FLEET}/+/state", qos=1)
+        self.client.subscribe(f"edgekit/{FLEET}/+/events", qos=1)
+        self.client.loop_start()
+
+    def _message(self, _client, _userdata, message) -> None:
+        doc = json.loads(message.payload)
+        if message.topic.endswith("/state"):
+            self.states[doc["device"]] = doc
+        else:
+            self.events.append(doc)
+
+    def command(self, topic: str, **doc) -> str:
+        doc.setdefault("id", uuid.uuid4().hex)
+        self.client.publish(f"edgekit/{FLEET}/{topic}/cmd", json.dumps(doc), qos=1).wait_for_publish(10)
+        return doc["id"]
+
+    def statuses(self, command_id: str, device: str) -> list[str]:
+        return [e["status"] for e in self.events if e["id"] == command_id and e["device"] == device]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def device(name, bundle, public, broker, folder, *extra) -> ServeProcess:
+    args = [
+        str(bundle),
+        *("--port", "0", "--trust", str(public), "--mqtt", broker.url, "--fleet", FLEET, "--device", name),
+        *("--state-dir", str(folder / name), "--group", "lab", "--mqtt-reconnect-max", "1", *extra),
+    ]
+    server = ServeProcess(args, folder / f"{name}-{time.monotonic_ns()}.log")
+    server.wait_ready()
+    return server
+
+
+@pytest.fixture
+def operator(mosquitto):
+    watching = Operator(mosquitto)
+    yield watching
+    watching.close()
+
+
+def test_a_signed_bundle_reaches_three_devices_under_load_without_a_failed_request(
+    signed, mosquitto, operator, tmp_path
+):
+    public, bundles = signed
+    names = ("pi-1", "pi-2", "pi-3")
+    devices = [device(n, bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "1") for n in names]
+    rows = __import__("numpy").load(DIGITS / "mlp_test.npz")["input"]
+    loads = [Load(d.url, 1_000_000, threads=1) for d in devices]
+    try:
+        wait_for(lambda: all(operator.states.get(n, {}).get("status") == "online" for n in names), 20, "online")
+        for load in loads:
+            load.start(rows)
+        wait_for(lambda: all(load.done > 50 for load in loads), 20, "load on every device")
+        sha = hashlib.sha256(bundles["2.0.0"].read_bytes()).hexdigest()
+        command = operator.command("@lab", command="deploy", source=str(bundles["2.0.0"]), sha256=sha)
+        wait_for(lambda: all("committed" in operator.statuses(command, n) for n in names), 60, "three commits")
+        wait_for(lambda: all(operator.states[n]["model"]["version"] == "2.0.0" for n in names), 20, "the new state")
+        answered = [load.done for load in loads]
+        time.sleep(0.5)
+        assert all(load.done > before for load, before in zip(loads, answered, strict=True))
+    finally:
+        for load in loads:
+            load._stop.set()
+        for load in loads:
+            load.stop()
+        stop_all(devices)
+    for name in names:
+        assert operator.statuses(command, name) == [
+            "received",
+            "fetching",
+            "verifying",
+            "testing",
+            "switching",
+            "watching",
+            "committed",
+        ]
+
+
+def stop_all(devices) -> None:
+    for server in devices:
+        server.stop()
+
+
+def test_an_unsigned_bundle_is_refused(signed, mosquitto, operator, tmp_path):
+    public, bundles = signed
+    bad = unsigned(bundles["2.0.0"], tmp_path / "unsigned.edgebundle")
+    server = device("pi-9", bundles["1.0.0"], public, mosquitto, tmp_path)
+    try:
+        wait_for(lambda: operator.states.get("pi-9", {}).get("status") == "online", 20, "online")
+        command = operator.command("pi-9", command="deploy", source=str(bad))
+        wait_for(lambda: "refused" in operator.statuses(command, "pi-9"), 20, "the refusal")
+    finally:
+        server.stop()
+    refusal = next(e for e in operator.events if e["id"] == command and e["status"] == "refused")
+    assert "signature" in refusal["detail"] or "signed" in refusal["detail"]
+    assert operator.states["pi-9"]["model"]["version"] == "1.0.0"
+
+
+def test_a_device_killed_mid_deploy_comes_back_serving_a_verified_model(signed, mosquitto, operator, tmp_path):
+    public, bundles = signed
+    server = device("pi-5", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "30")
+    command = operator.command("pi-5", command="deploy", source=str(bundles["2.0.0"]))
+    try:
+        wait_for(lambda: "watching" in operator.statuses(command, "pi-5"), 30, "the watch to start")
+    finally:
+        server.stop(signal.SIGKILL)
+    server = device("pi-5", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "30")
+    try:
+        assert "1.0.0" in server.ready_line  # the one committed before the deploy, verified again on start
+        wait_for(lambda: "rolled_back" in operator.statuses(command, "pi-5"), 20, "the rollback event")
+    finally:
+        server.stop()
+    state = json.loads((tmp_path / "pi-5" / "models" / "state.json").read_text())
+    assert state["deploy"]["phase"] == "rolled_back"
