@@ -29,6 +29,8 @@ system_deps() {
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
   # wrk: the load generator of the serving and telemetry benchmarks, whose smoke test runs in CI
   command -v wrk >/dev/null || apt_install wrk
+  # Debian's Chromium and its driver: the fleet dashboard's browser test drives them with Selenium (no browser download)
+  { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || apt_install chromium chromium-driver
 }
 
 venv_setup() {

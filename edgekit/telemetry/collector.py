@@ -1,4 +1,4 @@
-"""The collector: subscribe to the fleet's telemetry and store every window exactly once, losing none.
+"""The collector: subscribe to the fleet's telemetry and events, and store every window exactly once, losing none.
 
 Two threads. The **network** thread runs the MQTT side (:class:`~edgekit.telemetry.mqtt_session.MqttSession`,
 the one place paho-mqtt is touched): MQTT 5 with a persistent session (``clean_start=False``), QoS 1
@@ -8,7 +8,8 @@ broker goes away it reconnects with exponential backoff and full jitter. The **w
 during the last commit is the next batch), parses it, commits it to the :class:`~edgekit.telemetry.store.Store`
 in one transaction, and only then asks for the PUBACKs (``manual_ack=True``). A collector that dies before a
 commit has acknowledged nothing, so the broker sends those messages again; a window that arrives twice is
-stored once (the store is idempotent on ``(fleet, device, seq)``).
+stored once (the store is idempotent on ``(fleet, device, seq)``). Command events (``.../events``) take the same
+path, idempotent on ``(fleet, device, id, status)``.
 
 An acknowledgement is only sent on the connection its message came in on; a message committed after its
 connection was lost is sent again by the broker on the next one, then stored as a duplicate and acknowledged.
@@ -40,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edgekit.errors import ConfigError, EdgekitError, TelemetryError
-from edgekit.telemetry.messages import NAME, StateRow, WindowRow, parse_message
+from edgekit.telemetry.messages import NAME, EventRow, StateRow, WindowRow, parse_message
 from edgekit.telemetry.mqtt_session import MqttSession, Received
 from edgekit.telemetry.store import Added
 
@@ -149,11 +150,13 @@ class CollectorSettings:
         return user, password
 
     def topics(self) -> list[tuple[str, SubscribeOptions]]:
-        """What to subscribe to: telemetry (shared when ``share`` is set) and state, both QoS 1."""
-        telemetry = f"edgekit/{self.fleet}/+/telemetry"
-        if self.share is not None:
-            telemetry = f"$share/{self.share}/{telemetry}"
-        return [(telemetry, SubscribeOptions(qos=1)), (f"edgekit/{self.fleet}/+/state", SubscribeOptions(qos=1))]
+        """What to subscribe to, all QoS 1: telemetry and events (shared when ``share`` is set), and state."""
+        shared = "" if self.share is None else f"$share/{self.share}/"
+        return [
+            (f"{shared}edgekit/{self.fleet}/+/telemetry", SubscribeOptions(qos=1)),
+            (f"{shared}edgekit/{self.fleet}/+/events", SubscribeOptions(qos=1)),
+            (f"edgekit/{self.fleet}/+/state", SubscribeOptions(qos=1)),
+        ]
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,10 @@ class CollectorCounts:
     rejected: int = 0
     #: state messages stored
     states: int = 0
+    #: command events stored for the first time
+    events: int = 0
+    #: command events that were already stored
+    duplicate_events: int = 0
 
 
 def backoff(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -192,7 +199,9 @@ class Collector:
         self._inbox: queue.Queue[Received] = queue.Queue()
         self._acks: collections.deque[Received] = collections.deque()
         self._mqtt = MqttSession(settings, self.client_id, self._receive)
-        self._counts = dict.fromkeys(("received", "stored", "duplicates", "rejected", "states"), 0)
+        self._counts = dict.fromkeys(
+            ("received", "stored", "duplicates", "rejected", "states", "events", "duplicate_events"), 0
+        )
         self._counts_lock = threading.Lock()
         self._started = False
         self._stopping = threading.Event()
@@ -321,6 +330,7 @@ class Collector:
     def _commit(self, batch: list[Received]) -> None:
         windows: list[WindowRow] = []
         states: list[StateRow] = []
+        events: list[EventRow] = []
         rejected = 0
         for message in batch:
             try:
@@ -336,11 +346,13 @@ class Collector:
             windows.extend(parsed.windows)
             if parsed.state is not None:
                 states.append(parsed.state)
+            if parsed.event is not None:
+                events.append(parsed.event)
         attempt = 0
         added = Added(new=0, duplicates=0)
-        while windows or states:
+        while windows or states or events:
             try:
-                added = self.store.add_windows(windows, states)
+                added = self.store.add_windows(windows, states, events)
                 break
             except Exception as exc:  # noqa: BLE001 (whatever the store raised, the batch stays unacknowledged)
                 text = str(exc) if isinstance(exc, EdgekitError) else repr(exc)
@@ -356,6 +368,8 @@ class Collector:
             duplicates=added.duplicates,
             rejected=rejected,
             states=added.states,
+            events=added.events,
+            duplicate_events=added.duplicate_events,
         )
         self._acks.extend(batch)
 

@@ -1,7 +1,8 @@
 """One MQTT message from a device into the rows the collector stores.
 
 ``edgekit/{fleet}/{device}/telemetry`` carries one window (``edgekit.telemetry/1``) or a batch of them
-(``edgekit.telemetry-batch/1``); ``edgekit/{fleet}/{device}/state`` carries ``edgekit.state/1``. Only what the
+(``edgekit.telemetry-batch/1``); ``edgekit/{fleet}/{device}/state`` carries ``edgekit.state/1``;
+``edgekit/{fleet}/{device}/events`` carries one step of a command (``edgekit.event/1``). Only what the
 store relies on is checked (sequence number, times, counts, the names matching the topic); everything else a
 window holds is kept as it came, in ``payload``. A message that fails a check raises
 :class:`~edgekit.errors.TelemetryError` as a whole, a batch included: the sender is broken, and half a batch
@@ -24,6 +25,27 @@ from edgekit.errors import TelemetryError
 WINDOW_SCHEMA = "edgekit.telemetry/1"
 BATCH_SCHEMA = "edgekit.telemetry-batch/1"
 STATE_SCHEMA = "edgekit.state/1"
+EVENT_SCHEMA = "edgekit.event/1"
+#: the commands a device reports progress on
+EVENT_COMMANDS = ("deploy", "rollback", "set-config", "status")
+#: the steps of a command, in the order a deploy goes through them; the last five end it
+EVENT_STATUSES = (
+    "received",
+    "fetching",
+    "verifying",
+    "testing",
+    "switching",
+    "watching",
+    "committed",
+    "rolled_back",
+    "failed",
+    "refused",
+    "done",
+)
+#: the longest command id kept (the agent makes short ones; this bounds what a broken sender can store)
+MAX_ID_LENGTH = 128
+#: the message kinds: the last level of the topic
+KINDS = ("telemetry", "state", "events")
 #: a fleet or device name: one MQTT topic level (the device checks the same)
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 #: the largest integer both stores keep (SQLite INTEGER, PostgreSQL bigint)
@@ -67,18 +89,40 @@ class StateRow:
 
 
 @dataclass(frozen=True)
+class EventRow:
+    """One step of a command on a device, as a row of the ``events`` table."""
+
+    fleet: str
+    device: str
+    #: the command's id (the same for every device a rollout sends it to)
+    id: str
+    #: ``deploy``, ``rollback``, ``set-config`` or ``status``
+    command: str
+    #: one of :data:`EVENT_STATUSES`
+    status: str
+    #: Unix seconds when the device sent it
+    time: float
+    detail: str
+    #: Unix seconds when the collector received it
+    received: float
+    #: the event as JSON text
+    payload: str
+
+
+@dataclass(frozen=True)
 class Parsed:
-    """What one message holds: windows, or a state."""
+    """What one message holds: windows, a state, or an event."""
 
     windows: tuple[WindowRow, ...] = ()
     state: StateRow | None = None
+    event: EventRow | None = None
 
 
 def parse_topic(topic: str) -> tuple[str, str, str]:
-    """``edgekit/{fleet}/{device}/{telemetry|state}`` → ``(fleet, device, kind)``."""
+    """``edgekit/{fleet}/{device}/{telemetry|state|events}`` → ``(fleet, device, kind)``."""
     parts = topic.split("/")
-    if len(parts) != 4 or parts[0] != "edgekit" or parts[3] not in ("telemetry", "state"):  # noqa: PLR2004
-        raise TelemetryError(f"topic '{topic}' is not edgekit/FLEET/DEVICE/telemetry or .../state: ignored")
+    if len(parts) != 4 or parts[0] != "edgekit" or parts[3] not in KINDS:  # noqa: PLR2004
+        raise TelemetryError(f"topic '{topic}' is not edgekit/FLEET/DEVICE/telemetry, .../state or .../events: ignored")
     for kind, value in (("fleet", parts[1]), ("device", parts[2])):
         if not NAME.fullmatch(value):
             raise TelemetryError(f"topic '{topic}': {kind} '{value}' is not 1 to 64 of A-Z a-z 0-9 . _ -")
@@ -90,10 +134,12 @@ def parse_message(topic: str, payload: bytes, *, received: float) -> Parsed:
     fleet, device, kind = parse_topic(topic)
     doc = _json_object(topic, payload)
     schema = doc.get("schema")
-    expected = (WINDOW_SCHEMA, BATCH_SCHEMA) if kind == "telemetry" else (STATE_SCHEMA,)
+    expected = {"telemetry": (WINDOW_SCHEMA, BATCH_SCHEMA), "state": (STATE_SCHEMA,), "events": (EVENT_SCHEMA,)}[kind]
     if schema not in expected:
         raise TelemetryError(f"{topic}: schema {schema!r} is not one of {', '.join(expected)}: ignored")
     _same_names(topic, doc, fleet, device)
+    if schema == EVENT_SCHEMA:
+        return Parsed(event=_event(topic, doc, fleet, device, received))
     if schema == STATE_SCHEMA:
         status = doc.get("status")
         if not isinstance(status, str) or not status:
@@ -175,6 +221,36 @@ def _window(where: str, doc: dict[str, Any], fleet: str, device: str, received: 
         model_version=_text(where, model, "model.version"),
         dropped=dropped,
         payload=_dumps(where, full),
+    )
+
+
+def _event(where: str, doc: dict[str, Any], fleet: str, device: str, received: float) -> EventRow:
+    command_id = doc.get("id")
+    if not isinstance(command_id, str) or not 0 < len(command_id) <= MAX_ID_LENGTH:
+        raise TelemetryError(f"{where}: id {_short(command_id)} is not a string of 1 to {MAX_ID_LENGTH} characters")
+    command = doc.get("command")
+    if command not in EVENT_COMMANDS:
+        raise TelemetryError(f"{where}: command {_short(command)} is not one of {', '.join(EVENT_COMMANDS)}")
+    status = doc.get("status")
+    if status not in EVENT_STATUSES:
+        raise TelemetryError(f"{where}: status {_short(status)} is not one of {', '.join(EVENT_STATUSES)}")
+    sent = _number(where, doc, "time")
+    detail = doc.get("detail")
+    if detail is not None and not isinstance(detail, str):
+        raise TelemetryError(f"{where}: detail {_short(detail)} is not a string")
+    model = _object(where, doc, "model")
+    for key in ("name", "version", "sha256"):
+        _text(where, model, f"model.{key}")
+    return EventRow(
+        fleet=fleet,
+        device=device,
+        id=command_id,
+        command=str(command),
+        status=str(status),
+        time=sent,
+        detail=detail or "",
+        received=received,
+        payload=_dumps(where, doc),
     )
 
 

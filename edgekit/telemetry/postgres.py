@@ -14,12 +14,15 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ConfigError, MissingExtraError, TelemetryError
+from edgekit.telemetry.queries import LATEST_EVENTS, command_steps, series_points, series_query
 from edgekit.telemetry.store import (
+    INSERT_EVENT,
     INSERT_WINDOW,
     UPSERT_STATE,
     Added,
     DeviceSummary,
     StoreContext,
+    event_values,
     safe_url,
     state_values,
     summaries,
@@ -33,7 +36,8 @@ if TYPE_CHECKING:
 
     import psycopg
 
-    from edgekit.telemetry.messages import StateRow, WindowRow
+    from edgekit.telemetry.messages import EventRow, StateRow, WindowRow
+    from edgekit.telemetry.queries import CommandStep, SeriesPoint
 
 #: the advisory lock collectors take while creating the tables ("edgekit" in ASCII, as a number)
 _CREATE_LOCK = 0x6564_6765_6B69_74
@@ -88,32 +92,57 @@ class PostgresStore(StoreContext):
             self._conn.close()
         self._conn = None
 
-    def add_windows(self, windows: Sequence[WindowRow], states: Sequence[StateRow] = ()) -> Added:
-        """Insert ``windows`` (skipping ones already there) and write ``states``, in one transaction."""
+    def add_windows(
+        self, windows: Sequence[WindowRow], states: Sequence[StateRow] = (), events: Sequence[EventRow] = ()
+    ) -> Added:
+        """Insert ``windows`` and ``events`` (skipping ones already there) and write ``states``, in one transaction."""
         psycopg = self._psycopg
         with self._lock:
             conn = self._connection()
             try:
                 with conn.transaction(), conn.cursor() as cursor:
-                    new = 0
+                    new = new_events = 0
                     if windows:
                         cursor.executemany(INSERT_WINDOW.replace("?", "%s"), window_values(windows))
                         new = max(cursor.rowcount, 0)
                     if states:
                         cursor.executemany(UPSERT_STATE.replace("?", "%s"), state_values(states))
+                    if events:
+                        cursor.executemany(INSERT_EVENT.replace("?", "%s"), event_values(events))
+                        new_events = max(cursor.rowcount, 0)
             except psycopg.Error as exc:
                 if conn.closed or conn.broken:
                     self._drop()
                 raise TelemetryError(f"cannot store telemetry in {self.where}: {_line(exc)}") from exc
-        return Added(new=new, duplicates=len(windows) - new, states=len(states))
+        return Added(
+            new=new,
+            duplicates=len(windows) - new,
+            states=len(states),
+            events=new_events,
+            duplicate_events=len(events) - new_events,
+        )
 
     def summary(self) -> list[DeviceSummary]:
         """One line per device that sent a window or a state."""
+        return summaries(self._read(summary_sql(), ()))
+
+    def series(self, device: str, *, since: float, fleet: str | None = None) -> list[SeriesPoint]:
+        """The device's windows that ended at ``since`` or later, oldest first (``fleet``: only that fleet's)."""
+        sql, params = series_query(device, since=since, fleet=fleet)
+        return series_points(self._read(sql, params))
+
+    def latest_events(self, *, commands: int = 20) -> list[CommandStep]:
+        """The latest step of each device in each of the ``commands`` most recent command ids."""
+        if self._read("SELECT to_regclass('events') IS NULL", ())[0][0]:
+            return []  # tables an older collector made: no command has reported yet
+        return command_steps(self._read(LATEST_EVENTS, (commands,)))
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         psycopg = self._psycopg
         with self._lock:
             conn = self._connection()
             try:
-                rows = conn.execute(summary_sql()).fetchall()
+                return conn.execute(sql.replace("?", "%s"), params or None).fetchall()
             except psycopg.errors.UndefinedTable as exc:
                 raise TelemetryError(
                     f"no telemetry tables in {self.where}: give the --db that collect wrote to"
@@ -122,7 +151,6 @@ class PostgresStore(StoreContext):
                 if conn.closed or conn.broken:
                     self._drop()
                 raise TelemetryError(f"cannot read telemetry from {self.where}: {_line(exc)}") from exc
-        return summaries(rows)
 
     def close(self) -> None:
         """Close the connection."""

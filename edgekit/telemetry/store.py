@@ -1,10 +1,12 @@
-"""Where the collector keeps windows: SQLite or PostgreSQL, chosen by URL, idempotent on ``(fleet, device, seq)``.
+"""Where the collector keeps windows and events: SQLite or PostgreSQL, chosen by URL, idempotent on their keys.
 
 :func:`open_store` takes a plain path or ``sqlite:///PATH`` (SQLite in WAL mode with ``synchronous=FULL``: a
 commit has reached the disk before the collector acknowledges the messages in it), or
 ``postgresql://USER@HOST:PORT/DB`` (psycopg 3, installed with ``pip install 'edgekit[postgres]'``). A window is
 inserted with ``ON CONFLICT DO NOTHING``, so a window sent twice is stored once; :meth:`Store.add_windows` says how many
-rows were new and how many were already there. A batch of windows and states is one transaction.
+rows were new and how many were already there. Events (``edgekit/{fleet}/{device}/events``) go the same way into
+``events``, one row per ``(fleet, device, id, status)``. A batch of windows, states and events is one transaction.
+The dashboard's reads (time series, the latest step of each command) are in :mod:`edgekit.telemetry.queries`.
 
 Both stores share the SQL, apart from the parameter style and the payload's column type (``jsonb`` in
 PostgreSQL). Times are Unix seconds (``double precision``/``REAL``); PostgreSQL's ``to_timestamp()`` reads them.
@@ -25,8 +27,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
-    from edgekit.telemetry.messages import StateRow, WindowRow
+    from edgekit.telemetry.messages import EventRow, StateRow, WindowRow
     from edgekit.telemetry.postgres import PostgresStore
+    from edgekit.telemetry.queries import CommandStep, SeriesPoint
 
 WINDOW_COLUMNS = (
     "fleet",
@@ -45,6 +48,7 @@ WINDOW_COLUMNS = (
     "payload",
 )
 STATE_COLUMNS = ("fleet", "device", "status", "payload", "updated")
+EVENT_COLUMNS = ("fleet", "device", "id", "command", "status", "time", "detail", "received", "payload")
 _S = TypeVar("_S", bound="StoreContext")
 
 _TABLES = """
@@ -74,6 +78,19 @@ CREATE TABLE IF NOT EXISTS device_state (
     updated {real} NOT NULL,
     PRIMARY KEY (fleet, device)
 );
+CREATE TABLE IF NOT EXISTS events (
+    fleet TEXT NOT NULL,
+    device TEXT NOT NULL,
+    id TEXT NOT NULL,
+    command TEXT NOT NULL,
+    status TEXT NOT NULL,
+    time {real} NOT NULL,
+    detail TEXT NOT NULL,
+    received {real} NOT NULL,
+    payload {json} NOT NULL,
+    PRIMARY KEY (fleet, device, id, status)
+);
+CREATE INDEX IF NOT EXISTS events_command ON events (fleet, id, time);
 """
 
 _SUMMARY = """
@@ -110,6 +127,11 @@ UPSERT_STATE = (
     " ON CONFLICT (fleet, device) DO UPDATE SET"
     " status = excluded.status, payload = excluded.payload, updated = excluded.updated"
 )
+#: the idempotent insert of one event: a step reported twice (a redelivery) is kept once
+INSERT_EVENT = (
+    "INSERT INTO events (fleet, device, id, command, status, time, detail, received, payload)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fleet, device, id, status) DO NOTHING"
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +144,10 @@ class Added:
     duplicates: int
     #: states written
     states: int = 0
+    #: events that were not stored before
+    events: int = 0
+    #: events already stored (the same ``(fleet, device, id, status)``), left as they were
+    duplicate_events: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,12 +190,22 @@ class Store(Protocol):
     #: where it is, without a password (for logs)
     where: str
 
-    def add_windows(self, windows: Sequence[WindowRow], states: Sequence[StateRow] = ()) -> Added:
-        """Insert ``windows`` (skipping ones already there) and write ``states``, in one transaction."""
+    def add_windows(
+        self, windows: Sequence[WindowRow], states: Sequence[StateRow] = (), events: Sequence[EventRow] = ()
+    ) -> Added:
+        """Insert ``windows`` and ``events`` (skipping ones already there) and write ``states``, in one transaction."""
         ...
 
     def summary(self) -> list[DeviceSummary]:
         """One line per device that sent a window or a state."""
+        ...
+
+    def series(self, device: str, *, since: float, fleet: str | None = None) -> list[SeriesPoint]:
+        """The device's windows that ended at ``since`` or later, oldest first (``fleet``: only that fleet's)."""
+        ...
+
+    def latest_events(self, *, commands: int = 20) -> list[CommandStep]:
+        """The latest step of each device in each of the ``commands`` most recent command ids."""
         ...
 
     def close(self) -> None:
@@ -258,6 +294,11 @@ def state_values(states: Sequence[StateRow]) -> list[tuple[Any, ...]]:
     return [tuple(getattr(s, column) for column in STATE_COLUMNS) for s in states]
 
 
+def event_values(events: Sequence[EventRow]) -> list[tuple[Any, ...]]:
+    """The parameters of :data:`INSERT_EVENT` for each event."""
+    return [tuple(getattr(e, column) for column in EVENT_COLUMNS) for e in events]
+
+
 class SQLiteStore(StoreContext):
     """Windows in a SQLite file (WAL, ``synchronous=FULL``); safe to share between threads."""
 
@@ -283,14 +324,17 @@ class SQLiteStore(StoreContext):
             self._db.close()
             raise TelemetryError(f"'{path}' is not a usable SQLite database: {exc}: give another --db") from exc
 
-    def add_windows(self, windows: Sequence[WindowRow], states: Sequence[StateRow] = ()) -> Added:
-        """Insert ``windows`` (skipping ones already there) and write ``states``, in one transaction."""
+    def add_windows(
+        self, windows: Sequence[WindowRow], states: Sequence[StateRow] = (), events: Sequence[EventRow] = ()
+    ) -> Added:
+        """Insert ``windows`` and ``events`` (skipping ones already there) and write ``states``, in one transaction."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     new = self._db.executemany(INSERT_WINDOW, window_values(windows)).rowcount
                     self._db.executemany(UPSERT_STATE, state_values(states))
+                    new_events = self._db.executemany(INSERT_EVENT, event_values(events)).rowcount
                     self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:
@@ -298,17 +342,40 @@ class SQLiteStore(StoreContext):
                     raise
             except sqlite3.Error as exc:
                 raise TelemetryError(f"cannot store telemetry in '{self.path}': {exc}") from exc
-        new = max(new, 0)
-        return Added(new=new, duplicates=len(windows) - new, states=len(states))
+        new, new_events = max(new, 0), max(new_events, 0)
+        return Added(
+            new=new,
+            duplicates=len(windows) - new,
+            states=len(states),
+            events=new_events,
+            duplicate_events=len(events) - new_events,
+        )
 
     def summary(self) -> list[DeviceSummary]:
         """One line per device that sent a window or a state."""
+        return summaries(self._read(_SUMMARY, ()))
+
+    def series(self, device: str, *, since: float, fleet: str | None = None) -> list[SeriesPoint]:
+        """The device's windows that ended at ``since`` or later, oldest first (``fleet``: only that fleet's)."""
+        from edgekit.telemetry.queries import series_points, series_query  # noqa: PLC0415
+
+        sql, params = series_query(device, since=since, fleet=fleet)
+        return series_points(self._read(sql, params))
+
+    def latest_events(self, *, commands: int = 20) -> list[CommandStep]:
+        """The latest step of each device in each of the ``commands`` most recent command ids."""
+        from edgekit.telemetry.queries import LATEST_EVENTS, command_steps  # noqa: PLC0415
+
+        if not self._read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'", ()):
+            return []  # a database an older collector wrote: no command has reported yet
+        return command_steps(self._read(LATEST_EVENTS, (commands,)))
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
             try:
-                rows = self._db.execute(_SUMMARY).fetchall()
+                return self._db.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise TelemetryError(f"cannot read telemetry from '{self.path}': {exc}: is it a collect --db?") from exc
-        return summaries(rows)
 
     def close(self) -> None:
         """Close the database."""

@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+import jsonschema
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -117,6 +118,9 @@ def test_a_signed_bundle_reaches_three_devices_under_load_without_a_failed_reque
         for load in loads:
             load.stop()
         stop_all(devices)
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "telemetry.schema.json").read_text())
+    for event in operator.events:
+        jsonschema.validate(event, schema)  # the device's events are what the collector and dashboard read
     for name in names:
         assert operator.statuses(command, name) == [
             "received",

@@ -52,6 +52,25 @@ def state(status: str, *, fleet: str = "lab", device: str = "pi-7") -> dict[str,
     return {"schema": "edgekit.state/1", "status": status, "fleet": fleet, "device": device, "since": 1795000000.0}
 
 
+def event(
+    status: str, *, command_id: str = "deploy-1", fleet: str = "lab", device: str = "pi-7", **changes: Any
+) -> dict[str, Any]:
+    """A command event as docs/telemetry.md shows it."""
+    doc = {
+        "schema": "edgekit.event/1",
+        "fleet": fleet,
+        "device": device,
+        "id": command_id,
+        "command": "deploy",
+        "status": status,
+        "detail": f"{status} digits-cnn 1.1.0",
+        "model": {"name": "digits-cnn", "version": "1.1.0", "sha256": "9f" * 32},
+        "time": 1795000000.0,
+    }
+    doc.update(changes)
+    return doc
+
+
 def topic(kind: str = "telemetry", *, fleet: str = "lab", device: str = "pi-7") -> str:
     """``edgekit/{fleet}/{device}/{kind}``."""
     return f"edgekit/{fleet}/{device}/{kind}"

@@ -136,11 +136,11 @@ class FailingStore:
         self.failures = failures
         self.attempts = 0
 
-    def add_windows(self, windows, states=()):
+    def add_windows(self, windows, states=(), events=()):
         self.attempts += 1
         if self.failures is None or self.attempts <= self.failures:
             raise TelemetryError("the database is on fire")
-        return self.store.add_windows(windows, states)
+        return self.store.add_windows(windows, states, events)
 
     def summary(self):
         return self.store.summary()
@@ -260,6 +260,7 @@ def test_settings_defaults_and_urls():
     assert "hunter2" not in repr(hidden)
     assert [t for t, _ in CollectorSettings(broker="mqtt://b", fleet="lab", share="g").topics()] == [
         "$share/g/edgekit/lab/+/telemetry",
+        "$share/g/edgekit/lab/+/events",
         "edgekit/lab/+/state",
     ]
 

@@ -123,6 +123,7 @@ def test_sqlite_urls(tmp_path, monkeypatch):
             assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
                 "telemetry",
                 "device_state",
+                "events",
             }
 
 

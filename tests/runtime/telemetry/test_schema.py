@@ -118,7 +118,7 @@ def test_the_schema_is_a_valid_draft_2020_12_schema():
     Draft202012Validator.check_schema(SCHEMA)
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     kinds = {SCHEMA["$defs"][ref["$ref"].rsplit("/", 1)[1]]["properties"]["schema"]["const"] for ref in SCHEMA["oneOf"]}
-    assert kinds == {"edgekit.telemetry/1", "edgekit.telemetry-batch/1", "edgekit.state/1"}
+    assert kinds == {"edgekit.telemetry/1", "edgekit.telemetry-batch/1", "edgekit.state/1", "edgekit.event/1"}
 
 
 def test_windows_as_sent_validate(validator, telemetry, model, rows):

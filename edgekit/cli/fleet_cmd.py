@@ -1,0 +1,68 @@
+"""``edgekit fleet ...``: look after a fleet of devices. One function per command, each registered on ``fleet_app``.
+
+Exit codes: 0 done (``dashboard`` stopped by SIGTERM or Ctrl-C); 1 a database that cannot be opened or read;
+2 bad options (a malformed database URL, a port that is taken).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+import typer
+from rich.markup import escape
+
+from edgekit.cli.output import err, user_errors
+from edgekit.cli.telemetry_cmd import DB_HELP
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+fleet_app = typer.Typer(help="Look after a fleet of devices: see them, and what they run.", no_args_is_help=True)
+
+
+@fleet_app.command("dashboard")
+def dashboard(
+    db: str = typer.Option(..., help=DB_HELP),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; anything but loopback warns (no login)."),
+    port: int = typer.Option(8765, help="TCP port to listen on."),
+) -> None:
+    """Serve a web page of the fleet: devices, latency and throughput over time, drift, rollouts."""
+    with user_errors():
+        from edgekit.fleet.dashboard import Dashboard, DashboardSettings  # noqa: PLC0415
+        from edgekit.telemetry.store import open_store  # noqa: PLC0415
+
+        settings = DashboardSettings(host=host, port=port)
+        with open_store(db, create=False) as store:
+            store.summary()  # a database that cannot be read fails now, not on the first page load
+            with _stop_on_signals() as stop, Dashboard(store, settings) as server:
+                if not settings.loopback:
+                    err.print(
+                        f"[bold yellow]warning:[/] --host {escape(host)} lets anyone who can reach this machine see"
+                        " the fleet: the dashboard has no authentication",
+                        soft_wrap=True,
+                    )
+                err.print(
+                    f"serving the fleet dashboard of {store.where} at {server.url} (Ctrl-C to stop)",
+                    soft_wrap=True,
+                    markup=False,
+                )
+                while not stop.wait(0.5):
+                    pass
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGTERM and SIGINT set (instead of killing the process), for a clean stop."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
