@@ -11,7 +11,9 @@ one-line message and a non-zero exit code, and nothing else does::
     ├── PassError                a compression pass failed on a valid model (exit 4)
     ├── BundleError              a bundle cannot be written or read
     │   └── SignatureError       a signature is missing or does not verify
-    └── TelemetryError           telemetry could not be stored or sent
+    ├── TelemetryError           telemetry could not be stored or sent
+    └── FleetError               a broker that cannot be reached, devices that do not answer
+        └── RolloutAbortedError       a staged rollout stopped by its canary (exit 5)
 
 Messages name the problem and the fix in one line: ``"<what is wrong>: <what to do>"``.
 Errors from dependencies are wrapped with ``raise ... from exc`` so the cause stays visible
@@ -101,3 +103,19 @@ class SignatureError(BundleError):
 
 class TelemetryError(EdgekitError):
     """Telemetry that cannot be stored or sent."""
+
+
+class FleetError(EdgekitError):
+    """A fleet operation that could not be done: no broker, no devices, no answer in time."""
+
+
+class RolloutAbortedError(FleetError):
+    """A staged rollout stopped after its canary: the rest of the fleet was never sent the bundle."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, rollout_id: str, devices: tuple[str, ...] = ()) -> None:
+        """Record the rollout and the canary devices that made it stop."""
+        super().__init__(message)
+        self.rollout_id = rollout_id
+        self.devices = devices

@@ -1,5 +1,8 @@
 """``edgekit fleet ...``: look after a fleet of devices. One function per command, each registered on ``fleet_app``.
 
+``dashboard`` is here; the operator's commands (``devices``, ``deploy``, ``rollback``, ``watch``) are in
+:mod:`edgekit.cli.fleet_rollout_cmd`, registered below.
+
 Exit codes: 0 done (``dashboard`` stopped by SIGTERM or Ctrl-C); 1 a database that cannot be opened or read;
 2 bad options (a malformed database URL, a port that is taken).
 """
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
+from edgekit.cli import fleet_rollout_cmd
 from edgekit.cli.output import err, user_errors
 from edgekit.cli.telemetry_cmd import DB_HELP
 
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 fleet_app = typer.Typer(help="Look after a fleet of devices: see them, and what they run.", no_args_is_help=True)
+fleet_app.command("devices")(fleet_rollout_cmd.devices_cmd)
+fleet_app.command("deploy")(fleet_rollout_cmd.deploy)
+fleet_app.command("rollback")(fleet_rollout_cmd.rollback)
+fleet_app.command("watch")(fleet_rollout_cmd.watch)
 
 
 @fleet_app.command("dashboard")

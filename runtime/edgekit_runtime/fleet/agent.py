@@ -60,6 +60,7 @@ class Agent:
         self._kind = "deploy"
         publisher.subscriptions.extend(command_topics(topics, groups))
         publisher.on_message = self._receive
+        publisher.update_state(groups=list(groups))  # the operator's --group reads it from the retained state
 
     def _receive(self, topic: str, payload: bytes) -> None:
         """On the MQTT thread: parse and queue (nothing slow here)."""
