@@ -11,8 +11,11 @@ import uuid
 from pathlib import Path
 
 import jsonschema
+import numpy as np
+import onnx
 import paho.mqtt.client as paho
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgekit.bundle.pack import BundleOptions
@@ -169,3 +172,52 @@ def test_a_device_killed_mid_deploy_comes_back_serving_a_verified_model(signed, 
         server.stop()
     state = json.loads((tmp_path / "pi-5" / "models" / "state.json").read_text())
     assert state["deploy"]["phase"] == "rolled_back"
+
+
+def slow_digits_model(path: Path, width: int = 512, layers: int = 64) -> Path:
+    """Takes the digits MLP's input, passes any self-test of its own, and is a few hundred times slower."""
+    rng = np.random.default_rng(0)
+    nodes, inits, name, size = [], [], "input", 64
+    for i in range(layers):
+        weight = (rng.standard_normal((size, width)) / np.sqrt(size)).astype(np.float32)
+        inits.append(numpy_helper.from_array(weight, f"w{i}"))
+        nodes += [
+            helper.make_node("MatMul", [name, f"w{i}"], [f"m{i}"]),
+            helper.make_node("Tanh", [f"m{i}"], [f"t{i}"]),
+        ]
+        name, size = f"t{i}", width
+    nodes.append(helper.make_node("Identity", [name], ["scores"]))
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", width])
+    graph = helper.make_graph(nodes, "slow-digits", [x], [y], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_a_bundle_that_passes_its_self_test_but_is_too_slow_under_traffic_is_rolled_back(
+    signed, mosquitto, operator, tmp_path
+):
+    public, bundles = signed
+    private = public.with_suffix(".key")
+    slow = pack_source(
+        str(slow_digits_model(tmp_path / "slow.onnx")),
+        tmp_path,
+        BundleOptions(name="digits-mlp", version="3.0.0", signing_key=private),
+        PackData(calib=DIGITS / "mlp_calib.npz"),
+    ).path
+    server = device("pi-7", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "3")
+    rows = np.load(DIGITS / "mlp_test.npz")["input"]
+    load = Load(server.url, 1_000_000, threads=2).start(rows)
+    try:
+        wait_for(lambda: load.done > 200, 20, "load")
+        command = operator.command("pi-7", command="deploy", source=str(slow))
+        wait_for(lambda: {"committed", "rolled_back"} & set(operator.statuses(command, "pi-7")), 60, "a verdict")
+        done_before = load.done
+        wait_for(lambda: load.done > done_before + 100, 20, "load after the rollback")
+    finally:
+        load.stop()  # asserts that no request failed
+        server.stop()
+    assert operator.statuses(command, "pi-7")[-1] == "rolled_back"
+    verdict = next(e for e in operator.events if e["id"] == command and e["status"] == "rolled_back")
+    assert "latency" in verdict["detail"]
+    assert operator.states["pi-7"]["model"]["version"] == "1.0.0"
