@@ -154,7 +154,6 @@ class Deployer:
         emit: Callable[[str, Phase, str], None],
         policy: HealthPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``serving``: the model served now; ``open_model`` verifies, loads and self-tests a bundle."""
         self.store = store
@@ -165,7 +164,6 @@ class Deployer:
         self.emit = emit
         self.policy = policy or HealthPolicy()
         self.sleep = sleep
-        self.clock = clock
 
     def _step(self, command: DeployCommand, phase: Phase, detail: str = "", **record: str | None) -> None:
         state = self.store.state()
