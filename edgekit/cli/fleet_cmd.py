@@ -9,20 +9,12 @@ Exit codes: 0 done (``dashboard`` stopped by SIGTERM or Ctrl-C); 1 a database th
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from typing import TYPE_CHECKING
-
 import typer
 from rich.markup import escape
 
 from edgekit.cli import fleet_rollout_cmd
-from edgekit.cli.output import err, user_errors
+from edgekit.cli.output import err, stop_on_signals, user_errors
 from edgekit.cli.telemetry_cmd import DB_HELP
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 fleet_app = typer.Typer(help="Look after a fleet of devices: see them, and what they run.", no_args_is_help=True)
 fleet_app.command("devices")(fleet_rollout_cmd.devices_cmd)
@@ -45,7 +37,7 @@ def dashboard(
         settings = DashboardSettings(host=host, port=port)
         with open_store(db, create=False) as store:
             store.summary()  # a database that cannot be read fails now, not on the first page load
-            with _stop_on_signals() as stop, Dashboard(store, settings) as server:
+            with stop_on_signals() as stop, Dashboard(store, settings) as server:
                 if not settings.loopback:
                     err.print(
                         f"[bold yellow]warning:[/] --host {escape(host)} lets anyone who can reach this machine see"
@@ -59,18 +51,3 @@ def dashboard(
                 )
                 while not stop.wait(0.5):
                     pass
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event that SIGTERM and SIGINT set (instead of killing the process), for a clean stop."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import signal
 import sys
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.output import err, out, user_errors
+from edgekit.cli.output import err, out, stop_on_signals, user_errors
 from edgekit.errors import ConfigError, TelemetryError
 
 if TYPE_CHECKING:
@@ -73,7 +71,7 @@ def collect(
         with (
             _log_to_stderr(logging.WARNING if quiet else logging.INFO),
             open_store(db) as store,
-            _stop_on_signals() as stop,
+            stop_on_signals() as stop,
             Collector(settings, store) as collector,
         ):
             err.print(
@@ -172,18 +170,3 @@ def _log_to_stderr(level: int) -> Iterator[None]:
     finally:
         log.removeHandler(handler)
         log.setLevel(previous)
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event that SIGTERM and SIGINT set (instead of killing the process), for a clean stop."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

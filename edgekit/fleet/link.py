@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgekit.errors import FleetError
 from edgekit.fleet.rules import DeviceState
+from edgekit.telemetry.mqtt_session import log_in
 from edgekit_runtime.telemetry.mqtt import Client
 
 if TYPE_CHECKING:
@@ -69,16 +70,7 @@ class FleetLink:
             client_id=f"edgekit-operator-{socket.gethostname()}-{os.getpid()}-{time.monotonic_ns() % 10**6}",
             protocol=MQTTProtocolVersion.MQTTv5,
         )
-        user, password = settings.credentials()
-        if user is not None:
-            self.client.username_pw_set(user, password)
-        if settings.tls:
-            self.client.tls_set(
-                ca_certs=None if settings.ca_file is None else str(settings.ca_file),
-                certfile=None if settings.cert_file is None else str(settings.cert_file),
-                keyfile=None if settings.key_file is None else str(settings.key_file),
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+        log_in(self.client, settings)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect

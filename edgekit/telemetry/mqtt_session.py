@@ -48,6 +48,20 @@ class Received(NamedTuple):
     received: float
 
 
+def log_in(client: Client, settings: CollectorSettings) -> None:
+    """Set ``settings``' credentials and TLS files on a client of the host's (collector, operator)."""
+    user, password = settings.credentials()
+    if user is not None:
+        client.username_pw_set(user, password)
+    if settings.tls:
+        client.tls_set(
+            ca_certs=None if settings.ca_file is None else str(settings.ca_file),
+            certfile=None if settings.cert_file is None else str(settings.cert_file),
+            keyfile=None if settings.key_file is None else str(settings.key_file),
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+
+
 class MqttSession:
     """The paho-mqtt client and its callbacks, used from one thread only.
 
@@ -70,16 +84,7 @@ class MqttSession:
             manual_ack=True,
             reconnect_on_failure=False,
         )
-        user, password = settings.credentials()
-        if user is not None:
-            self.client.username_pw_set(user, password)
-        if settings.tls:
-            self.client.tls_set(
-                ca_certs=None if settings.ca_file is None else str(settings.ca_file),
-                certfile=None if settings.cert_file is None else str(settings.cert_file),
-                keyfile=None if settings.key_file is None else str(settings.key_file),
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+        log_in(self.client, settings)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
