@@ -23,7 +23,7 @@ import orjson
 from edgekit_runtime.fleet.deploy import DeployCommand, Phase
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from edgekit_runtime.fleet.deploy import Deployer
     from edgekit_runtime.telemetry.mqtt import Topics
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("edgekit_runtime.fleet")
 
 EVENT_SCHEMA = "edgekit.event/1"
-COMMANDS = ("deploy", "rollback", "status")
 
 
 def command_topics(topics: Topics, groups: Sequence[str]) -> list[str]:
@@ -58,6 +57,12 @@ class Agent:
         self._seen: set[str] = set()
         self._thread: threading.Thread | None = None
         self._kind = "deploy"
+        #: command name -> what runs it (with the command's id and its whole JSON document)
+        self.commands: dict[str, Callable[[str, dict[str, Any]], None]] = {
+            "deploy": self._deploy,
+            "rollback": self._rollback,
+            "status": self._status,
+        }
         publisher.subscriptions.extend(command_topics(topics, groups))
         publisher.on_message = self._receive
         publisher.update_state(groups=list(groups))  # the operator's --group reads it from the retained state
@@ -123,18 +128,22 @@ class Agent:
             return  # delivered again: it ran already
         self._seen.add(command_id)
         self._kind = str(command)
-        if command not in COMMANDS:
-            known = ", ".join(COMMANDS)
+        run = self.commands.get(command) if isinstance(command, str) else None
+        if run is None:
+            known = ", ".join(self.commands)
             self.emit(command_id, Phase.REFUSED, f"unknown command {command!r}: use one of {known}")
             return
-        if command == "status":
-            state = self.deployer.store.state()
-            self.emit(command_id, "done", orjson.dumps(state).decode())
-            self.publisher.update_state()
-            return
-        if command == "rollback":
-            self.deployer.rollback(command_id)
-            return
+        run(command_id, doc)
+
+    def _status(self, command_id: str, _doc: dict[str, Any]) -> None:
+        state = self.deployer.store.state()
+        self.emit(command_id, "done", orjson.dumps(state).decode())
+        self.publisher.update_state()
+
+    def _rollback(self, command_id: str, _doc: dict[str, Any]) -> None:
+        self.deployer.rollback(command_id)
+
+    def _deploy(self, command_id: str, doc: dict[str, Any]) -> None:
         source, sha256 = doc.get("source"), doc.get("sha256")
         if not isinstance(source, str) or not source or (sha256 is not None and not isinstance(sha256, str)):
             self.emit(command_id, Phase.REFUSED, "a deploy needs 'source' (a URL or path) and, optionally, 'sha256'")
