@@ -97,6 +97,10 @@ def deploy(
     serve: str | None = typer.Option(
         None, help="HOST:PORT: serve the bundle over HTTP from here during the rollout (HOST: as devices reach it)."
     ),
+    shared_path: bool = typer.Option(
+        False, "--shared-path", help="Devices read the bundle's path on this file system (devices on this machine)."
+    ),
+    chunk_kib: int = typer.Option(256, help="Chunk size when the bundle goes over MQTT (the default way)."),
     timeout: float = typer.Option(300.0, help="Seconds each stage (canary, rest) may take."),
     db: str | None = typer.Option(None, help=f"The collector's database, for --abort-if. {DB_HELP}"),
     ca: Path | None = CA,
@@ -106,10 +110,13 @@ def deploy(
 ) -> None:
     """Roll a bundle out to the canary, judge it, then to the rest; roll the canary back if it fails.
 
-    Without --url or --serve, devices get the bundle's absolute path: for devices on this file system only.
+    By default the bundle goes over the broker: retained chunks with a hash each, which devices fetch (and resume)
+    over their MQTT connection and which are cleared when the rollout ends. --url, --serve and --shared-path
+    send devices elsewhere for it.
     """
     with user_errors():
         from edgekit.errors import ConfigError  # noqa: PLC0415
+        from edgekit.fleet.bundle_mqtt import PublishedBundle, chunk_bytes  # noqa: PLC0415
         from edgekit.fleet.bundle_source import BundleServer, check_bundle, parse_serve  # noqa: PLC0415
         from edgekit.fleet.link import FleetLink  # noqa: PLC0415
         from edgekit.fleet.rollout import DeployPlan, store_metrics  # noqa: PLC0415
@@ -121,8 +128,9 @@ def deploy(
         rule = parse_abort_if(abort_if) if abort_if is not None else None
         if rule is not None and db is None:
             raise ConfigError("--abort-if reads the canary's telemetry: give --db, the collector's database")
-        if url is not None and serve is not None:
-            raise ConfigError("--url and --serve both say where the bundle comes from: give one of them")
+        if sum((url is not None, serve is not None, shared_path)) > 1:
+            raise ConfigError("--url, --serve and --shared-path each say where the bundle comes from: give one")
+        chunk_size = chunk_bytes(chunk_kib)
         if timeout <= 0 or bake < 0:
             raise ConfigError("--timeout must be more than 0 seconds and --bake 0 or more")
         settings = _settings(broker, fleet, ca, cert, key)
@@ -131,11 +139,13 @@ def deploy(
             store = open_store(db, create=False) if db is not None else None
             if store is not None:
                 stack.callback(store.close)
-            source = url or str(local.path)
+            source = url or (str(local.path) if shared_path else None)
             if serve is not None:
                 source = stack.enter_context(BundleServer(local, *parse_serve(serve))).url
             link = stack.enter_context(FleetLink(settings))
             targets = _targets(link, devices, group)
+            if source is None:  # the default: over the broker
+                source = stack.enter_context(PublishedBundle(link, local, chunk_size))
             plan = DeployPlan(source, local.sha256, targets, fraction, timeout, rule, bake)
             metrics = store_metrics(store, fleet) if store is not None else None
             with _live(not as_json) as show:

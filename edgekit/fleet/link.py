@@ -28,6 +28,7 @@ from edgekit.telemetry.mqtt_session import log_in
 from edgekit_runtime.telemetry.mqtt import Client
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
     import paho.mqtt.client as paho
@@ -102,13 +103,23 @@ class FleetLink:
 
     def command(self, target: str, doc: dict[str, Any], timeout: float = 10.0) -> None:
         """Publish ``doc`` to ``target`` (a device id, ``@all``, ``@group``) and wait for the broker's PUBACK."""
-        info = self.client.publish(f"edgekit/{self.fleet}/{target}/cmd", orjson.dumps(doc), qos=1)
+        topic = f"edgekit/{self.fleet}/{target}/cmd"
+        self.publish([(topic, orjson.dumps(doc))], timeout, what=f"a command to {target}")
+
+    def publish(
+        self, messages: Sequence[tuple[str, bytes]], timeout: float = 10.0, *, retain: bool = False, what: str = ""
+    ) -> None:
+        """Publish ``messages`` at QoS 1 and wait until the broker has taken every one (its PUBACKs)."""
+        what = what or f"{len(messages)} messages"
+        deadline = time.monotonic() + timeout
         try:
-            info.wait_for_publish(timeout)
+            infos = [self.client.publish(topic, payload, qos=1, retain=retain) for topic, payload in messages]
+            for info in infos:
+                info.wait_for_publish(max(deadline - time.monotonic(), 0.001))
         except (RuntimeError, ValueError) as exc:
-            raise FleetError(f"cannot send a command to {target} ({exc}): is the broker still there?") from exc
-        if not info.is_published():
-            raise FleetError(f"the broker did not take the command to {target} in {timeout:g} s")
+            raise FleetError(f"cannot send {what} ({exc}): is the broker still there?") from exc
+        if not all(info.is_published() for info in infos):
+            raise FleetError(f"the broker did not take {what} in {timeout:g} s")
 
     def next_message(self, timeout: float) -> FleetMessage | None:
         """The next state or event message, or ``None`` after ``timeout`` seconds."""

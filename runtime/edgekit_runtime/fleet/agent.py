@@ -2,8 +2,11 @@
 
 Commands arrive on ``edgekit/{fleet}/{device}/cmd``, ``edgekit/{fleet}/@all/cmd`` and
 ``edgekit/{fleet}/@{group}/cmd`` for each ``--group`` (``@`` cannot start a device name, so group topics never
-collide with a device's). A command is JSON: ``{"id": "...", "command": "deploy", "source": URL_OR_PATH,
-"sha256": "..."}``, ``{"id", "command": "rollback"}`` or ``{"id", "command": "status"}``. Its progress goes
+collide with a device's). A command is JSON: ``{"id": "...", "command": "deploy", "source": SOURCE,
+"sha256": "..."}`` (``SOURCE``: ``mqtt:SHA256`` for a bundle published in chunks over MQTT, see
+:mod:`edgekit_runtime.fleet.chunks`, an http(s) URL or a path on the device), ``{"id", "command": "rollback"}``,
+``{"id", "command": "status"}``, ``{"id", "command": "rebirth"}`` (the retained state published again) or
+``{"id", "command": "set-config", "config": {...}}`` (:mod:`edgekit_runtime.fleet.settings`). Its progress goes
 to ``edgekit/{fleet}/{device}/events`` as ``edgekit.event/1`` messages, one per step (docs/telemetry.md).
 
 Commands run one at a time on the agent's thread, never on the server's event loop; the same id twice (QoS 1
@@ -25,6 +28,7 @@ from edgekit_runtime.fleet.deploy import DeployCommand, Phase
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from edgekit_runtime.fleet.chunks import ChunkFetcher
     from edgekit_runtime.fleet.deploy import Deployer
     from edgekit_runtime.telemetry.mqtt import Topics
     from edgekit_runtime.telemetry.publisher import Publisher
@@ -47,11 +51,24 @@ def command_topics(topics: Topics, groups: Sequence[str]) -> list[str]:
 class Agent:
     """Takes commands from the publisher's connection and runs them through the deployer."""
 
-    def __init__(self, publisher: Publisher, topics: Topics, deployer: Deployer, groups: Sequence[str] = ()) -> None:
-        """Subscribe (on every connection) and route messages here; :meth:`start` runs the commands."""
+    def __init__(
+        self,
+        publisher: Publisher,
+        topics: Topics,
+        deployer: Deployer,
+        groups: Sequence[str] = (),
+        chunks: ChunkFetcher | None = None,
+    ) -> None:
+        """Subscribe (on every connection) and route messages here; :meth:`start` runs the commands.
+
+        ``chunks``: takes the messages of bundles published over MQTT (and is the deployer's fetch).
+        """
         self.publisher = publisher
         self.topics = topics
         self.deployer = deployer
+        self.chunks = chunks
+        if chunks is not None:
+            deployer.fetch = chunks.fetch_command
         deployer.emit = self.emit
         self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._seen: set[str] = set()
@@ -62,13 +79,17 @@ class Agent:
             "deploy": self._deploy,
             "rollback": self._rollback,
             "status": self._status,
+            "rebirth": self._rebirth,
         }
-        publisher.subscriptions.extend(command_topics(topics, groups))
+        for topic in command_topics(topics, groups):
+            publisher.subscribe(topic)
         publisher.on_message = self._receive
         publisher.update_state(groups=list(groups))  # the operator's --group reads it from the retained state
 
     def _receive(self, topic: str, payload: bytes) -> None:
         """On the MQTT thread: parse and queue (nothing slow here)."""
+        if self.chunks is not None and self.chunks.offer(topic, payload):
+            return
         try:
             doc = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -140,12 +161,21 @@ class Agent:
         self.emit(command_id, "done", orjson.dumps(state).decode())
         self.publisher.update_state()
 
+    def _rebirth(self, command_id: str, _doc: dict[str, Any]) -> None:
+        """Sparkplug's name for "publish your state again": the retained state goes out before the ``done``."""
+        self.publisher.update_state()
+        self.emit(command_id, "done", "the retained state was published again")
+
     def _rollback(self, command_id: str, _doc: dict[str, Any]) -> None:
         self.deployer.rollback(command_id)
 
     def _deploy(self, command_id: str, doc: dict[str, Any]) -> None:
         source, sha256 = doc.get("source"), doc.get("sha256")
         if not isinstance(source, str) or not source or (sha256 is not None and not isinstance(sha256, str)):
-            self.emit(command_id, Phase.REFUSED, "a deploy needs 'source' (a URL or path) and, optionally, 'sha256'")
+            self.emit(
+                command_id,
+                Phase.REFUSED,
+                "a deploy needs 'source' (mqtt:SHA256, a URL or a path) and, optionally, 'sha256'",
+            )
             return
         self.deployer.deploy(DeployCommand(command_id, source, sha256))

@@ -30,10 +30,14 @@ from typing import TYPE_CHECKING, Protocol
 from edgekit_runtime.errors import BundleError, ConfigError, RuntimeKitError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import TypeAlias
 
     from edgekit_runtime.fleet.models import ModelStore
     from edgekit_runtime.model import Model
+
+    #: where a deploy's bytes come from: the command, and a way to report progress (more ``fetching`` events)
+    Fetch: TypeAlias = Callable[["DeployCommand", Callable[[str], None]], Iterable[bytes]]
 
 
 class Phase(str, Enum):
@@ -124,6 +128,11 @@ class DeployCommand:
     sha256: str | None = None
 
 
+def fetch_source(command: DeployCommand, _note: Callable[[str], None]) -> Iterable[bytes]:
+    """:data:`Fetch` for http(s) URLs and paths (``mqtt:`` sources need the agent's chunk fetcher)."""
+    return fetch(command.source)
+
+
 def fetch(source: str, timeout: float = 60.0) -> Iterator[bytes]:
     """The bundle's bytes, in chunks, from an http(s) URL or a local path."""
     if source.startswith(("http://", "https://")):
@@ -154,8 +163,13 @@ class Deployer:
         emit: Callable[[str, Phase, str], None],
         policy: HealthPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        fetch: Fetch | None = None,
     ) -> None:
-        """``serving``: the model served now; ``open_model`` verifies, loads and self-tests a bundle."""
+        """Deploy beside ``serving``, the model served now.
+
+        ``open_model`` verifies, loads and self-tests a bundle; ``fetch``: where bundles come from (by default
+        :func:`fetch_source`: URLs and paths).
+        """
         self.store = store
         self.serving = serving
         self.open_model = open_model
@@ -164,6 +178,7 @@ class Deployer:
         self.emit = emit
         self.policy = policy or HealthPolicy()
         self.sleep = sleep
+        self.fetch = fetch or fetch_source
 
     def _step(self, command: DeployCommand, phase: Phase, detail: str = "", **record: str | None) -> None:
         state = self.store.state()
@@ -178,7 +193,8 @@ class Deployer:
         before_start = self.probe.snapshot()
         try:
             self._step(command, Phase.FETCHING)
-            sha, path = self.store.put(fetch(command.source), command.sha256)
+            note = lambda detail: self.emit(command.id, Phase.FETCHING, detail)  # noqa: E731
+            sha, path = self.store.put(self.fetch(command, note), command.sha256)
         except RuntimeKitError as exc:  # unreachable, or damaged on the way: it may work when sent again
             self._step(command, Phase.FAILED, str(exc), candidate=None)
             return Phase.FAILED

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,8 +121,13 @@ class ModelStore:
         write_atomically(self.root / STATE, [json.dumps(state, sort_keys=True, indent=1).encode()])
 
     def prune(self, keep: Iterable[str | None]) -> list[str]:
-        """Delete kept bundles other than ``keep`` (current, previous); returns the hashes deleted."""
+        """Delete kept bundles other than ``keep`` (current, previous); returns the hashes deleted.
+
+        Chunks of unfinished fetches over MQTT go too: a deploy ended since.
+        """
         wanted = {sha for sha in keep if sha}
+        for partial in self.root.glob(".partial-*"):
+            shutil.rmtree(partial, ignore_errors=True)
         gone = []
         for bundle in self.root.glob(f"*{SUFFIX}"):
             if bundle.stem not in wanted:

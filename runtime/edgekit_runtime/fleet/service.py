@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit_runtime.fleet.agent import Agent
+from edgekit_runtime.fleet.chunks import ChunkFetcher
 from edgekit_runtime.fleet.deploy import Deployer, Health, HealthPolicy, Phase, recover
 from edgekit_runtime.fleet.models import ModelStore
+from edgekit_runtime.fleet.settings import ConfigFile, DeviceConfig, SetConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -55,8 +57,13 @@ def start_agent(
     groups: Sequence[str] = (),
     policy: HealthPolicy | None = None,
     ended: tuple[Phase, str] | None = None,
+    chunk_stall: float = 30.0,
+    config: DeviceConfig | None = None,
 ) -> Agent:
-    """Start the agent on ``telemetry``'s MQTT connection; ``ended``: a deploy the restart ended, to report."""
+    """Start the agent on ``telemetry``'s MQTT connection; ``ended``: a deploy the restart ended, to report.
+
+    ``config``: the settings in effect (``policy`` among them), which ``set-config`` changes.
+    """
     publisher = telemetry.publisher
     if publisher is None:  # pragma: no cover  (the command starts the agent only with --mqtt)
         raise RuntimeError("the fleet agent needs a broker")
@@ -74,7 +81,13 @@ def start_agent(
         emit=lambda *_: None,  # the agent sets its own
         policy=policy,
     )
-    agent = Agent(publisher, publisher.topics, deployer, groups)
+    store = deployer.store
+    chunks = ChunkFetcher(publisher, publisher.topics.fleet, store.root, stall=chunk_stall)
+    agent = Agent(publisher, publisher.topics, deployer, groups, chunks)
+    if config is not None:
+        file = ConfigFile(telemetry.settings.state_dir)
+        set_config = SetConfig(config, file, deployer=deployer, telemetry=telemetry, state=publisher, emit=agent.emit)
+        agent.commands["set-config"] = set_config.run
     if ended is not None:
         phase, command_id = ended
         agent.emit(command_id, phase, "the device restarted during the deploy")

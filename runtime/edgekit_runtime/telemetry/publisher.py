@@ -148,6 +148,7 @@ class Publisher:
         self._thread: threading.Thread | None = None
         #: topics subscribed on every connection (QoS 1), and who is told of their messages
         self.subscriptions: list[str] = []
+        self._subscribe_changes: list[tuple[bool, str]] = []
         self.on_message: Callable[[str, bytes], None] | None = None
         #: messages besides telemetry (fleet events): kept until a PUBACK, sent again on the next connection
         self._side: list[tuple[str, bytes]] = []
@@ -162,6 +163,27 @@ class Publisher:
         """Publish ``payload`` on ``topic`` (QoS 1) when connected; kept in memory until the broker has it."""
         with self._side_lock:
             self._side.append((topic, payload))
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe to ``topic`` now (when connected) and on every later connection; any thread."""
+        with self._side_lock:
+            if topic not in self.subscriptions:
+                self.subscriptions.append(topic)
+                self._subscribe_changes.append((True, topic))
+
+    def unsubscribe(self, topic: str) -> None:
+        """Undo :meth:`subscribe`; any thread."""
+        with self._side_lock:
+            if topic in self.subscriptions:
+                self.subscriptions.remove(topic)
+                self._subscribe_changes.append((False, topic))
+
+    def _take_subscribe_changes(self, *, all_now: bool = False) -> list[tuple[bool, str]]:
+        """The (un)subscriptions to make; ``all_now``: on a new connection, every subscription."""
+        with self._side_lock:
+            changes = [(True, topic) for topic in self.subscriptions] if all_now else self._subscribe_changes
+            self._subscribe_changes = []
+        return changes
 
     def update_state(self, **fields: object) -> None:
         """Change what the retained ``online`` state says (a new model), and publish it again."""
@@ -266,7 +288,7 @@ class _Session:
         logger.info("telemetry: connected to %s", self.p.mqtt.safe_url)
         self.p._state_changed.clear()  # noqa: SLF001
         client.publish(self.p.topics.state, self.p.state_payload("online"), qos=1, retain=True)
-        for topic in self.p.subscriptions:
+        for _, topic in self.p._take_subscribe_changes(all_now=True):  # noqa: SLF001
             client.subscribe(topic, qos=1)
 
     def _on_message(self, _client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
@@ -328,6 +350,11 @@ class _Session:
         if self.p._state_changed.is_set():  # noqa: SLF001
             self.p._state_changed.clear()  # noqa: SLF001
             self.client.publish(self.p.topics.state, self.p.state_payload("online"), qos=1, retain=True)
+        for subscribe, topic in self.p._take_subscribe_changes():  # noqa: SLF001
+            if subscribe:
+                self.client.subscribe(topic, qos=1)
+            else:
+                self.client.unsubscribe(topic)
         for topic, payload in self.p._take_side():  # noqa: SLF001
             info = self.client.publish(topic, payload, qos=1)
             self.side_inflight[info.mid] = (topic, payload)
