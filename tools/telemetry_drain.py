@@ -245,7 +245,7 @@ class DrainResult:
 def raw_payloads(window: bytes, count: int) -> list[bytes]:
     """``count`` copies of ``window`` as the publisher sends them, each with its ``seq`` (1..count)."""
     from edgekit_runtime.telemetry.outbox import Entry  # noqa: PLC0415
-    from edgekit_runtime.telemetry.publisher import window_bytes  # noqa: PLC0415
+    from edgekit_runtime.telemetry.session import window_bytes  # noqa: PLC0415
 
     return [window_bytes(Entry(seq, 0.0, window), 0, count - seq + 1) for seq in range(1, count + 1)]
 

@@ -10,7 +10,8 @@ import pytest
 
 from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.telemetry.outbox import Entry
-from edgekit_runtime.telemetry.publisher import PublisherSettings, backoff_delay, pack, window_bytes
+from edgekit_runtime.telemetry.publisher import PublisherSettings, backoff_delay
+from edgekit_runtime.telemetry.session import pack, window_bytes
 
 
 def seeded(seed: int) -> random.Random:

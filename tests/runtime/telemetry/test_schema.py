@@ -22,9 +22,9 @@ from edgekit_runtime import __version__
 from edgekit_runtime.model import load
 from edgekit_runtime.telemetry.mqtt import MqttSettings
 from edgekit_runtime.telemetry.outbox import Outbox
-from edgekit_runtime.telemetry.publisher import _Session, window_bytes
 from edgekit_runtime.telemetry.recorder import Identity, Recorder
 from edgekit_runtime.telemetry.service import Telemetry, TelemetrySettings
+from edgekit_runtime.telemetry.session import Session, window_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = json.loads((ROOT / "docs" / "telemetry.schema.json").read_text())
@@ -110,7 +110,7 @@ def session_of(publisher):
         return clients[-1]
 
     publisher._client_factory = factory
-    session = _Session(publisher)
+    session = Session(publisher)
     return session, clients[0]
 
 
