@@ -116,3 +116,23 @@ def test_settings_at_their_bounds_are_accepted():
     )
     assert backoff_delay(50, settings, Bound()) == 2.0
     assert PublisherSettings(message_expiry=1).message_expiry == 1
+
+
+def test_subscriptions_made_between_connections_are_made_once_and_all_again_on_the_next_connection(tmp_path):
+    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics  # noqa: PLC0415
+    from edgekit_runtime.telemetry.outbox import Outbox  # noqa: PLC0415
+    from edgekit_runtime.telemetry.publisher import Publisher  # noqa: PLC0415
+
+    outbox = Outbox(tmp_path / "outbox.db")
+    publisher = Publisher(outbox, MqttSettings("mqtt://127.0.0.1:1"), Topics("lab", "pi-1"))
+    publisher.subscribe("a")
+    publisher.subscribe("b")
+    publisher.subscribe("a")  # already: nothing more
+    publisher.unsubscribe("b")
+    publisher.unsubscribe("c")  # never subscribed: nothing
+    assert publisher._take_subscribe_changes() == [(True, "a"), (True, "b"), (False, "b")]
+    assert publisher._take_subscribe_changes() == []
+    publisher.subscribe("d")
+    assert publisher._take_subscribe_changes(all_now=True) == [(True, "a"), (True, "d")]  # a new connection
+    assert publisher._take_subscribe_changes() == []
+    outbox.close()
