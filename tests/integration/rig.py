@@ -135,11 +135,15 @@ class Collector:
 
 @dataclass
 class Load:
-    """``/predict`` requests with real digits rows, from threads; counts what was answered 200."""
+    """``/predict`` requests with real digits rows, from threads; counts what was answered 200.
+
+    ``pause``: seconds each thread waits after each answer (0: back to back, as fast as the device answers).
+    """
 
     url: str
     total: int
     threads: int = 2
+    pause: float = 0.0
     done: int = 0
     failures: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,6 +169,8 @@ class Load:
                         self.done += 1
                     else:
                         self.failures.append(response.text)
+                if self.pause:
+                    self._stop.wait(self.pause)
 
     def wait(self, timeout: float = 120.0) -> int:
         for worker in self._workers:
@@ -173,9 +179,16 @@ class Load:
         return self.done
 
     def stop(self) -> int:
-        """No new requests; wait for the ones running; what was answered."""
+        """No new requests; wait for the ones running; what was answered (and no request may have failed)."""
         self._stop.set()
         return self.wait()
+
+    def halt(self) -> list[str]:
+        """No new requests; wait for the ones running; the failures (for a test where some are the point)."""
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(120)
+        return self.failures
 
     @property
     def running(self) -> bool:

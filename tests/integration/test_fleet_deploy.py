@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import jsonschema
 import numpy as np
 import onnx
@@ -19,11 +20,12 @@ from onnx import TensorProto, helper, numpy_helper
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgekit.bundle.pack import BundleOptions
+from edgekit.bundle.sign import sign_bundle
 from edgekit.bundle.signing import generate_keypair
 from edgekit.bundle.source import PackData, pack_source
 from tests.integration.rig import Load, wait_for
 from tests.runtime.server.process import ServeProcess
-from tests.runtime.tamper import unsigned
+from tests.runtime.tamper import re_pinned_with_other_golden_outputs, tampered, unsigned
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 FLEET = "deploys"
@@ -141,18 +143,41 @@ def stop_all(devices) -> None:
         server.stop()
 
 
-def test_an_unsigned_bundle_is_refused(signed, mosquitto, operator, tmp_path):
+def _unsigned(bundle: Path, _key: Path, out: Path) -> Path:
+    return unsigned(bundle, out)
+
+
+def _tampered(bundle: Path, _key: Path, out: Path) -> Path:
+    return tampered(bundle, out)  # signed before the model changed
+
+
+def _failing_self_test(bundle: Path, key: Path, out: Path) -> Path:
+    """Golden outputs that are someone else's, signed again by the fleet's key: only the self-test can tell."""
+    return sign_bundle(re_pinned_with_other_golden_outputs(bundle, out), key).path
+
+
+@pytest.mark.parametrize(
+    "case",
+    [(_unsigned, "sign"), (_tampered, "does not match its sha-256"), (_failing_self_test, "self-test")],
+    ids=["unsigned", "tampered", "self-test fails"],
+)
+def test_a_bundle_that_does_not_verify_is_refused_and_the_old_one_serves_on(
+    signed, mosquitto, operator, tmp_path, case
+):
+    spoil, why = case
     public, bundles = signed
-    bad = unsigned(bundles["2.0.0"], tmp_path / "unsigned.edgebundle")
+    bad = spoil(bundles["2.0.0"], public.with_suffix(".key"), tmp_path / "bad.edgebundle")
     server = device("pi-9", bundles["1.0.0"], public, mosquitto, tmp_path)
     try:
         wait_for(lambda: operator.states.get("pi-9", {}).get("status") == "online", 20, "online")
         command = operator.command("pi-9", command="deploy", source=str(bad))
         wait_for(lambda: "refused" in operator.statuses(command, "pi-9"), 20, "the refusal")
+        httpx.post(f"{server.url}/predict", json={"features": [0.0] * 64}, timeout=10).raise_for_status()
     finally:
         server.stop()
     refusal = next(e for e in operator.events if e["id"] == command and e["status"] == "refused")
-    assert "signature" in refusal["detail"] or "signed" in refusal["detail"]
+    assert why in refusal["detail"].lower()
+    assert "switching" not in operator.statuses(command, "pi-9")
     assert operator.states["pi-9"]["model"]["version"] == "1.0.0"
 
 
@@ -221,3 +246,60 @@ def test_a_bundle_that_passes_its_self_test_but_is_too_slow_under_traffic_is_rol
     verdict = next(e for e in operator.events if e["id"] == command and e["status"] == "rolled_back")
     assert "latency" in verdict["detail"]
     assert operator.states["pi-7"]["model"]["version"] == "1.0.0"
+
+
+def erring_digits_model(path: Path) -> Path:
+    """The digits input; answers rows whose first pixel is 0 (every golden row) and fails on any other: the
+    first pixel indexes a one-row table, so ONNX Runtime refuses the Gather."""
+    rng = np.random.default_rng(1)
+    weight = numpy_helper.from_array((rng.standard_normal((64, 10)) / 8).astype(np.float32), "w")
+    table = numpy_helper.from_array(np.zeros((1, 10), np.float32), "table")
+    starts, ends, axes = (
+        numpy_helper.from_array(np.array([v], np.int64), n) for v, n in ((0, "s"), (1, "e"), (1, "a"))
+    )
+    squeeze = numpy_helper.from_array(np.array([1], np.int64), "sq")
+    nodes = [
+        helper.make_node("MatMul", ["input", "w"], ["m"]),
+        helper.make_node("Slice", ["input", "s", "e", "a"], ["first"]),
+        helper.make_node("Cast", ["first"], ["index2d"], to=TensorProto.INT64),
+        helper.make_node("Squeeze", ["index2d", "sq"], ["index"]),
+        helper.make_node("Gather", ["table", "index"], ["bias"], axis=0),
+        helper.make_node("Add", ["m", "bias"], ["scores"]),
+    ]
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 10])
+    graph = helper.make_graph(nodes, "erring-digits", [x], [y], [weight, table, starts, ends, axes, squeeze])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_a_bundle_that_passes_its_self_test_but_errors_under_traffic_is_rolled_back(
+    signed, mosquitto, operator, tmp_path
+):
+    public, bundles = signed
+    erring = pack_source(
+        str(erring_digits_model(tmp_path / "erring.onnx")),
+        tmp_path,
+        BundleOptions(name="digits-mlp", version="4.0.0", signing_key=public.with_suffix(".key")),
+        PackData(calib=DIGITS / "mlp_calib.npz"),  # digits rows: the first pixel is always 0
+    ).path
+    server = device("pi-8", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "3")
+    rows = np.load(DIGITS / "mlp_test.npz")["input"].copy()
+    rows[:, 0] = 16.0  # what the old model answers, and the new one fails on
+    load = Load(server.url, 1_000_000, threads=2).start(rows)
+    try:
+        wait_for(lambda: load.done > 200, 20, "load")
+        command = operator.command("pi-8", command="deploy", source=str(erring))
+        wait_for(lambda: {"committed", "rolled_back"} & set(operator.statuses(command, "pi-8")), 60, "a verdict")
+        failed_at_verdict = len(load.failures)
+        done_before = load.done
+        wait_for(lambda: load.done > done_before + 100, 20, "load after the rollback")
+    finally:
+        load.halt()  # not stop(): the new model's failures are the point here
+        server.stop()
+    assert operator.statuses(command, "pi-8")[-1] == "rolled_back"
+    verdict = next(e for e in operator.events if e["id"] == command and e["status"] == "rolled_back")
+    assert verdict["detail"].startswith("error rate")
+    assert failed_at_verdict > 0  # the new model did fail under traffic
+    assert len(load.failures) == failed_at_verdict  # and nothing failed once the old model served again
+    assert operator.states["pi-8"]["model"]["version"] == "1.0.0"
