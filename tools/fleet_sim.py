@@ -11,6 +11,11 @@ each device closes a window every ``1/rate`` seconds with ``--requests`` recorde
 ``--duration`` the devices stop (a clean stop: the open window is written and drained), and the tool waits for
 the collector to hold every window each device wrote. It reports windows written, stored, lost and duplicated,
 how long the collector took to catch up after the last window, and the broker's and collector's CPU time.
+
+With ``--deploy-kib N`` a third of the way in, a bundle of N KiB (random bytes: the stand-in model does not
+read it) is published on the broker in 256 KiB chunks and one ``deploy`` command goes to ``@all``: every device
+fetches it over MQTT with the runtime's chunk fetcher, checks each chunk and the whole, and commits, while its
+telemetry goes on. The report adds how many committed and how long the slowest took.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class SimModel:
 def run_devices(args: argparse.Namespace) -> int:
     """Worker: run devices ``first`` .. ``first + count - 1`` until the duration is over; write a report."""
     from edgekit_runtime.fleet.agent import Agent  # noqa: PLC0415
+    from edgekit_runtime.fleet.chunks import ChunkFetcher  # noqa: PLC0415
     from edgekit_runtime.fleet.deploy import Deployer, Health, HealthPolicy  # noqa: PLC0415
     from edgekit_runtime.fleet.models import ModelStore  # noqa: PLC0415
     from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics  # noqa: PLC0415
@@ -108,7 +114,7 @@ def run_devices(args: argparse.Namespace) -> int:
             emit=lambda *_: None,
             policy=HealthPolicy(window=0),
         )
-        agent = Agent(publisher, topics, deployer)
+        agent = Agent(publisher, topics, deployer, chunks=ChunkFetcher(publisher, FLEET, deployer.store.root))
         publisher.start()
         agent.start()
         devices.append((topics.device, outbox, recorder, publisher, agent))
@@ -136,6 +142,59 @@ def run_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def roll_out(url: str, kib: int, devices: int, timeout: float) -> dict[str, Any]:
+    """Publish ``kib`` KiB as a chunked bundle, send ``deploy`` to ``@all``, and time every device's commit."""
+    import hashlib  # noqa: PLC0415
+
+    import paho.mqtt.client as paho  # noqa: PLC0415
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+    from edgekit_runtime.fleet.chunks import bundle_topic, manifest_for, mqtt_source  # noqa: PLC0415
+
+    data = os.urandom(kib * 1024)
+    sha = hashlib.sha256(data).hexdigest()
+    manifest, pieces = manifest_for(data, 256 * 1024)
+    base = bundle_topic(FLEET, sha)
+    topics = [*(f"{base}/{i}" for i in range(len(pieces))), f"{base}/manifest"]
+    finals: dict[str, tuple[str, float]] = {}
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="sim-operator", protocol=paho.MQTTv5)
+
+    def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        doc = json.loads(message.payload)
+        if doc.get("id") == "sim-deploy" and doc.get("status") in {"committed", "failed", "refused", "rolled_back"}:
+            finals.setdefault(doc["device"], (doc["status"], time.monotonic()))
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    client.subscribe(f"edgekit/{FLEET}/+/events", qos=1)
+    client.loop_start()
+    try:
+        for info in [
+            client.publish(t, b, qos=1, retain=True) for t, b in zip(topics, [*pieces, manifest], strict=True)
+        ]:
+            info.wait_for_publish(30)
+        sent = time.monotonic()
+        command = {"id": "sim-deploy", "command": "deploy", "source": mqtt_source(sha), "sha256": sha}
+        client.publish(f"edgekit/{FLEET}/@all/cmd", json.dumps(command), qos=1).wait_for_publish(30)
+        deadline = sent + timeout
+        while len(finals) < devices and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for info in [client.publish(t, b"", qos=1, retain=True) for t in topics]:
+            info.wait_for_publish(30)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    times = sorted(at - sent for status, at in finals.values() if status == "committed")
+    return {
+        "deploy_kib": kib,
+        "deploy_chunks": len(pieces),
+        "deploy_committed": len(times),
+        "deploy_other": sorted({status for status, _ in finals.values()} - {"committed"}),
+        "deploy_p50_s": round(times[len(times) // 2], 2) if times else None,
+        "deploy_slowest_s": round(times[-1], 2) if times else None,
+    }
+
+
 def stored(db: Path) -> dict[str, tuple[int, int, int]]:
     """Per device: (windows stored, lowest seq, highest seq)."""
     try:
@@ -146,6 +205,37 @@ def stored(db: Path) -> dict[str, tuple[int, int, int]]:
     except sqlite3.OperationalError:
         return {}
     return {device: (int(n), int(low), int(high)) for device, n, low, high in rows}
+
+
+def start_workers(groups: ProcessGroups, args: argparse.Namespace, url: str, folder: Path) -> list[Any]:
+    """Start ``--processes`` workers that share the devices between them."""
+    share = [args.devices // args.processes + (i < args.devices % args.processes) for i in range(args.processes)]
+    workers, first = [], 0
+    for i, count in enumerate(share):
+        argv_i = [
+            sys.executable,
+            __file__,
+            "devices",
+            "--broker",
+            url,
+            "--first",
+            str(first),
+            "--count",
+            str(count),
+            "--state",
+            str(folder / "devices"),
+            "--report",
+            str(folder / f"report-{i}.json"),
+            "--rate",
+            str(args.rate),
+            "--duration",
+            str(args.duration),
+            "--requests",
+            str(args.requests),
+        ]
+        workers.append(groups.start(f"devices-{i}", argv_i, cwd=folder))
+        first += count
+    return workers
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one run, start to end)
@@ -160,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one run, star
     parser.add_argument("--devices", type=int, default=200, help="simulated devices [200]")
     parser.add_argument("--processes", type=int, default=4, help="worker processes [4]")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--deploy-kib", type=int, default=0, help="roll out a bundle this big over MQTT [0: none]")
     worker.add_argument("--broker", required=True)
     worker.add_argument("--first", type=int, required=True)
     worker.add_argument("--count", type=int, required=True)
@@ -187,33 +278,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one run, star
         while not db.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)  # subscribed
-        share = [args.devices // args.processes + (i < args.devices % args.processes) for i in range(args.processes)]
-        workers, first = [], 0
         began = time.monotonic()
-        for i, count in enumerate(share):
-            argv_i = [
-                sys.executable,
-                __file__,
-                "devices",
-                "--broker",
-                url,
-                "--first",
-                str(first),
-                "--count",
-                str(count),
-                "--state",
-                str(folder / "devices"),
-                "--report",
-                str(folder / f"report-{i}.json"),
-                "--rate",
-                str(args.rate),
-                "--duration",
-                str(args.duration),
-                "--requests",
-                str(args.requests),
-            ]
-            workers.append(groups.start(f"devices-{i}", argv_i, cwd=folder))
-            first += count
+        workers = start_workers(groups, args, url, folder)
+        if args.deploy_kib:
+            time.sleep(args.duration / 3)
+            result.update(roll_out(url, args.deploy_kib, args.devices, args.duration / 2))
         for w in workers:
             w.proc.wait(args.duration + 120)
         finished = time.monotonic()
@@ -252,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one run, star
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1))
     shutil.rmtree(folder, ignore_errors=True)
-    return 0 if result["lost"] == 0 and result["gaps"] == 0 else 1
+    deployed = not args.deploy_kib or result["deploy_committed"] == args.devices
+    return 0 if result["lost"] == 0 and result["gaps"] == 0 and deployed else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Smoke test of tools/fleet_sim.py: a few simulated devices, every window stored once by the real collector."""
+"""Smoke test of tools/fleet_sim.py: a few simulated devices, every window stored once by the real collector,\nand a bundle rolled out to all of them over MQTT meanwhile."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ def test_a_short_simulation_loses_no_window(tmp_path):
     argv = [
         sys.executable,
         str(ROOT / "tools" / "fleet_sim.py"),
-        *("--devices", "6", "--processes", "2", "--duration", "3", "--rate", "2", "--json", str(out)),
+        *("--devices", "6", "--processes", "2", "--duration", "4", "--rate", "2", "--json", str(out)),
+        *("--deploy-kib", "600"),
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
     assert done.returncode == 0, f"{done.stderr[-3000:]}\n{done.stdout[-3000:]}"
     report = json.loads(out.read_text())
     assert report["devices_seen"] == 6
-    assert report["written"] >= 6 * 6  # 2 windows a second for 3 s, each device
+    assert report["written"] >= 6 * 8  # 2 windows a second for 4 s, each device
     assert report["stored"] == report["written"]
     assert report["lost"] == 0
     assert report["gaps"] == 0
+    assert report["deploy_chunks"] == 3  # 600 KiB in 256 KiB chunks
+    assert report["deploy_committed"] == 6  # every device fetched it over MQTT, checked it and committed
+    assert report["deploy_other"] == []
