@@ -1,7 +1,7 @@
 """``edgekit fleet ...``: look after a fleet of devices. One function per command, each registered on ``fleet_app``.
 
-``dashboard`` is here; the operator's commands (``devices``, ``deploy``, ``rollback``, ``watch``) are in
-:mod:`edgekit.cli.fleet_rollout_cmd`, registered below.
+``dashboard`` is here; the operator's commands (``devices``, ``deploy``, ``rollback``, ``set-config``, ``watch``) are
+in :mod:`edgekit.cli.fleet_rollout_cmd`, registered below.
 
 Exit codes: 0 done (``dashboard`` stopped by SIGTERM or Ctrl-C); 1 a database that cannot be opened or read;
 2 bad options (a malformed database URL, a port that is taken).
@@ -20,6 +20,7 @@ fleet_app = typer.Typer(help="Look after a fleet of devices: see them, and what 
 fleet_app.command("devices")(fleet_rollout_cmd.devices_cmd)
 fleet_app.command("deploy")(fleet_rollout_cmd.deploy)
 fleet_app.command("rollback")(fleet_rollout_cmd.rollback)
+fleet_app.command("set-config")(fleet_rollout_cmd.set_config)
 fleet_app.command("watch")(fleet_rollout_cmd.watch)
 
 

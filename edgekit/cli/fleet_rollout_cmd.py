@@ -1,8 +1,9 @@
-"""``edgekit fleet devices|deploy|rollback|watch``: the operator's commands (registered on ``fleet_app``).
+"""``edgekit fleet devices|deploy|rollback|set-config|watch``: the operator's commands (on ``fleet_app``).
 
-Exit codes: 0 done; 1 a broker that cannot be reached, devices that did not all commit or roll back, a database
-that cannot be read; 2 bad options (a broker URL, ``--canary 150%``, ``--abort-if`` that does not parse); 5 a
-rollout its canary stopped (the canary devices that had committed were rolled back).
+Exit codes: 0 done; 1 a broker that cannot be reached, devices that did not all commit or roll back (or refused
+a set-config), a database that cannot be read; 2 bad options (a broker URL, ``--canary 150%``, ``--abort-if`` that
+does not parse, a ``KEY=VALUE`` without ``=``); 5 a rollout its canary stopped (the canary devices that had
+committed were rolled back).
 """
 
 from __future__ import annotations
@@ -174,6 +175,40 @@ def rollback(
             targets = _targets(link, devices, group)
             with _live(not as_json) as show:
                 result = run_rollback(link, targets, timeout=timeout, on_change=show)
+        _report(result, as_json)
+
+
+def set_config(
+    pairs: list[str] = typer.Argument(
+        ...,
+        metavar="KEY=VALUE",
+        help="Settings, each VALUE a JSON scalar or a bare word: deploy_watch, max_error_rate, max_latency_ratio, "
+        "min_requests, telemetry_interval, log_level (docs/fleet.md).",
+    ),
+    broker: str = BROKER,
+    fleet: str = FLEET,
+    devices: str | None = DEVICES,
+    group: str | None = GROUP,
+    timeout: float = typer.Option(60.0, help="Seconds to wait for the devices' answers."),
+    ca: Path | None = CA,
+    cert: Path | None = CERT,
+    key: Path | None = KEY,
+    as_json: bool = JSON,
+) -> None:
+    """Change settings on the devices at once (kept across restarts); each takes all of them or refuses all."""
+    with user_errors():
+        from edgekit.errors import ConfigError  # noqa: PLC0415
+        from edgekit.fleet.link import FleetLink  # noqa: PLC0415
+        from edgekit.fleet.rollout import set_config as run_set_config  # noqa: PLC0415
+        from edgekit.fleet.rules import parse_settings  # noqa: PLC0415
+
+        values = parse_settings(pairs)
+        if timeout <= 0:
+            raise ConfigError("--timeout must be more than 0 seconds")
+        with FleetLink(_settings(broker, fleet, ca, cert, key)) as link:
+            targets = _targets(link, devices, group)
+            with _live(not as_json) as show:
+                result = run_set_config(link, targets, values, timeout=timeout, on_change=show)
         _report(result, as_json)
 
 

@@ -7,6 +7,8 @@ devices that did commit are sent ``rollback``, and the rest is never sent anythi
 :class:`~edgekit.fleet.rules.AbortRule`, the canary is then watched for ``bake`` seconds and the rule judged on
 each canary device's telemetry windows since its commit (read from the collector's store). Only then is the
 rest sent the same command, all at once.
+
+A rollback and a ``set-config`` go to every target at once, and wait for each one's final status.
 """
 
 from __future__ import annotations
@@ -214,6 +216,26 @@ def rollback(
     if missed:
         result.outcome = "incomplete"
         result.reason = f"{len(missed)} of {len(steps)} devices did not roll back: " + _list(missed)
+    return result
+
+
+def set_config(
+    link: Link,
+    devices: Sequence[str],
+    values: dict[str, Any],
+    *,
+    timeout: float = 60.0,
+    rollout_id: str | None = None,
+    on_change: Callable[[RolloutResult], None] | None = None,
+) -> RolloutResult:
+    """Send ``set-config`` with ``values`` to each of ``devices``; each answers ``done`` or ``refused`` (all of it)."""
+    result = RolloutResult(id=rollout_id or new_rollout_id(), command="set-config", targets=sorted(devices))
+    doc = {"command": "set-config", "config": values}
+    steps = Runner(link, result, on_change=on_change).stage(result.targets, "set-config", doc, timeout)
+    missed = [s for s in steps if s.status != "done"]
+    if missed:
+        result.outcome = "incomplete"
+        result.reason = f"{len(missed)} of {len(steps)} devices did not take the settings: " + _list(missed)
     return result
 
 

@@ -5,11 +5,13 @@ Nothing here touches the network or the clock, so each piece is tested on its ow
 - :func:`parse_canary` reads ``--canary 10%`` (or ``0.1``) into a fraction in (0, 1];
 - :func:`split_canary` picks the canary: ``ceil(fraction * N)`` devices, at least one, the first of the sorted ids;
 - :func:`parse_abort_if` reads ``--abort-if "error_rate>0.05 or p99_ms>=40"`` with a tiny parser (no ``eval``);
-- :func:`resolve_targets` turns ``--devices`` / ``--group`` and the fleet's retained states into device ids.
+- :func:`resolve_targets` turns ``--devices`` / ``--group`` and the fleet's retained states into device ids;
+- :func:`parse_settings` reads ``set-config``'s ``KEY=VALUE`` arguments.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import re
@@ -36,6 +38,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "==": operator.eq,
 }
+_SETTING = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _CONDITION = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=|==|>|<)\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 
 
@@ -184,3 +187,29 @@ def resolve_targets(
             f"no online device {where}has a retained state on the broker: check --fleet, or name them with --devices"
         )
     return found
+
+
+def parse_settings(pairs: Sequence[str]) -> dict[str, str | int | float | bool | None]:
+    """``["deploy_watch=10", "log_level=info"]`` as ``{"deploy_watch": 10, "log_level": "info"}``.
+
+    A VALUE is read as a JSON scalar (``10``, ``0.5``, ``true``, ``"text"``); a bare word that is not JSON is text.
+    Which keys a device takes, and in what range, is the device's to say: it refuses a bad one by name.
+    """
+    if not pairs:
+        raise ConfigError("set-config needs at least one KEY=VALUE, e.g. deploy_watch=10")
+    values: dict[str, str | int | float | bool | None] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        key = key.strip()
+        if not equals or not _SETTING.fullmatch(key) or not text.strip():
+            raise ConfigError(f"'{pair}' is not KEY=VALUE: write e.g. deploy_watch=10 or log_level=info")
+        if key in values:
+            raise ConfigError(f"{key} is given twice: give each setting once")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text.strip()
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}={text}: a setting is one number, word or true/false, not a JSON object or list")
+        values[key] = value
+    return values

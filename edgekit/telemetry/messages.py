@@ -27,7 +27,7 @@ BATCH_SCHEMA = "edgekit.telemetry-batch/1"
 STATE_SCHEMA = "edgekit.state/1"
 EVENT_SCHEMA = "edgekit.event/1"
 #: the commands a device reports progress on
-EVENT_COMMANDS = ("deploy", "rollback", "set-config", "status")
+EVENT_COMMANDS = ("deploy", "rollback", "set-config", "status", "rebirth")
 #: the steps of a command, in the order a deploy goes through them; the last five end it
 EVENT_STATUSES = (
     "received",
@@ -96,7 +96,7 @@ class EventRow:
     device: str
     #: the command's id (the same for every device a rollout sends it to)
     id: str
-    #: ``deploy``, ``rollback``, ``set-config`` or ``status``
+    #: one of :data:`EVENT_COMMANDS`
     command: str
     #: one of :data:`EVENT_STATUSES`
     status: str

@@ -9,6 +9,7 @@ be trusted or run.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -19,6 +20,7 @@ from edgekit_runtime.errors import ConfigError, RuntimeKitError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from edgekit_runtime.fleet.settings import DeviceConfig
     from edgekit_runtime.model import LoadOptions, Model
     from edgekit_runtime.server.app import App
     from edgekit_runtime.server.settings import ServerSettings
@@ -72,6 +74,13 @@ def _seconds(text: str) -> float:
     value = _parsed(text, float, "a number of seconds")
     if not 0.05 <= value <= 86_400:  # noqa: PLR2004
         raise argparse.ArgumentTypeError(f"{value} is out of range: use 0.05 to 86400 seconds")
+    return value
+
+
+def _watch(text: str) -> float:
+    value = _parsed(text, float, "a number of seconds")
+    if not 0 <= value <= 86_400:  # noqa: PLR2004
+        raise argparse.ArgumentTypeError(f"{value} is out of range: use 0 to 86400 seconds")
     return value
 
 
@@ -186,10 +195,11 @@ def _add_telemetry(serve: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--deploy-watch",
-        type=_seconds,
+        type=_watch,
         default=30.0,
         metavar="SECONDS",
-        help="with --mqtt: how long a newly deployed model is watched before it is committed (default: 30)",
+        help="with --mqtt: how long a newly deployed model is watched before it is committed (default: 30; 0 "
+        "commits once its self-test passed). set-config changes it, and what it set wins at the next start",
     )
     group.add_argument(
         "--mqtt-reconnect-max",
@@ -238,6 +248,26 @@ def _telemetry(args: argparse.Namespace) -> TelemetrySettings | None:
     )
 
 
+def _device_config(args: argparse.Namespace) -> tuple[DeviceConfig | None, list[str]]:
+    """What ``set-config`` changes: the flags, with its choices kept in the state directory on top (they win).
+
+    The flags it overrides are changed in ``args``; returns the config (``None`` with --no-telemetry: no state
+    directory, no fleet agent) and what the kept choices changed, to say at start.
+    """
+    from edgekit_runtime.fleet.settings import ConfigFile, DeviceConfig, starting_config  # noqa: PLC0415
+    from edgekit_runtime.telemetry.service import default_state_dir  # noqa: PLC0415
+
+    if args.no_telemetry:
+        return None, []
+    flags = DeviceConfig(
+        deploy_watch=args.deploy_watch, telemetry_interval=args.telemetry_interval, log_level=args.log_level
+    )
+    config, changed = starting_config(flags, ConfigFile(args.state_dir or default_state_dir()))
+    for flag in ("deploy_watch", "telemetry_interval", "log_level"):
+        setattr(args, flag, getattr(config, flag))
+    return config, changed
+
+
 def _settings(args: argparse.Namespace) -> ServerSettings:
     from edgekit_runtime.server.settings import ServerSettings, available_cores  # noqa: PLC0415
 
@@ -283,7 +313,7 @@ def load_for_serving(args: argparse.Namespace, settings: ServerSettings, path: P
 
 def _serve(args: argparse.Namespace) -> int:
     from edgekit_runtime.fleet import service as fleet  # noqa: PLC0415
-    from edgekit_runtime.fleet.deploy import HealthPolicy  # noqa: PLC0415
+    from edgekit_runtime.fleet.settings import CONFIG  # noqa: PLC0415
     from edgekit_runtime.model import load  # noqa: PLC0415
     from edgekit_runtime.server.serve import listen, serve  # noqa: PLC0415
     from edgekit_runtime.telemetry.mqtt import check_name  # noqa: PLC0415
@@ -291,6 +321,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.model is None:
         raise ConfigError("no model to serve: give MODEL, or 'model' in --config")
+    config, overridden = _device_config(args)  # before the flags it may override are read
     settings = _settings(args)
     telemetry_settings = _telemetry(args)
     sock = listen(settings.host, settings.port)  # a port already taken fails before the model loads
@@ -310,6 +341,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         print(f"serving {model.name} {model.version} on {url} ({model.backend.name}, {devices})", flush=True)
+        if overridden:
+            logging.getLogger("edgekit_runtime.fleet").warning(
+                "set-config's choices in the state directory's %s win over the command line: %s",
+                CONFIG,
+                "; ".join(overridden),
+            )
 
     for name in args.group:
         check_name("group", name)
@@ -321,8 +358,9 @@ def _serve(args: argparse.Namespace) -> int:
                 telemetry,
                 open_model=lambda path: load(path, options),
                 groups=args.group,
-                policy=HealthPolicy(window=args.deploy_watch),
+                policy=config.policy() if config is not None else None,
                 ended=ended,
+                config=config,
             )
 
     serve(model, settings, sock=sock, on_ready=ready, telemetry=telemetry, on_app=with_agent)

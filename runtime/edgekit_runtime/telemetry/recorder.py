@@ -14,6 +14,7 @@ it sends, since the sequence number is the outbox's key and the drop count is th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -100,6 +101,7 @@ class Recorder:
         self._window = Window(clock(), self._reference, sample_rate=self.settings.sample_rate)
         self._stop = threading.Event()
         self._count_now = threading.Event()
+        self._reschedule = threading.Event()
         self._thread: threading.Thread | None = None
         self._head = {
             "schema": WINDOW_SCHEMA,
@@ -131,6 +133,18 @@ class Recorder:
             )
             self._reference = parse_reference(reference or {})
             self._window = Window(self._clock(), self._reference, sample_rate=self.settings.sample_rate)
+
+    def set_interval(self, seconds: float) -> None:
+        """Cut windows of ``seconds`` from now on: the open window is closed at once, the next ``seconds`` later.
+
+        Any thread; the recorder's own closes the window (as on a tick). Windows carry their own start and end,
+        so the collector needs no telling; the state message does
+        (:meth:`edgekit_runtime.telemetry.service.Telemetry.set_interval`).
+        """
+        self.settings = dataclasses.replace(self.settings, interval=seconds)  # checked: 0.05 to 86400 s
+        if self._thread is not None:
+            self._reschedule.set()
+            self._count_now.set()
 
     def close_window(self) -> int | None:
         """Close the open window, write it to the outbox and open the next.
@@ -173,12 +187,14 @@ class Recorder:
         window.count(taken)  # count() and record() touch different fields: recording goes on meanwhile
 
     def _run(self) -> None:
-        interval = self.settings.interval
-        deadline = time.monotonic() + interval
+        deadline = time.monotonic() + self.settings.interval
         while not self._stop.is_set():
             if self._count_now.wait(max(0.0, deadline - time.monotonic())):
                 self._count_now.clear()
-                if not self._stop.is_set() and time.monotonic() < deadline:
+                if self._reschedule.is_set():  # a new interval: close the open window now, count from here
+                    self._reschedule.clear()
+                    deadline = time.monotonic()
+                elif not self._stop.is_set() and time.monotonic() < deadline:
                     try:
                         self._count_buffer()
                     except Exception:  # the window's numbers may be short; the windows that follow are not
@@ -190,6 +206,7 @@ class Recorder:
                 self.close_window()
             except Exception:  # a bug here must not stop the windows that follow
                 logger.exception("closing a telemetry window failed")
+            interval = self.settings.interval
             deadline += interval
             behind = time.monotonic() - deadline
             if behind > interval:  # the machine was suspended, or a write stalled: skip, do not burst

@@ -129,6 +129,12 @@ class Telemetry:
         if self.publisher is not None:
             self.publisher.update_state(model=dict(model))
 
+    def set_interval(self, seconds: float) -> None:
+        """Windows of ``seconds`` from now on (the open one is closed now); the state message says so."""
+        self.recorder.set_interval(seconds)
+        if self.publisher is not None:
+            self.publisher.update_state(telemetry={"interval": self.recorder.settings.interval})
+
     def status(self) -> dict[str, float]:
         """What ``/metrics`` says of telemetry (names are ``edgekit_telemetry_`` + the key)."""
         numbers = {

@@ -113,3 +113,12 @@ def test_watch_once_shows_the_retained_states(mosquitto):
     assert "digits-mlp 1.0.0" in table.stdout
     assert lines.exit_code == 0, lines.output
     assert json.loads(lines.stdout.splitlines()[0])["device"] == "pi-7"
+
+
+@pytest.mark.parametrize(
+    ("pairs", "words"),
+    [(["deploy_watch"], "is not KEY=VALUE"), (["a=1", "a=2"], "a is given twice"), (["a=[1]"], "not a JSON")],
+)
+def test_bad_set_config_settings_are_one_line_before_any_broker(pairs, words):
+    args = ["fleet", "set-config", *pairs, "--broker", "mqtt://127.0.0.1:1", "--fleet", "lab"]
+    _one_line(runner.invoke(app, args), 2, words)

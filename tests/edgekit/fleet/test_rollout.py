@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from edgekit.fleet.link import FleetMessage
-from edgekit.fleet.rollout import DeployPlan, deploy, find_targets, rollback
+from edgekit.fleet.rollout import DeployPlan, deploy, find_targets, rollback, set_config
 from edgekit.fleet.rules import DeviceState, parse_abort_if
 
 DEPLOY = ("received", "fetching", "verifying", "testing", "switching", "watching", "committed")
@@ -135,3 +135,35 @@ def test_a_group_is_found_by_asking_it_when_the_states_do_not_say():
     assert fleet.sent[0][0] == "@lab"
     assert fleet.sent[0][1]["command"] == "status"
     assert find_targets(fleet, settle=0) == ["pi-1", "pi-2", "pi-3"]
+
+
+class Configured(FakeFleet):
+    """Devices that answer ``set-config`` at once: ``outcome[device]`` is ``done`` or ``refused``."""
+
+    def command(self, target, doc, timeout=10.0):  # noqa: ARG002 (the Link protocol)
+        self.sent.append((target, doc))
+        detail = "deploy_watch 30 -> 5" if self.outcome[target] == "done" else "'colour': not a setting"
+        event = {"id": doc["id"], "command": doc["command"], "status": self.outcome[target], "detail": detail}
+        self.inbox.append(FleetMessage("events", target, {**event, "time": time.time()}, time.time()))
+
+
+def test_set_config_goes_to_every_device_at_once_and_waits_for_each_answer():
+    fleet = Configured({"pi-1": "done", "pi-2": "done"})
+    result = set_config(fleet, ["pi-2", "pi-1"], {"deploy_watch": 5}, timeout=1.0, rollout_id="s1")
+    assert result.outcome == "completed"
+    assert result.command == "set-config"
+    assert fleet.sent == [
+        ("pi-1", {"command": "set-config", "config": {"deploy_watch": 5}, "id": "s1-pi-1"}),
+        ("pi-2", {"command": "set-config", "config": {"deploy_watch": 5}, "id": "s1-pi-2"}),
+    ]
+    assert [(s.device, s.status, s.detail) for s in result.steps] == [
+        ("pi-1", "done", "deploy_watch 30 -> 5"),
+        ("pi-2", "done", "deploy_watch 30 -> 5"),
+    ]
+
+
+def test_a_device_that_refuses_the_settings_makes_set_config_incomplete():
+    fleet = Configured({"pi-1": "done", "pi-2": "refused"})
+    result = set_config(fleet, ["pi-1", "pi-2"], {"colour": "red"}, timeout=1.0, rollout_id="s2")
+    assert result.outcome == "incomplete"
+    assert result.reason == "1 of 2 devices did not take the settings: pi-2 refused ('colour': not a setting)"

@@ -10,6 +10,7 @@ from edgekit.fleet.rules import (
     parse_abort_if,
     parse_canary,
     parse_devices,
+    parse_settings,
     resolve_targets,
     split_canary,
 )
@@ -109,3 +110,36 @@ def test_a_state_message_is_read():
     doc = {"device": "pi-1", "status": "online", "model": {"name": "digits", "version": "2.0.0"}, "groups": ["lab"]}
     assert DeviceState.from_message(doc) == DeviceState("pi-1", "online", "digits", "2.0.0", ("lab",))
     assert DeviceState.from_message({"status": "online"}) is None
+
+
+def test_settings_are_json_scalars_or_bare_words():
+    pairs = ["deploy_watch=10", "max_error_rate=0.1", "log_level=info", 'name="a b"', "flag=true", "gone=null"]
+    assert parse_settings(pairs) == {
+        "deploy_watch": 10,
+        "max_error_rate": 0.1,
+        "log_level": "info",
+        "name": "a b",
+        "flag": True,
+        "gone": None,
+    }
+    assert isinstance(parse_settings(["min_requests=5"])["min_requests"], int)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "words"),
+    [
+        ([], "at least one KEY=VALUE"),
+        (["deploy_watch"], "'deploy_watch' is not KEY=VALUE"),
+        (["deploy_watch="], "is not KEY=VALUE"),
+        (["=5"], "is not KEY=VALUE"),
+        (["Deploy Watch=5"], "is not KEY=VALUE"),
+        (["deploy_watch=1", "deploy_watch=2"], "deploy_watch is given twice"),
+        (['deploy_watch={"a": 1}'], "not a JSON object or list"),
+        (["deploy_watch=[1]"], "not a JSON object or list"),
+    ],
+)
+def test_bad_settings_are_one_line_saying_what_to_write(pairs, words):
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(pairs)
+    assert words in str(caught.value)
+    assert "\n" not in str(caught.value)

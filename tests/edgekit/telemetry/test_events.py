@@ -92,8 +92,9 @@ def test_every_status_and_command_is_in_the_schema(validator):
     for status in EVENT_STATUSES:
         assert validator.is_valid(event(status)), status
         assert parse(event(status)).event is not None
-    for command in ("deploy", "rollback", "set-config", "status"):
+    for command in ("deploy", "rollback", "set-config", "status", "rebirth"):
         assert validator.is_valid(event("done", command=command, model=None))
+        assert parse(event("done", command=command)).event.command == command
     assert not validator.is_valid(event("installing"))
     assert not validator.is_valid(event("received", model={"name": "m", "version": "1", "sha256": "short"}))
     assert not validator.is_valid({**event("received"), "extra": 1})

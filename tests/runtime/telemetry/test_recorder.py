@@ -275,3 +275,39 @@ def test_above_the_sample_rate_only_the_first_requests_of_each_second_keep_their
     assert window["sampled"] == 100
     assert window["inputs"][0]["features"][0]["count"] == 100
     assert window["outputs"]["classes"] == {"7": 100}
+
+
+def test_a_new_interval_closes_the_open_window_and_cuts_the_next_ones_to_it(outbox):
+    told = []
+    three = threading.Event()
+
+    def on_window(seq):
+        told.append(seq)
+        if len(told) >= 3:
+            three.set()
+
+    recorder = Recorder(outbox, IDENTITY, settings=RecorderSettings(interval=86_400), on_window=on_window)
+    recorder.start()
+    for _ in range(3):
+        recorder.record(0.001)
+    changed = time.time()
+    recorder.set_interval(0.1)  # set-config, from the agent's thread
+    assert three.wait(10.0)
+    recorder.stop(final=False)
+    docs = [doc for _, doc in stored(outbox)]
+    assert docs[0]["requests"] == 3  # the open window closed under the old interval, at once
+    assert docs[0]["window_end"] - changed < 5
+    for earlier, later in itertools.pairwise(docs):
+        assert earlier["window_end"] == later["window_start"]
+    assert all(doc["window_end"] - doc["window_start"] < 5 for doc in docs[1:])  # not a day long any more
+    assert recorder.settings.interval == 0.1
+
+
+def test_a_new_interval_is_checked_and_waits_for_start(outbox):
+    recorder = Recorder(outbox, IDENTITY)
+    recorder.set_interval(2.5)  # not started: nothing to close, the thread starts with it
+    assert recorder.settings.interval == 2.5
+    assert stored(outbox) == []
+    with pytest.raises(ConfigError, match="out of range"):
+        recorder.set_interval(0)
+    assert recorder.settings.interval == 2.5

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit_runtime.cli import main
+from edgekit_runtime.cli import build_parser, main
 from edgekit_runtime.telemetry.service import Telemetry, TelemetrySettings
 
 MLP = Path(__file__).resolve().parents[3] / "examples" / "digits" / "mlp.onnx"
@@ -118,6 +118,20 @@ def test_a_state_dir_that_cannot_be_made_is_refused(serve, tmp_path):
     assert line.endswith("): give a writable folder")
 
 
+def test_a_set_config_file_that_cannot_be_used_is_refused(serve, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "config.json").write_text('{"deploy_watch": -5}')
+    code, line = serve()
+    assert code == 2
+    assert line.startswith(f"{state / 'config.json'}: deploy_watch -5 is not allowed: use seconds from 0 to 86400")
+    assert line.endswith("move it aside to start with the command line's settings")
+
+
+def test_a_deploy_watch_of_0_is_taken():
+    assert build_parser().parse_args(["serve", str(MLP), "--deploy-watch", "0"]).deploy_watch == 0
+
+
 def test_no_model_is_refused(serve):
     assert serve(model=None) == (2, "no model to serve: give MODEL, or 'model' in --config")
 
@@ -129,6 +143,7 @@ def test_no_model_is_refused(serve):
         (["--telemetry-interval", "often"], "argument --telemetry-interval: 'often' is not a number of seconds"),
         (["--outbox-max-mb", "0"], "argument --outbox-max-mb: 0.0 keeps nothing"),
         (["--mqtt-protocol", "4"], "argument --mqtt-protocol: invalid choice: '4'"),
+        (["--deploy-watch", "-1"], "argument --deploy-watch: -1.0 is out of range: use 0 to 86400 seconds"),
     ],
 )
 def test_flag_values_are_refused_by_the_parser(tmp_path, capsys, flags, message):
