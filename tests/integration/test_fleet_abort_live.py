@@ -3,8 +3,9 @@ sending a window a second to a Mosquitto of the module's own, a real collector p
 operator's command as a process reading that database.
 
 The devices run with ``--deploy-watch 0``: their own health watch lets any bundle that passes its self-test
-through, so what stops the slow bundle is the operator's rule alone. Each device starts with 1.0.0 committed in
-its model store (as an earlier rollout leaves it), so a canary rolled back has a previous model to go back to.
+through, so what stops the slow bundle is the operator's rule alone. Each device starts from its command line's
+1.0.0 with an empty model store: its first deploy keeps that bundle as ``previous``, which the canary's rollback
+goes back to.
 The load is paced (a request every 20 ms per device): back-to-back load from three clients on a machine of two
 cores put the digits MLP's own window p99 anywhere up to 250 ms; paced, it stays at 100 ms or less (mostly 5 to
 25 ms, with spikes while another device loads a bundle).
@@ -31,7 +32,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edgekit.bundle.pack import BundleOptions
 from edgekit.bundle.signing import generate_keypair
 from edgekit.bundle.source import PackData, pack_source
-from edgekit_runtime.fleet.models import ModelStore
 from tests.brokers import Mosquitto
 from tests.integration.rig import Collector, Load, wait_for
 from tests.runtime.server.process import ServeProcess
@@ -159,9 +159,6 @@ def fleet(bundles, tmp_path_factory):
     devices, loads = [], []
     try:
         for name in NAMES:
-            store = ModelStore(folder / name / "models")
-            sha, _ = store.put_file(made["1.0.0"])
-            store.save({"current": sha})  # 1.0.0 committed, as an earlier rollout leaves it
             args = [
                 str(made["1.0.0"]),
                 *("--port", "0", "--trust", str(public), "--mqtt", broker.url, "--fleet", FLEET, "--device", name),

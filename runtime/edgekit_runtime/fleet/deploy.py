@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from edgekit_runtime.errors import BundleError, ConfigError, RuntimeKitError
+from edgekit_runtime.fleet.models import SUFFIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -224,10 +225,24 @@ class Deployer:
             self.serving = old
             self._step(command, Phase.ROLLED_BACK, reason, candidate=None)
             return Phase.ROLLED_BACK
-        state = self.store.state()
-        self._step(command, Phase.COMMITTED, sha, previous=state.get("current"), current=sha, candidate=None)
-        self.store.prune([sha, state.get("current")])
+        previous = self.store.state().get("current") or self._kept(old)
+        self._step(command, Phase.COMMITTED, sha, previous=previous, current=sha, candidate=None)
+        self.store.prune([sha, previous])
         return Phase.COMMITTED
+
+    def _kept(self, model: Model) -> str | None:
+        """Keep ``model``'s bundle in the store; its hash (``None`` when it is not a bundle file).
+
+        A device's first deploy replaces the command line's MODEL, which is not in the store: this keeps it, as
+        ``previous``, so there is something to roll back to. A plain ``.onnx`` MODEL is not a bundle: not kept.
+        """
+        path = model.path
+        if path is None or path.suffix != SUFFIX or not path.is_file():
+            return None
+        try:
+            return self.store.put_file(path)[0]
+        except (OSError, RuntimeKitError):
+            return None  # the deploy stands; only a later rollback has nothing to go back to
 
     def _prune(self) -> None:
         state = self.store.state()

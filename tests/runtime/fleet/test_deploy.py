@@ -129,3 +129,26 @@ def test_a_restart_mid_deploy_ends_in_a_known_good_state(rig, signed_bundle, sto
 def test_a_new_store_serves_the_commands_model(rig):
     make, *_ = rig
     assert make().recover() == (None, None)
+
+
+def test_the_first_deploy_keeps_the_command_lines_bundle_to_roll_back_to(rig, signed_bundle, keys, tmp_path):
+    from edgekit.bundle.pack import BundleOptions  # noqa: PLC0415
+    from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
+    from tests.runtime.conftest import DIGITS  # noqa: PLC0415
+
+    make, store, _events, swaps, serving = rig
+    newer = pack_source(
+        str(DIGITS / "mlp.onnx"),
+        tmp_path,
+        BundleOptions(name="digits-mlp", version="2.0.0", signing_key=keys[0]),
+        PackData(calib=DIGITS / "mlp_calib.npz"),
+    ).path
+    old_sha = hashlib.sha256(signed_bundle.read_bytes()).hexdigest()
+    assert store.state() == {}  # a new device: only the command line's MODEL so far
+    deployer = make()
+    assert deployer.deploy(DeployCommand("c1", str(newer))) is Phase.COMMITTED
+    assert store.state()["previous"] == old_sha
+    assert store.has(old_sha)
+    assert deployer.rollback("r1") is Phase.ROLLED_BACK
+    assert store.state()["current"] == old_sha
+    assert swaps[-1].version == serving.version
