@@ -76,7 +76,7 @@ def test_the_cli_sends_the_bundle_over_the_broker_and_clears_it_afterwards(signe
     public, bundles = signed
     server = device("ch-1", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "1")
     try:
-        wait_for(lambda: operator.states.get("ch-1", {}).get("status") == "online", 20, "online")
+        operator.wait_online("ch-1")
         command = [EDGEKIT, "fleet", "deploy", str(bundles["2.0.0"]), "--broker", mosquitto.url, "--fleet", FLEET]
         command += ["--devices", "ch-1", "--chunk-kib", "8", "--json", "--timeout", "60"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -104,6 +104,7 @@ def test_a_device_killed_mid_fetch_resumes_with_the_chunks_it_had(signed, mosqui
     publish_retained(mosquitto, messages)  # the manifest and the first half
     server = device("ch-2", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "1")
     try:
+        operator.wait_online("ch-2")
         first = operator.command("ch-2", command="deploy", source=mqtt_source(sha), sha256=sha)
         wait_for(lambda: partial_chunks(tmp_path / "ch-2", sha) == half, 20, "half the chunks on the device")
     finally:
@@ -130,6 +131,7 @@ def test_a_fetch_outlives_a_broker_restart(signed, mosquitto, operator, tmp_path
     publish_retained(mosquitto, messages)
     server = device("ch-3", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "1")
     try:
+        operator.wait_online("ch-3")
         command = operator.command("ch-3", command="deploy", source=mqtt_source(sha), sha256=sha)
         wait_for(lambda: partial_chunks(tmp_path / "ch-3", sha) == third, 20, "a third of the chunks")
         saved = time.time()
@@ -156,6 +158,7 @@ def test_a_damaged_chunk_fails_the_deploy_naming_it(signed, mosquitto, operator,
     publish_retained(mosquitto, messages)
     server = device("ch-4", bundles["1.0.0"], public, mosquitto, tmp_path)
     try:
+        operator.wait_online("ch-4")
         command = operator.command("ch-4", command="deploy", source=mqtt_source(sha), sha256=sha)
         wait_for(lambda: "failed" in operator.statuses(command, "ch-4"), 30, "the failure")
     finally:

@@ -71,6 +71,10 @@ class Operator:
         self.client.publish(f"edgekit/{FLEET}/{topic}/cmd", json.dumps(doc), qos=1).wait_for_publish(10)
         return doc["id"]
 
+    def wait_online(self, device: str) -> None:
+        """Until the device's retained state says ``online`` (it subscribes before it says so)."""
+        wait_for(lambda: self.states.get(device, {}).get("status") == "online", 20, f"{device} online")
+
     def statuses(self, command_id: str, device: str) -> list[str]:
         return [e["status"] for e in self.events if e["id"] == command_id and e["device"] == device]
 
@@ -169,7 +173,7 @@ def test_a_bundle_that_does_not_verify_is_refused_and_the_old_one_serves_on(
     bad = spoil(bundles["2.0.0"], public.with_suffix(".key"), tmp_path / "bad.edgebundle")
     server = device("pi-9", bundles["1.0.0"], public, mosquitto, tmp_path)
     try:
-        wait_for(lambda: operator.states.get("pi-9", {}).get("status") == "online", 20, "online")
+        operator.wait_online("pi-9")
         command = operator.command("pi-9", command="deploy", source=str(bad))
         wait_for(lambda: "refused" in operator.statuses(command, "pi-9"), 20, "the refusal")
         httpx.post(f"{server.url}/predict", json={"features": [0.0] * 64}, timeout=10).raise_for_status()
@@ -184,6 +188,7 @@ def test_a_bundle_that_does_not_verify_is_refused_and_the_old_one_serves_on(
 def test_a_device_killed_mid_deploy_comes_back_serving_a_verified_model(signed, mosquitto, operator, tmp_path):
     public, bundles = signed
     server = device("pi-5", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "30")
+    operator.wait_online("pi-5")
     command = operator.command("pi-5", command="deploy", source=str(bundles["2.0.0"]))
     try:
         wait_for(lambda: "watching" in operator.statuses(command, "pi-5"), 30, "the watch to start")
@@ -235,6 +240,7 @@ def test_a_bundle_that_passes_its_self_test_but_is_too_slow_under_traffic_is_rol
     load = Load(server.url, 1_000_000, threads=2).start(rows)
     try:
         wait_for(lambda: load.done > 200, 20, "load")
+        operator.wait_online("pi-7")
         command = operator.command("pi-7", command="deploy", source=str(slow))
         wait_for(lambda: {"committed", "rolled_back"} & set(operator.statuses(command, "pi-7")), 60, "a verdict")
         done_before = load.done
@@ -289,6 +295,7 @@ def test_a_bundle_that_passes_its_self_test_but_errors_under_traffic_is_rolled_b
     load = Load(server.url, 1_000_000, threads=2).start(rows)
     try:
         wait_for(lambda: load.done > 200, 20, "load")
+        operator.wait_online("pi-8")
         command = operator.command("pi-8", command="deploy", source=str(erring))
         wait_for(lambda: {"committed", "rolled_back"} & set(operator.statuses(command, "pi-8")), 60, "a verdict")
         failed_at_verdict = len(load.failures)

@@ -86,10 +86,12 @@ class Session:
         self.p.stats.connected = True
         self.p.stats.last_error = ""
         logger.info("telemetry: connected to %s", self.p.mqtt.safe_url)
-        self.p._state_changed.clear()  # noqa: SLF001
-        client.publish(self.p.topics.state, self.p.state_payload("online"), qos=1, retain=True)
+        # subscribe first: the broker handles one connection's packets in order, so whoever sees this device
+        # ``online`` can send it a command and know it is subscribed
         for _, topic in self.p._take_subscribe_changes(all_now=True):  # noqa: SLF001
             client.subscribe(topic, qos=1)
+        self.p._state_changed.clear()  # noqa: SLF001
+        client.publish(self.p.topics.state, self.p.state_payload("online"), qos=1, retain=True)
 
     def _on_message(self, _client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
         if self.p.on_message is not None:

@@ -42,7 +42,7 @@ def outbox(tmp_path):
 
 def stored(outbox):
     """The windows in the outbox, in order, as the recorder wrote them."""
-    return [(entry.seq, json.loads(entry.payload)) for entry in outbox.pending(1000)]
+    return [(entry.seq, json.loads(entry.payload)) for entry in outbox.pending(10**9)]
 
 
 def test_windows_are_written_in_order_with_who_sent_them(outbox):
@@ -82,11 +82,16 @@ def test_requests_recorded_while_windows_close_are_each_counted_once(outbox, ref
     recorder = Recorder(outbox, IDENTITY, reference=reference, settings=every)
     workers, per_worker = 4, 3000
     start = threading.Barrier(workers + 1)
+    # one close surely falls between the two halves of the requests, however the threads are scheduled
+    halfway, closed = threading.Barrier(workers + 1), threading.Barrier(workers + 1)
     done = threading.Event()
 
     def record(index):
         start.wait()
         for i in range(per_worker):
+            if i == per_worker // 2:
+                halfway.wait()
+                closed.wait()
             if i % 10 == index:
                 recorder.record(0.0001, error="invalid_input")
             else:
@@ -94,6 +99,9 @@ def test_requests_recorded_while_windows_close_are_each_counted_once(outbox, ref
 
     def close():
         start.wait()
+        halfway.wait()
+        recorder.close_window()
+        closed.wait()
         while not done.is_set():
             recorder.close_window()
 
