@@ -1,4 +1,5 @@
-"""Smoke test of tools/fleet_sim.py: a few simulated devices, every window stored once by the real collector,\nand a bundle rolled out to all of them over MQTT meanwhile."""
+"""Smoke test of tools/fleet_sim.py: a few simulated devices, every window stored once by the real collector,
+and a bundle rolled out to all of them over MQTT meanwhile."""
 
 from __future__ import annotations
 
