@@ -14,7 +14,7 @@ import contextvars
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from edgekit_runtime.errors import ConfigError, InvalidInputError, RuntimeKitError
@@ -128,6 +128,8 @@ class _Serving:
     model_paths: dict[tuple[str, ...], Route]
     inflight: int = 0
     retired: bool = False
+    #: this model's inference requests, those answered 5xx, and their seconds (a deploy's health)
+    counts: list[float] = field(default_factory=lambda: [0, 0, 0.0])
 
 
 class App:
@@ -154,13 +156,21 @@ class App:
         self.body_timeout = settings.body_timeout
         self.loop: asyncio.AbstractEventLoop | None = None
         self._serving = self._build(model, infer)
-        #: inference requests, those answered 5xx, and their seconds, since the start (the deploy's health)
-        self.inference_counts = [0, 0, 0.0]
 
     @property
     def model(self) -> Model:
         """The model new requests go to."""
         return self._serving.model
+
+    @property
+    def inference_counts(self) -> tuple[int, int, float]:
+        """The serving model's inference requests, those answered 5xx, and their seconds, since it was switched in.
+
+        A request counts for the model it started on, so requests in flight at a switch do not count for the
+        next model: a deploy's health watch judges the new model by its own requests alone.
+        """
+        requests, errors, seconds = self._serving.counts
+        return int(requests), int(errors), float(seconds)
 
     @property
     def infer(self) -> Infer:
@@ -266,7 +276,7 @@ class App:
             if serving.retired and not serving.inflight:
                 _let_go(serving)
             if found is not None and found[0].inference:
-                counts = self.inference_counts
+                counts = serving.counts
                 counts[0] += 1
                 counts[1] += status >= 500  # noqa: PLR2004
                 counts[2] += seconds

@@ -90,3 +90,32 @@ def test_a_model_the_settings_cannot_serve_is_refused_and_nothing_changes(versio
         assert app.model is first
     finally:
         app.close()
+
+
+def test_a_request_in_flight_at_a_swap_counts_for_the_model_it_started_on(versions):
+    first, second = (load(path) for path in versions)
+    started, gate = threading.Event(), threading.Event()
+    real_run = first.run
+
+    def held(feeds):
+        started.set()
+        gate.wait(10)
+        return real_run(feeds)
+
+    first.run = held  # the first model's one request is held until the swap is done
+    app = create_app(first, ServerSettings(port=0, concurrency=2))
+    row = np.load(DIGITS / "mlp_test.npz")["input"][0].tolist()
+    statuses = []
+    with thread_server(app, app.settings) as (url, _server):
+        held_request = threading.Thread(
+            target=lambda: statuses.append(httpx.post(f"{url}/predict", json={"features": row}, timeout=30).status_code)
+        )
+        held_request.start()
+        assert started.wait(10)
+        app.swap_from_thread(second)
+        gate.set()
+        held_request.join(30)
+        assert statuses == [200]
+        assert app.inference_counts == (0, 0, 0.0)  # the new model's health has none of the old one's requests
+        assert httpx.post(f"{url}/predict", json={"features": row}, timeout=30).status_code == 200
+        assert app.inference_counts[:2] == (1, 0)
