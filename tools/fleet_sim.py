@@ -70,6 +70,8 @@ class SimModel:
     sha256: str = "0" * 64
     reference: dict[str, Any] | None = None
     backend: Any = field(default_factory=_Backend)
+    #: no bundle file: the first deploy keeps nothing to roll back to
+    path: Path | None = None
 
 
 def run_devices(args: argparse.Namespace) -> int:
@@ -159,16 +161,23 @@ def roll_out(url: str, kib: int, devices: int, timeout: float) -> dict[str, Any]
     finals: dict[str, tuple[str, float]] = {}
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="sim-operator", protocol=paho.MQTTv5)
 
+    online: set[str] = set()
+
     def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
-        doc = json.loads(message.payload)
-        if doc.get("id") == "sim-deploy" and doc.get("status") in {"committed", "failed", "refused", "rolled_back"}:
+        doc = json.loads(message.payload) if message.payload else {}
+        if message.topic.endswith("/state"):
+            (online.add if doc.get("status") == "online" else online.discard)(str(doc.get("device")))
+        elif doc.get("id") == "sim-deploy" and doc.get("status") in {"committed", "failed", "refused", "rolled_back"}:
             finals.setdefault(doc["device"], (doc["status"], time.monotonic()))
 
     client.on_message = on_message
     client.connect("127.0.0.1", int(url.rsplit(":", 1)[1]))
-    client.subscribe(f"edgekit/{FLEET}/+/events", qos=1)
+    client.subscribe([(f"edgekit/{FLEET}/+/events", 1), (f"edgekit/{FLEET}/+/state", 1)])
     client.loop_start()
     try:
+        deadline = time.monotonic() + timeout
+        while len(online) < devices and time.monotonic() < deadline:  # a command is not retained: wait for them
+            time.sleep(0.05)
         for info in [
             client.publish(t, b, qos=1, retain=True) for t, b in zip(topics, [*pieces, manifest], strict=True)
         ]:

@@ -16,14 +16,14 @@ def test_a_short_simulation_loses_no_window(tmp_path):
     argv = [
         sys.executable,
         str(ROOT / "tools" / "fleet_sim.py"),
-        *("--devices", "6", "--processes", "2", "--duration", "4", "--rate", "2", "--json", str(out)),
+        *("--devices", "6", "--processes", "2", "--duration", "6", "--rate", "2", "--json", str(out)),
         *("--deploy-kib", "600"),
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
     assert done.returncode == 0, f"{done.stderr[-3000:]}\n{done.stdout[-3000:]}"
     report = json.loads(out.read_text())
     assert report["devices_seen"] == 6
-    assert report["written"] >= 6 * 8  # 2 windows a second for 4 s, each device
+    assert report["written"] >= 6 * 12  # 2 windows a second for 6 s, each device
     assert report["stored"] == report["written"]
     assert report["lost"] == 0
     assert report["gaps"] == 0

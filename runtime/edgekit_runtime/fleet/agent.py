@@ -136,8 +136,11 @@ class Agent:
     def _handle_safely(self, doc: dict[str, Any]) -> None:
         try:
             self.handle(doc)
-        except Exception:  # one command's bug must not stop the next
+        except Exception as exc:  # one command's bug must not stop the next, nor leave the operator waiting
             logger.exception("fleet: a command failed unexpectedly")
+            command_id = doc.get("id")
+            if isinstance(command_id, str):
+                self.emit(command_id, Phase.FAILED, f"the device failed unexpectedly ({type(exc).__name__}: {exc})")
 
     def handle(self, doc: dict[str, Any]) -> None:
         """Run one command."""
