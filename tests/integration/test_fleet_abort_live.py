@@ -18,25 +18,21 @@ import re
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import onnx
-import paho.mqtt.client as paho
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edgekit.bundle.pack import BundleOptions
-from edgekit.bundle.signing import generate_keypair
 from edgekit.bundle.source import PackData, pack_source
 from tests.brokers import Mosquitto
+from tests.integration.fleet_rig import DIGITS, FleetRecorder, signed_digits
 from tests.integration.rig import Collector, Load, wait_for
 from tests.runtime.server.process import ServeProcess
 
-DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 FLEET = "abort"
 NAMES = ("ab-1", "ab-2", "ab-3")
 CANARY, REST = "ab-1", ("ab-2", "ab-3")
@@ -92,56 +88,15 @@ def looping_digits_model(path: Path, turns: int = 32_768, width: int = 512) -> P
     return path
 
 
-class Recorder:
-    """Every command, event and state of the fleet, in the order the broker delivered them."""
-
-    def __init__(self, port: int) -> None:
-        self.seen: list[tuple[str, str, dict]] = []  # (kind, device, doc)
-        self.lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        self.client.on_message = self._message
-        self.client.connect("127.0.0.1", port)
-        for kind in ("cmd", "events", "state"):
-            self.client.subscribe(f"edgekit/{FLEET}/+/{kind}", qos=1)
-        self.client.loop_start()
-
-    def _message(self, _client, _userdata, message) -> None:
-        _, _, device, kind = message.topic.split("/")
-        with self.lock:
-            self.seen.append((kind, device, json.loads(message.payload)))
-
-    def docs(self, kind: str, device: str, id_prefix: str = "") -> list[dict]:
-        with self.lock:
-            return [
-                doc
-                for k, d, doc in self.seen
-                if k == kind and d == device and str(doc.get("id", "")).startswith(id_prefix)
-            ]
-
-    def version(self, device: str) -> str | None:
-        states = self.docs("state", device)
-        return states[-1].get("model", {}).get("version") if states else None
-
-    def online(self) -> bool:
-        return all(self.docs("state", n) and self.docs("state", n)[-1].get("status") == "online" for n in NAMES)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     """A key pair; the digits MLP signed as 1.0.0 and 2.0.0, and a signed 3.0.0 that is thousands of times slower."""
     folder = tmp_path_factory.mktemp("signed")
-    private, public = generate_keypair(folder / "fleet")
-    data = PackData(calib=DIGITS / "mlp_calib.npz", eval=DIGITS / "mlp_test.npz")
-    options = {v: BundleOptions(name="digits-mlp", version=v, signing_key=private) for v in ("1.0.0", "2.0.0")}
-    made = {v: pack_source(str(DIGITS / "mlp.onnx"), folder, o, data).path for v, o in options.items()}
+    public, made = signed_digits(folder)
     made["slow"] = pack_source(
         str(looping_digits_model(folder / "slow.onnx")),
         folder,
-        BundleOptions(name="digits-mlp", version="3.0.0", signing_key=private),
+        BundleOptions(name="digits-mlp", version="3.0.0", signing_key=public.with_suffix(".key")),
         PackData(calib=DIGITS / "mlp_calib.npz"),
     ).path
     return public, made
@@ -154,7 +109,7 @@ def fleet(bundles, tmp_path_factory):
     folder = tmp_path_factory.mktemp("abort")
     broker = Mosquitto(folder / "broker")
     broker.start()
-    recorder = Recorder(broker.port)
+    recorder = FleetRecorder(broker.port, FLEET)
     collector = Collector(broker, folder / "telemetry.db", folder / "collector.log")
     devices, loads = [], []
     try:
@@ -169,7 +124,7 @@ def fleet(bundles, tmp_path_factory):
         for device in devices:
             device.wait_ready()
         collector.subscribed(broker)
-        wait_for(recorder.online, 20, "three devices online")
+        recorder.wait_online(*NAMES)
         rows = np.load(DIGITS / "mlp_test.npz")["input"]
         loads = [Load(device.url, 10_000_000, threads=1, pause=0.02).start(rows) for device in devices]
         wait_for(lambda: all(load.done > 20 for load in loads), 20, "load on every device")

@@ -16,8 +16,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgekit_runtime.fleet.chunks import bundle_topic, manifest_for, mqtt_source
+from tests.integration.fleet_rig import FleetRecorder
 from tests.integration.rig import wait_for
-from tests.integration.test_fleet_deploy import FLEET, Operator, device, signed  # noqa: F401  (signed: a fixture)
+from tests.integration.test_fleet_deploy import FLEET, device, signed  # noqa: F401  (signed: a fixture)
 
 EDGEKIT = str(Path(sys.executable).parent / "edgekit")
 CHUNK = 4096
@@ -139,9 +140,9 @@ def test_a_fetch_outlives_a_broker_restart(signed, mosquitto, operator, tmp_path
         mosquitto.stop()  # SIGTERM: the broker saves its retained messages
         time.sleep(1.0)
         mosquitto.start()
-        after = Operator(mosquitto)  # the first one's subscriptions went with the broker's restart
+        after = FleetRecorder(mosquitto.port, FLEET)  # the first one's subscriptions went with the broker's restart
         try:
-            wait_for(lambda: after.states.get("ch-3", {}).get("status") == "online", 20, "the device back")
+            after.wait_online("ch-3")
             publish_retained(mosquitto, withheld)
             wait_for(lambda: "committed" in after.statuses(command, "ch-3"), 60, "the same deploy, finished")
         finally:
@@ -170,6 +171,6 @@ def test_a_damaged_chunk_fails_the_deploy_naming_it(signed, mosquitto, operator,
 
 @pytest.fixture
 def operator(mosquitto):
-    watching = Operator(mosquitto)
+    watching = FleetRecorder(mosquitto.port, FLEET)
     yield watching
     watching.close()

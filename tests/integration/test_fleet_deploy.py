@@ -7,80 +7,30 @@ import hashlib
 import json
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import jsonschema
 import numpy as np
 import onnx
-import paho.mqtt.client as paho
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edgekit.bundle.pack import BundleOptions
 from edgekit.bundle.sign import sign_bundle
-from edgekit.bundle.signing import generate_keypair
 from edgekit.bundle.source import PackData, pack_source
+from tests.integration.fleet_rig import DIGITS, FleetRecorder, signed_digits
 from tests.integration.rig import Load, wait_for
 from tests.runtime.server.process import ServeProcess
 from tests.runtime.tamper import re_pinned_with_other_golden_outputs, tampered, unsigned
 
-DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 FLEET = "deploys"
 
 
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory):
     """A key pair, and the digits MLP signed with it as 1.0.0 and 2.0.0."""
-    folder = tmp_path_factory.mktemp("signed")
-    private, public = generate_keypair(folder / "fleet")
-    data = PackData(calib=DIGITS / "mlp_calib.npz", eval=DIGITS / "mlp_test.npz")
-    bundles = {
-        v: pack_source(
-            str(DIGITS / "mlp.onnx"), folder, BundleOptions(name="digits-mlp", version=v, signing_key=private), data
-        ).path
-        for v in ("1.0.0", "2.0.0")
-    }
-    return public, bundles
-
-
-class Operator:
-    """A plain paho client: publishes commands, keeps every state and event message."""
-
-    def __init__(self, broker) -> None:
-        self.states: dict[str, dict] = {}
-        self.events: list[dict] = []
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        self.client.on_message = self._message
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.subscribe(f"edgekit/{FLEET}/+/state", qos=1)
-        self.client.subscribe(f"edgekit/{FLEET}/+/events", qos=1)
-        self.client.loop_start()
-
-    def _message(self, _client, _userdata, message) -> None:
-        doc = json.loads(message.payload)
-        if message.topic.endswith("/state"):
-            self.states[doc["device"]] = doc
-        else:
-            self.events.append(doc)
-
-    def command(self, topic: str, **doc) -> str:
-        doc.setdefault("id", uuid.uuid4().hex)
-        self.client.publish(f"edgekit/{FLEET}/{topic}/cmd", json.dumps(doc), qos=1).wait_for_publish(10)
-        return doc["id"]
-
-    def wait_online(self, device: str) -> None:
-        """Until the device's retained state says ``online`` (it subscribes before it says so)."""
-        wait_for(lambda: self.states.get(device, {}).get("status") == "online", 20, f"{device} online")
-
-    def statuses(self, command_id: str, device: str) -> list[str]:
-        return [e["status"] for e in self.events if e["id"] == command_id and e["device"] == device]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+    return signed_digits(tmp_path_factory.mktemp("signed"))
 
 
 def device(name, bundle, public, broker, folder, *extra) -> ServeProcess:
@@ -96,7 +46,7 @@ def device(name, bundle, public, broker, folder, *extra) -> ServeProcess:
 
 @pytest.fixture
 def operator(mosquitto):
-    watching = Operator(mosquitto)
+    watching = FleetRecorder(mosquitto.port, FLEET)
     yield watching
     watching.close()
 

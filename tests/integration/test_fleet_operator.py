@@ -7,79 +7,26 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from edgekit.bundle.pack import BundleOptions
-from edgekit.bundle.signing import generate_keypair
-from edgekit.bundle.source import PackData, pack_source
 from tests.brokers import Mosquitto
+from tests.integration.fleet_rig import FleetRecorder, signed_digits
 from tests.integration.rig import wait_for
 from tests.runtime.server.process import ServeProcess
 from tests.runtime.tamper import unsigned
 
-DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 FLEET = "operator"
 NAMES = ("op-1", "op-2", "op-3")
 EDGEKIT = str(Path(sys.executable).parent / "edgekit")
 
 
-class Recorder:
-    """Every command, event and state of the fleet, in the order they arrived."""
-
-    def __init__(self, port: int) -> None:
-        self.seen: list[tuple[str, str, dict]] = []  # (kind, device, doc)
-        self.lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        self.client.on_message = self._message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(f"edgekit/{FLEET}/+/+", qos=1)
-        self.client.loop_start()
-
-    def _message(self, _client, _userdata, message) -> None:
-        _, _, device, kind = message.topic.split("/")
-        with self.lock:
-            self.seen.append((kind, device, json.loads(message.payload)))
-
-    def online(self) -> bool:
-        with self.lock:
-            latest = {device: doc.get("status") for kind, device, doc in self.seen if kind == "state"}
-        return all(latest.get(name) == "online" for name in NAMES)
-
-    def index(self, kind: str, device: str, *, id_prefix: str, status: str | None = None) -> list[int]:
-        with self.lock:
-            return [
-                i
-                for i, (k, d, doc) in enumerate(self.seen)
-                if k == kind
-                and d == device
-                and str(doc.get("id", "")).startswith(id_prefix)
-                and (status is None or doc.get("status") == status)
-            ]
-
-    def events(self, id_prefix: str) -> list[dict]:
-        with self.lock:
-            return [doc for k, _, doc in self.seen if k == "events" and str(doc.get("id")).startswith(id_prefix)]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory):
     """A key pair, and the digits MLP signed with it as 1.0.0 and 2.0.0."""
-    folder = tmp_path_factory.mktemp("signed")
-    private, public = generate_keypair(folder / "fleet")
-    data = PackData(calib=DIGITS / "mlp_calib.npz", eval=DIGITS / "mlp_test.npz")
-    options = {v: BundleOptions(name="digits-mlp", version=v, signing_key=private) for v in ("1.0.0", "2.0.0")}
-    bundles = {v: pack_source(str(DIGITS / "mlp.onnx"), folder, o, data).path for v, o in options.items()}
-    return public, bundles
+    return signed_digits(tmp_path_factory.mktemp("signed"))
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +36,7 @@ def fleet(signed, tmp_path_factory):
     folder = tmp_path_factory.mktemp("operator")
     broker = Mosquitto(folder / "broker")
     broker.start()
-    recorder = Recorder(broker.port)
+    recorder = FleetRecorder(broker.port, FLEET)
     devices = []
     try:
         for name in NAMES:
@@ -102,7 +49,7 @@ def fleet(signed, tmp_path_factory):
             devices.append(ServeProcess(args, folder / f"{name}.log"))
         for device in devices:
             device.wait_ready()
-        wait_for(recorder.online, 20, "three devices online")
+        recorder.wait_online(*NAMES)
         yield broker, recorder
     finally:
         for device in devices:
@@ -137,13 +84,7 @@ def test_deploy_goes_to_the_canary_first_then_to_the_rest(signed, fleet):
     sent = recorder.index("cmd", "op-3", id_prefix=prefix)
     assert sent, "op-3 got no command"
     assert min(sent) > max(c[0] for c in committed), "op-3 got its command before the canary committed"
-    wait_for(lambda: all(_version(recorder, n) == "2.0.0" for n in NAMES), 20, "the new version in the states")
-
-
-def _version(recorder: Recorder, device: str) -> str | None:
-    with recorder.lock:
-        states = [doc for kind, d, doc in recorder.seen if kind == "state" and d == device]
-    return states[-1].get("model", {}).get("version") if states else None
+    wait_for(lambda: all(recorder.version(n) == "2.0.0" for n in NAMES), 20, "the new version in the states")
 
 
 def test_a_refused_canary_stops_the_rollout(signed, fleet, tmp_path):
@@ -179,6 +120,6 @@ def test_serve_mode_devices_fetch_over_http_from_the_cli(signed, fleet):
     assert result["source"].endswith(f"{result['bundle']['sha256']}.edgebundle")
     assert result["canary"] == ["op-1", "op-2"]
     assert {s["device"]: s["status"] for s in result["steps"]} == dict.fromkeys(NAMES, "committed")
-    received = [e for e in recorder.events(result["id"]) if e["status"] == "received"]
+    received = [e for e in recorder.events_for(result["id"]) if e["status"] == "received"]
     assert len(received) == 3
     assert all(e["detail"] == result["source"] for e in received)
