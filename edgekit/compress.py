@@ -10,19 +10,21 @@ The flow, each step a plain function call::
 With a budget (auto mode, the CLI's default) the variants are candidates instead: each is scored,
 INT8 ones that miss keep their most sensitive nodes in float, and one is chosen
 (:mod:`edgekit.auto`); only it is written.
+
+With ``targets`` (``--to``) holding ``tflite``, the cleaned-up graph is also converted to ``.tflite``
+variants, measured in LiteRT and chosen the same way (:mod:`edgekit.compress_tflite`); with ``tflite``
+alone, no ONNX variant is made. The first target's result is bundled (:mod:`edgekit.compress_output`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekit import __version__, auto, importers, passes
+from edgekit import __version__, auto, compress_output, compress_tflite, importers, passes
 from edgekit.cpu import CpuInfo, host_cpu
 from edgekit.data import Dataset, batch_size_for, fixed_batch, load_npz, synthesize
 from edgekit.errors import ConfigError
@@ -30,10 +32,11 @@ from edgekit.graph_stats import graph_inputs
 from edgekit.measure import latency
 from edgekit.measure.meter import Meter
 from edgekit.measure.size import Size
-from edgekit.model_io import LoadedModel, load_model, model_bytes, save_model
+from edgekit.model_io import LoadedModel, load_model, model_bytes
 from edgekit.passes.base import PassContext, Progress, SilentProgress
 from edgekit.pipeline import Pipeline
 from edgekit.report import Report
+from edgekit.tflite.config import IO_LAYOUTS, IoLayout
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,15 +45,19 @@ if TYPE_CHECKING:
 
     from edgekit.auto.result import AutoResult
     from edgekit.bundle.pack import BundleOptions
+    from edgekit.compress_tflite import TFLiteMade
     from edgekit.graph_stats import TensorSpec
     from edgekit.images import Preprocess
     from edgekit.passes.base import PassConfig
     from edgekit.pipeline import PassResult
-    from edgekit.report import ModelMeasurement
+    from edgekit.report import ModelMeasurement, TFLiteResult
+    from edgekit.tflite import TFLiteModel
 
-MODEL_FILE = "model.onnx"
-REPORT_FILE = "report.json"
+MODEL_FILE = compress_output.MODEL_FILE
+REPORT_FILE = compress_output.REPORT_FILE
 _NEEDS_CALIBRATION = {passes.QuantizeStatic.name}
+#: what ``--to`` may name
+TARGETS = ("onnx", "tflite")
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,10 @@ class CompressOptions:
     latency_budget: latency.LatencyBudget = field(default_factory=latency.LatencyBudget)
     #: also write a bundle (``NAME-VERSION.edgebundle``) of the result; ``None``: model and report only
     bundle: BundleOptions | None = None
+    #: what to make (``--to``): ``onnx``, ``tflite`` or both; the first one's result is the one bundled
+    targets: tuple[str, ...] = ("onnx",)
+    #: the ``.tflite`` variants' image inputs and outputs: ``channels-last`` (NHWC) or ``onnx`` (as in the model)
+    tflite_layout: IoLayout = "channels-last"
 
     def pass_config(self, mode: str) -> PassConfig:
         """The config the pass for ``mode`` runs with."""
@@ -112,6 +123,19 @@ class CompressOptions:
             raise ConfigError(f"--batch {self.batch} is not a batch size: use 1 or more")
         if self.bundle is not None:
             self.bundle.check()
+        self._check_targets()
+
+    def _check_targets(self) -> None:
+        if not self.targets or set(self.targets) - set(TARGETS) or len(set(self.targets)) != len(self.targets):
+            raise ConfigError(f"--to '{','.join(self.targets)}' is not a list of targets: name onnx, tflite or both")
+        if "tflite" in self.targets:
+            from edgekit.measure.litert import require_litert  # noqa: PLC0415
+
+            if self.tflite_layout not in IO_LAYOUTS:
+                raise ConfigError(
+                    f"TFLite layout '{self.tflite_layout}' is unknown: choose from {', '.join(IO_LAYOUTS)}"
+                )
+            require_litert("--to tflite")
 
 
 def default_threads(cpu: CpuInfo) -> int:
@@ -127,7 +151,7 @@ def compress(
     progress: Progress | None = None,
     cpu: CpuInfo | None = None,
 ) -> Report:
-    """Compress ``model_path`` into ``out_dir`` (``model.onnx`` + ``report.json``) and return the report.
+    """Compress ``model_path`` into ``out_dir`` (``model.onnx``/``model.tflite`` + ``report.json``); return the report.
 
     ``model_path`` is anything :mod:`edgekit.importers` reads except ``.tflite`` (packed as is, never
     compressed). With ``options.bundle`` the result is also bundled. Nothing is written to ``out_dir``
@@ -137,7 +161,8 @@ def compress(
     options = options or CompressOptions()
     options.check()
     # constructing a pass validates its config: do it before any work
-    candidates = _candidates(options, has_calibration=options.calib is not None)
+    candidates = _candidates(options, has_calibration=options.calib is not None) if "onnx" in options.targets else []
+    tflite_plan = compress_tflite.plan_for(options)
     progress = progress or SilentProgress()
     cpu = cpu or host_cpu()
     threads = options.threads or default_threads(cpu)
@@ -147,6 +172,7 @@ def compress(
     specs = graph_inputs(loaded.model)
     calib, evaluation = _load_data(options, specs)
     needs_calib = any(c.pass_name in _NEEDS_CALIBRATION for c in candidates)
+    needs_calib = needs_calib or (tflite_plan is not None and "int8" in tflite_plan.variants)
     if needs_calib and calib is None:
         calib = synthesize(specs, shapes=dict(options.input_shapes))
     probe = evaluation or calib or synthesize(specs, shapes=dict(options.input_shapes))
@@ -168,10 +194,9 @@ def compress(
         meter = Meter(
             probe, specs, threads=threads, batch=options.batch, budget=options.latency_budget, progress=progress
         )
-        if options.auto is None:
-            made = _make_all(candidates, prepared, loaded, ctx, meter)
-        else:
-            made = _search(candidates, prepared, loaded, ctx, meter, probe, options.auto)
+        made = _make(candidates, prepared, loaded, ctx, meter, probe, options)
+        if tflite_plan is not None:
+            made.add_tflite(*compress_tflite.run_target(tflite_plan, prepared, loaded, ctx, meter, probe, options))
         report = Report(
             edgekit_version=__version__,
             source=str(model_path),
@@ -181,20 +206,33 @@ def compress(
             preparation=prep_results,
             original=made.original,
             variants=made.variants,
-            chosen=made.chosen,
+            chosen=made.result(options.targets),
             warnings=_warnings(calib, prep_results, made.variants, probe) + made.warnings,
             auto=made.auto,
             imported=None if imported is None else {"kind": imported.kind, "notes": list(imported.notes)},
+            targets=options.targets,
+            tflite=made.tflite,
         )
         stage = work / "out"
         stage.mkdir()
-        _stage_models(stage, made.models, report)
+        compress_output.stage_models(stage, report, made.models, made.chosen or None, made.tflite_models)
         if options.bundle is not None:
             datasets = [d for d in (evaluation, calib) if d is not None]
-            _bundle(stage, report, made, loaded, imported, options, options.bundle, datasets)
+            result = made.tflite_models.get(report.chosen) or made.models[report.chosen]
+            compress_output.bundle(
+                stage,
+                report,
+                result,
+                loaded,
+                imported,
+                options.bundle,
+                datasets,
+                options.preprocess,
+                options.input_shapes,
+            )
         else:
             report.files.append(REPORT_FILE)
-        _write(out_dir, stage, report)
+        compress_output.write(out_dir, stage, report)
     return report
 
 
@@ -204,45 +242,6 @@ def _load(source: str, options: CompressOptions) -> tuple[LoadedModel, importers
         return load_model(Path(source)), None
     imported = importers.import_model(source, importers.ImportOptions(input_shapes=options.input_shapes))
     return LoadedModel(imported.require_onnx(), Path(source.split(":", 1)[0]), ()), imported
-
-
-def _bundle(  # noqa: PLR0917  (compress's state, passed on)
-    stage: Path,
-    report: Report,
-    made: _Made,
-    loaded: LoadedModel,
-    imported: importers.Imported | None,
-    options: CompressOptions,
-    bundle_options: BundleOptions,
-    datasets: list[Dataset],
-) -> None:
-    """Bundle the chosen model into ``stage``; the report lists the bundle before it goes inside it."""
-    from datetime import datetime, timezone  # noqa: PLC0415
-
-    from edgekit.bundle import pack  # noqa: PLC0415
-    from edgekit.bundle.manifest import name_from  # noqa: PLC0415
-    from edgekit.bundle.source import onnx_input, write_bundle  # noqa: PLC0415
-
-    if bundle_options.preprocessing is None and options.preprocess is not None:
-        bundle_options = dataclasses.replace(bundle_options, preprocessing=options.preprocess.to_json())
-    name = bundle_options.name or name_from(str(report.source))
-    report.files += [pack.bundle_path(stage, name, bundle_options.version).name, REPORT_FILE]
-    model_input = onnx_input(
-        made.models[made.chosen],
-        source={"kind": "onnx" if imported is None else imported.kind, "file": loaded.path.name},
-        original=loaded.model,
-        imported=imported,
-        report=report.to_json(),
-    )
-    write_bundle(
-        model_input,
-        stage,
-        dataclasses.replace(bundle_options, name=name),
-        datasets,
-        label=name,
-        fallback=datetime.now(timezone.utc),
-        input_shapes=options.input_shapes,
-    )
 
 
 def _candidates(options: CompressOptions, *, has_calibration: bool) -> list[auto.Candidate]:
@@ -275,6 +274,39 @@ class _Made:
     models: dict[str, onnx.ModelProto]
     auto: AutoResult | None = None
     warnings: list[str] = field(default_factory=list)
+    tflite: TFLiteResult | None = None
+    tflite_models: dict[str, TFLiteModel] = field(default_factory=dict)
+
+    def add_tflite(self, made: TFLiteMade | None, result: TFLiteResult) -> None:
+        """The TFLite target's variants (measured, and written when one was chosen) and result."""
+        self.tflite = result
+        if made is not None:
+            self.variants += made.measured  # their pass warnings join the report's with the ONNX variants'
+            self.tflite_models = made.written
+
+    def result(self, targets: Sequence[str]) -> str:
+        """The first target's result; the next one's when the first has none (a TFLite conversion that failed)."""
+        results = {"onnx": self.chosen, "tflite": self.tflite.chosen if self.tflite is not None else None}
+        return next(r for t in targets if (r := results[t]))
+
+
+def _make(  # noqa: PLR0917  (compress's state, passed on)
+    candidates: list[auto.Candidate],
+    prepared: onnx.ModelProto,
+    loaded: LoadedModel,
+    ctx: PassContext,
+    meter: Meter,
+    probe: Dataset,
+    options: CompressOptions,
+) -> _Made:
+    """The ONNX variants (every mode, or the budgeted search); with ``--to tflite`` alone, the original only."""
+    if "onnx" not in options.targets:
+        original = meter.measure_all([("original", model_bytes(loaded.model), [])])[0]
+        original.size = Size(loaded.file_bytes, original.size.zipped)
+        return _Made(original, [], "", {})
+    if options.auto is None:
+        return _make_all(candidates, prepared, loaded, ctx, meter)
+    return _search(candidates, prepared, loaded, ctx, meter, probe, options.auto)
 
 
 def _make_all(
@@ -362,22 +394,3 @@ def _warnings(
 def _check_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output '{out_dir}' exists and is a file: pass a folder with -o")
-
-
-def _stage_models(stage: Path, models: dict[str, onnx.ModelProto], report: Report) -> None:
-    """Save the models into the staging folder; the report lists them."""
-    names = {report.chosen: MODEL_FILE} | {m: f"{m}.onnx" for m in models if m != report.chosen}
-    for mode, filename in names.items():
-        for path in save_model(models[mode], stage / filename):
-            report.files.append(path.name)
-
-
-def _write(out_dir: Path, stage: Path, report: Report) -> None:
-    """Write the report into the staging folder, then move the finished files in: nothing is left half-written."""
-    report.write(stage / REPORT_FILE)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for item in sorted(stage.iterdir(), key=lambda p: p.name == REPORT_FILE):  # report last: it marks completion
-        target = out_dir / item.name
-        tmp = out_dir / f".{item.name}.{os.getpid()}.tmp"
-        shutil.copyfile(item, tmp)
-        tmp.replace(target)

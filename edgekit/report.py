@@ -1,6 +1,8 @@
 """The compress report: what was gained (size, latency) and what it cost (fidelity, accuracy).
 
-One :class:`Report` per run, written as ``report.json`` and printed as a table by the CLI.
+One :class:`Report` per run, written as ``report.json`` and printed as a table by the CLI. With
+``--to tflite`` the variants include ``.tflite`` models measured in LiteRT (``engine``), and
+:class:`TFLiteResult` says which one is the TFLite result, or why there is none.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from edgekit.measure.size import Size
     from edgekit.pipeline import PassResult
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 
 
 @dataclass
@@ -31,6 +33,12 @@ class ModelMeasurement:
     fidelity: list[OutputFidelity] = field(default_factory=list)
     accuracy: float | None = None
     passes: list[PassResult] = field(default_factory=list)
+    #: what ran it: ``onnxruntime`` (at the report's thread count) or ``litert`` (``.tflite`` variants)
+    engine: str = "onnxruntime"
+    #: threads it was timed with (``None``: the report's)
+    threads: int | None = None
+    #: the file it was written as (``None``: not written)
+    file: str | None = None
 
     def latency_at(self, batch: int) -> Latency | None:
         """The latency measured at ``batch``, if any."""
@@ -55,6 +63,36 @@ class ModelMeasurement:
             "fidelity": [f.to_json() for f in self.fidelity],
             "accuracy": None if self.accuracy is None else round(self.accuracy, 6),
             "passes": [p.to_json() for p in self.passes],
+            "engine": self.engine,
+            "threads": self.threads,
+            "file": self.file,
+        }
+
+
+@dataclass
+class TFLiteResult:
+    """The TFLite target of a run (``--to tflite``): the result chosen, or the error that stopped it."""
+
+    #: the TFLite variant written as ``model.tflite`` (``None`` when the conversion failed)
+    chosen: str | None = None
+    #: the budgeted choice among the TFLite variants, in auto mode
+    auto: AutoResult | None = None
+    #: the one-line error, when the model could not be converted (the ONNX results are written all the same)
+    error: str | None = None
+    #: the CLI's exit status for that error (from the error tree: 3 for a model TFLite cannot express)
+    exit_code: int | None = None
+    #: names, shapes, types and layouts of the chosen model's inputs and outputs (``perm``: TFLite axis j holds
+    #: ONNX axis ``perm[j]``)
+    layouts: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialisable form."""
+        return {
+            "chosen": self.chosen,
+            "auto": None if self.auto is None else self.auto.to_json(),
+            "error": self.error,
+            "exit_code": self.exit_code,
+            "layouts": self.layouts,
         }
 
 
@@ -73,10 +111,14 @@ class Report:
     chosen: str
     warnings: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
-    #: the budgeted search, in auto mode
+    #: the budgeted search among the ONNX variants, in auto mode
     auto: AutoResult | None = None
     #: how a model that was not ONNX was imported: kind and notes
     imported: dict[str, Any] | None = None
+    #: what was made (``--to``): ``onnx``, ``tflite``; the first one's result is ``chosen`` and is bundled
+    targets: tuple[str, ...] = ("onnx",)
+    #: the TFLite target's result (``None`` without ``--to tflite``)
+    tflite: TFLiteResult | None = None
 
     @property
     def chosen_variant(self) -> ModelMeasurement:
@@ -100,6 +142,8 @@ class Report:
             "files": self.files,
             "auto": None if self.auto is None else self.auto.to_json(),
             "imported": self.imported,
+            "targets": list(self.targets),
+            "tflite": None if self.tflite is None else self.tflite.to_json(),
         }
 
     def write(self, path: Path) -> None:

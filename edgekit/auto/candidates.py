@@ -93,10 +93,13 @@ def choose(
     *,
     prefer: Prefer,
     tolerance: float,
+    yardstick: str = "the original",
+    kept: str = "FP32 (the cleaned-up graph",
 ) -> Choice:
     """Pick among the compressed models that meet the budget (``meeting``, never empty here).
 
-    Speeds are relative to the user's ``original`` model. ``latency``: the fastest, counting speeds
+    Speeds are relative to the user's ``original`` model (for TFLite variants: the FP32 ``.tflite``, which
+    ``yardstick`` and ``kept`` name in the notes). ``latency``: the fastest, counting speeds
     within ``tolerance`` of the fastest (and of the original's) as equal, then the smallest; ``fp32``
     (the cleaned-up graph) is in the race and is taken when nothing compressed keeps up, so no
     variant slower than FP32 is picked. ``size``: the smallest, whatever its speed, with a note when
@@ -117,7 +120,7 @@ def choose(
     best = max(1.0, *speed.values())
     tier = [m for m in meeting if speed[m.name] >= best * slow]
     notes = [
-        f"{m.name} meets the budget but is slower ({speed[m.name]:.2f}x the original's speed on this CPU, "
+        f"{m.name} meets the budget but is slower ({speed[m.name]:.2f}x {yardstick}'s speed on this CPU, "
         f"the fastest {best:.2f}x)"
         for m in meeting
         if m not in tier
@@ -125,7 +128,7 @@ def choose(
     if not tier:
         smallest = min(meeting, key=lambda m: m.size.raw)
         notes.append(
-            f"kept FP32 (the cleaned-up graph, {speed[fp32.name]:.2f}x): no variant that meets the budget is within "
+            f"kept {kept}, {speed[fp32.name]:.2f}x): no variant that meets the budget is within "
             f"{tolerance:.0%} of the fastest on this CPU; --prefer size takes {smallest.name} "
             f"({smallest.size.raw / original.size.raw:.0%} of the size)"
         )

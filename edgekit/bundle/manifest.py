@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 #: names go into file names and MQTT topics: lower-case letters, digits, '.', '_' and '-'
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
+#: what a ``.tflite`` variant's speed-up is measured against (the same engine and threads)
+_TFLITE_FP32 = "tflite-fp32"
 
 
 def check_name(name: str) -> str:
@@ -78,13 +80,19 @@ class ManifestFields:
     preprocessing: Mapping[str, Any] | None = None
     compression: Mapping[str, Any] | None = None
     target: Mapping[str, Any] | None = None
+    #: extra fields per input or output name (``layout``, ``perm`` of a converted ``.tflite`` model)
+    tensor_notes: Mapping[str, Mapping[str, Any]] | None = None
+    #: extra fields of the model entry (``converted_from``, ``variant``)
+    model_notes: Mapping[str, Any] | None = None
 
 
 def manifest_bytes(fields: ManifestFields, members: Mapping[str, bytes]) -> bytes:
     """The manifest for ``members`` (every member but the manifest and the signature)."""
     files = [member_entry(path, members[path]) for path in sorted(members)]
     model = next(f for f in files if f["path"] == fields.model_file)
-    inputs = [spec.to_json() for spec in fields.inputs]
+    notes = fields.tensor_notes or {}
+    inputs = [spec.to_json() | dict(notes.get(spec.name, {})) for spec in fields.inputs]
+    outputs = [spec.to_json() | dict(notes.get(spec.name, {})) for spec in fields.outputs]
     if fields.feature_names is not None and len(inputs) == 1:
         inputs[0]["features"] = list(fields.feature_names)
     doc: dict[str, Any] = {
@@ -95,10 +103,10 @@ def manifest_bytes(fields: ManifestFields, members: Mapping[str, bytes]) -> byte
         "created": fields.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "producer": f"edgekit {__version__}",
         "source": dict(fields.source),
-        "models": [{**model, "backend": fields.backend}],
+        "models": [{**model, "backend": fields.backend, **(fields.model_notes or {})}],
         "files": files,
         "inputs": inputs,
-        "outputs": [spec.to_json() for spec in fields.outputs],
+        "outputs": outputs,
         "labels": None if fields.labels is None else list(fields.labels),
         "preprocessing": None if fields.preprocessing is None else dict(fields.preprocessing),
         "compression": None if fields.compression is None else dict(fields.compression),
@@ -117,8 +125,12 @@ def compression_summary(report: Mapping[str, Any]) -> dict[str, Any]:
         summary |= {"original_bytes": before, "bytes": after}
         summary["size_ratio"] = round(after / before, 4) if before else None
         speed = {}
+        timed_against = original  # same engine and threads: a .tflite variant is timed against the FP32 .tflite
+        if chosen.get("engine", "onnxruntime") != "onnxruntime":
+            timed_against = next((v for v in report["variants"] if v.get("name") == _TFLITE_FP32), {})
+            summary["speedup_against"] = _TFLITE_FP32
         for lat in chosen.get("latency", []):
-            base = next((o for o in original.get("latency", []) if o["batch"] == lat["batch"]), None)
+            base = next((o for o in timed_against.get("latency", []) if o["batch"] == lat["batch"]), None)
             if base and lat["p50_ms"]:
                 speed[str(lat["batch"])] = round(base["p50_ms"] / lat["p50_ms"], 3)
         summary["speedup_by_batch"] = speed

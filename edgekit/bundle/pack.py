@@ -82,6 +82,10 @@ class PackInput:
     report: Mapping[str, Any] | None = None
     compression: Mapping[str, Any] | None = None
     notes: Sequence[str] = field(default_factory=tuple)
+    #: extra manifest fields per input or output name (a converted ``.tflite`` model's ``layout`` and ``perm``)
+    tensor_notes: Mapping[str, Mapping[str, Any]] | None = None
+    #: extra fields of the manifest's model entry (``converted_from``, ``variant``)
+    model_notes: Mapping[str, Any] | None = None
 
     @property
     def model_file(self) -> str:
@@ -139,6 +143,8 @@ def build(
         preprocessing=options.preprocessing,
         compression=model.compression,
         target={"name": options.target or "generic"},
+        tensor_notes=model.tensor_notes,
+        model_notes=model.model_notes,
     )
     members[fmt.MANIFEST] = manifest_bytes(fields, members)
     if options.signing_key is not None:

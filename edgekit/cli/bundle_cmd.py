@@ -96,13 +96,18 @@ def pack(
     sign_key: Path | None = typer.Option(None, help="Ed25519 private key to sign with (edgekit keygen)."),
     created: str | None = typer.Option(None, help="Creation time [default: $SOURCE_DATE_EPOCH, else the model's]."),
     input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... for importers and free dimensions."),
+    variant: str | None = typer.Option(
+        None,
+        help="From a compress output folder: the written variant to pack (tflite-int8, fp16, ...) "
+        "[default: its result].",
+    ),
 ) -> None:
     """Pack a model into a signed, verifiable bundle without compressing it."""
     with user_errors():
         from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
 
         options = bundle_options(name, model_version, labels, sign_key, created, preprocess)
-        data = PackData(calib=calib, eval=eval_data, input_shapes=shapes(input_shape))
+        data = PackData(calib=calib, eval=eval_data, input_shapes=shapes(input_shape), variant=variant)
         built = pack_source(source, output, options, data)
     out.print(f"wrote {built.path} ({human_bytes(built.path.stat().st_size)}, {_signed(built)})", soft_wrap=True)
 
@@ -141,16 +146,16 @@ def _render(bundle: Bundle) -> None:
         f"model: {model['path']} ({model['backend']}, {human_bytes(model['size'])})  signature: {_signed(bundle)}"
     )
     io = Table(title="inputs and outputs", title_justify="left")
-    for col in ("", "name", "dtype", "shape"):
+    specs = [("in" if kind == "inputs" else "out", spec) for kind in ("inputs", "outputs") for spec in m.get(kind, [])]
+    layouts = any("layout" in spec for _, spec in specs)  # a .tflite model edgekit converted says NHWC
+    for col in ("", "name", "dtype", "shape", *(["layout"] if layouts else [])):
         io.add_column(col)
-    for kind in ("inputs", "outputs"):
-        for spec in m.get(kind, []):
-            shape = (
-                "?"
-                if spec["shape"] is None
-                else "[" + ", ".join("?" if d is None else str(d) for d in spec["shape"]) + "]"
-            )
-            io.add_row("in" if kind == "inputs" else "out", escape(spec["name"]), spec["dtype"], escape(shape))
+    for kind, spec in specs:
+        shape = (
+            "?" if spec["shape"] is None else "[" + ", ".join("?" if d is None else str(d) for d in spec["shape"]) + "]"
+        )
+        layout = [str(spec.get("layout", ""))] if layouts else []
+        io.add_row(kind, escape(spec["name"]), spec["dtype"], escape(shape), *layout)
     out.print(io)
     files = Table(title="members (sha256 checked)", title_justify="left")
     for col in ("path", "size", "sha256"):
@@ -164,7 +169,8 @@ def _render(bundle: Bundle) -> None:
     summary = m.get("compression")
     if summary:
         ratio = summary.get("size_ratio")
-        speed = ", ".join(f"{v}x at batch {k}" for k, v in summary.get("speedup_by_batch", {}).items())
+        against = f" against {summary['speedup_against']}" if summary.get("speedup_against") else ""
+        speed = ", ".join(f"{v}x at batch {k}{against}" for k, v in summary.get("speedup_by_batch", {}).items())
         out.print(
             f"compression: {summary.get('chosen')}, size {ratio:.0%} of the original, speed {speed}"
             if ratio

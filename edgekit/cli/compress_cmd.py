@@ -1,7 +1,9 @@
 """``edgekit compress MODEL``.
 
-Exit codes: 0 done; 2 bad options or data; 3 a model that cannot be read; 4 a pass failed;
-5 the budget was missed (the closest model and ``report.json`` are written all the same).
+Exit codes: 0 done; 2 bad options or data; 3 a model that cannot be read (or, with ``--to tflite``,
+converted); 4 a pass failed; 5 the budget was missed (the closest model and ``report.json`` are written
+all the same). With ``--to onnx,tflite`` a model TFLite cannot express still gets its ONNX results,
+report and bundle written, then the TFLite error is printed and the exit status is that error's (3).
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from edgekit.cli.output import RichProgress, out, user_errors
+from edgekit.cli.output import RichProgress, err, out, user_errors
 from edgekit.errors import ConfigError
 
 if TYPE_CHECKING:
     from edgekit.auto import Prefer
     from edgekit.compress import CompressOptions
     from edgekit.measure.latency import LatencyBudget
+    from edgekit.tflite.config import IoLayout
 
 #: exit status when no variant meets the accuracy budget (the best one found is still written)
 BUDGET_MISSED = 5
@@ -132,6 +135,15 @@ def compress(
     timing: float = typer.Option(1.5, help="Seconds of timing per model and batch size (models take turns)."),
     input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... for synthetic inputs where dims are free."),
     max_eval_samples: int | None = typer.Option(None, help="Evaluate on at most this many samples."),
+    to: str = typer.Option(
+        "onnx",
+        "--to",
+        help="What to make: onnx, tflite, or both (onnx,tflite); the first one's result is bundled. TFLite variants "
+        "(fp32, fp16, int8) are timed in LiteRT, 1 thread, batch 1, and take NHWC images (needs edgekit[litert]).",
+    ),
+    tflite_layout: str = typer.Option(
+        "channels-last", help="TFLite image inputs and outputs: channels-last (NHWC) or onnx (as the model has them)."
+    ),
     bundle: bool = typer.Option(True, "--bundle/--no-bundle", help="Also write NAME-VERSION.edgebundle."),
     name: str | None = typer.Option(None, help="Bundle name [default: from the model's file name]."),
     model_version: str = typer.Option("1.0.0", help="Bundle version."),
@@ -202,6 +214,8 @@ def compress(
             max_eval_samples=max_eval_samples,
             latency_budget=_timing(timing),
             bundle=bundle_options(name, model_version, labels, sign_key) if bundle else None,
+            targets=_split(to),
+            tflite_layout=_tflite_layout(tflite_layout),
         )
         out_dir = output or Path.cwd() / f"{model.stem}-compressed"
         if _packed_as_is(model, out_dir, options):
@@ -214,5 +228,19 @@ def compress(
         for file in (f for f in report.files if f.endswith(".edgebundle")):
             out.print(f"bundle: {out_dir / file}", soft_wrap=True)
     out.print(summary_line(report, out_dir), soft_wrap=True)
-    if report.auto is not None and report.auto.verdict is not None and not report.auto.verdict.met:
+    failed = report.tflite if report.tflite is not None and report.tflite.error is not None else None
+    if failed is not None:
+        err.print(f"[bold red]error:[/] {failed.error}", soft_wrap=True)
+        raise typer.Exit(failed.exit_code or 1)
+    searches = [report.auto, report.tflite.auto if report.tflite is not None else None]
+    if any(s is not None and s.verdict is not None and not s.verdict.met for s in searches):
         raise typer.Exit(BUDGET_MISSED)
+
+
+def _tflite_layout(value: str) -> IoLayout:
+    from edgekit.tflite.config import IO_LAYOUTS  # noqa: PLC0415
+
+    for choice in IO_LAYOUTS:
+        if value == choice:
+            return choice
+    raise ConfigError(f"--tflite-layout '{value}' is unknown: choose from {', '.join(IO_LAYOUTS)}")

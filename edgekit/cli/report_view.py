@@ -36,6 +36,28 @@ def _max_error(m: ModelMeasurement) -> str:
     return "" if f is None or f.max_abs_error is None else f"{f.max_abs_error:.3g}"
 
 
+def _search_of(report: Report, m: ModelMeasurement) -> AutoResult | None:
+    """The budgeted choice a row belongs to: the TFLite one for ``.tflite`` variants."""
+    tflite = report.tflite.auto if report.tflite is not None else None
+    if m.engine == "litert":
+        return tflite
+    return report.auto or (tflite if m is report.original else None)
+
+
+#: what a result is written as, per target
+_RESULT_FILES = ("model.onnx", "model.tflite")
+
+
+def _results(report: Report) -> set[str]:
+    """The result of every target (``report.chosen`` is the first target's)."""
+    return {report.chosen} | {v.name for v in report.variants if v.file in _RESULT_FILES}
+
+
+def _engine(m: ModelMeasurement, report: Report) -> str:
+    threads = m.threads if m.threads is not None else report.threads
+    return f"{'LiteRT' if m.engine == 'litert' else 'ORT'} x{threads}"
+
+
 def render(report: Report, console: Console) -> None:
     """Print the table of the original and every variant, then the warnings."""
     orig = report.original
@@ -45,20 +67,25 @@ def render(report: Report, console: Console) -> None:
         title_justify="left",
     )
     small = min((lat.batch for lat in orig.latency), default=1)
-    cols = ["model", "size", "zipped", "vs original", f"p50 b{small}", f"p99 b{small}"]
-    cols += [f"p50 b{big}"] if big != small else []
-    search = report.auto
+    engines = any(v.engine != orig.engine for v in report.variants)  # ONNX Runtime and LiteRT side by side
+    cols = ["model", *(["engine"] if engines else []), "size", "zipped", "vs original", f"p50 b{small}"]
+    cols += [f"p99 b{small}", *([f"p50 b{big}"] if big != small else [])]
+    searches = [s for s in (report.auto, report.tflite.auto if report.tflite else None) if s is not None]
+    search = searches[0] if searches else None
     show_metric = search is not None and search.metric.name != "accuracy"  # accuracy has its own column
     metric_cols = ([search.metric.name] if search is not None and show_metric else []) + (["budget"] if search else [])
     for col in [*cols, "fidelity", "max |Δ|", "accuracy", *metric_cols]:
-        table.add_column(col, justify="left" if col in {"model", "fidelity", "budget"} else "right")
+        table.add_column(col, justify="left" if col in {"model", "engine", "fidelity", "budget"} else "right")
+    results = _results(report)
     for m in [orig, *report.variants]:
         b1 = m.latency_at(small)
         bn = [m.latency_at(big)] if big != small else []
         acc = "" if m.accuracy is None else f"{m.accuracy:.2%}"
-        name = f"[bold]{m.name}[/] (result)" if m.name == report.chosen else m.name
+        name = f"[bold]{m.name}[/] (result)" if m.name in results else m.name
+        row_search = _search_of(report, m)
         table.add_row(
             name,
+            *([_engine(m, report)] if engines else []),
             human_bytes(m.size.raw),
             human_bytes(m.size.zipped),
             f"{m.size.raw / orig.size.raw:.0%}",
@@ -68,11 +95,14 @@ def render(report: Report, console: Console) -> None:
             _fidelity(m),
             _max_error(m),
             acc,
-            *(_metric_cells(search, m.name, show_value=show_metric) if search is not None else []),
+            *(_metric_cells(row_search, m.name, show_value=show_metric) if row_search is not None else []),
+            *([""] * len(metric_cols) if row_search is None and search is not None else []),
         )
     console.print(table)
-    if search is not None:
-        _render_search(search, console)
+    for s in searches:
+        _render_search(s, console, tflite=s is not report.auto)
+    if report.tflite is not None and report.tflite.error is not None:
+        console.print(f"[red]tflite:[/] {report.tflite.error}", soft_wrap=True)
     notes = report.data["fidelity_inputs"]
     console.print(f"fidelity measured on {notes['samples']} samples from {notes['source']}")
     for w in report.warnings:
@@ -86,18 +116,19 @@ _SHOWN = 10
 def _metric_cells(search: AutoResult, name: str, *, show_value: bool) -> list[str]:
     value = search.scores.get(name)
     shown = [] if not show_value else [""] if value is None else [f"{value:.4g}"]
-    if value is None or name in {"original", "fp32"}:
+    if value is None or name in {"original", "fp32", "tflite-fp32"}:
         return [*shown, "baseline" if name == "original" else ""]
     met = search.budget.meets(value, search.baseline, higher_is_better=search.metric.higher_is_better)
     return [*shown, "[green]met[/]" if met else "[red]missed[/]"]
 
 
-def _render_search(search: AutoResult, console: Console) -> None:
+def _render_search(search: AutoResult, console: Console, *, tflite: bool = False) -> None:
     """The trials, the sensitivity ranking's head, the nodes kept in float and why the result was chosen."""
     limit = search.budget.threshold(search.baseline, higher_is_better=search.metric.higher_is_better)
     sign = ">=" if search.metric.higher_is_better else "<="
     table = Table(
-        title=f"search: {search.metric.name} {sign} {limit:.4g} (baseline {search.baseline:.4g}, "
+        title=f"search{' (TFLite)' if tflite else ''}: {search.metric.name} {sign} {limit:.4g} "
+        f"(baseline {search.baseline:.4g}, "
         f"budget {search.budget.text})",
         title_justify="left",
     )
@@ -129,23 +160,38 @@ def _render_search(search: AutoResult, console: Console) -> None:
     if search.stopped:
         console.print(f"search stopped: {search.stopped}", soft_wrap=True)
     for note in search.choice:
-        console.print(f"choice: {note}", soft_wrap=True)
+        console.print(f"{'tflite ' if tflite else ''}choice: {note}", soft_wrap=True)
 
 
 def summary_line(report: Report, out_dir: Path) -> str:
-    """The last line: where the result is and what it gained and cost."""
-    orig, chosen = report.original, report.chosen_variant
+    """The last line (a line per result with ``--to onnx,tflite``): where it is, what it gained and cost."""
+    results = [report.chosen] + [r for r in sorted(_results(report)) if r != report.chosen]
+    by_name = {v.name: v for v in report.variants}
+    return "\n".join(_result_line(report, by_name[name], out_dir) for name in results)
+
+
+def _result_line(report: Report, chosen: ModelMeasurement, out_dir: Path) -> str:
+    orig = report.original
     parts = [f"{chosen.size.raw / orig.size.raw:.0%} of the original size"]
-    big = max(lat.batch for lat in orig.latency)
-    ob, cb = orig.latency_at(big), chosen.latency_at(big)
-    if ob and cb:
-        parts.append(f"{ob.p50_ms / cb.p50_ms:.2f}x speed at batch {big}")
+    search = report.auto
+    if chosen.engine == "litert":  # timed in LiteRT at batch 1: against the FP32 .tflite, not ONNX Runtime
+        search = report.tflite.auto if report.tflite is not None else None
+        base = next((v for v in report.variants if v.name == "tflite-fp32"), None)
+        ob, cb = (base.latency_at(1) if base else None), chosen.latency_at(1)
+        if ob and cb and base is not chosen:
+            parts.append(f"{ob.p50_ms / cb.p50_ms:.2f}x tflite-fp32's speed (LiteRT, batch 1, {chosen.threads} thread)")
+        elif cb:
+            parts.append(f"{cb.p50_ms:.3f} ms at batch 1 in LiteRT ({chosen.threads} thread)")
+    else:
+        big = max(lat.batch for lat in orig.latency)
+        ob, cb = orig.latency_at(big), chosen.latency_at(big)
+        if ob and cb:
+            parts.append(f"{ob.p50_ms / cb.p50_ms:.2f}x speed at batch {big}")
     if chosen.accuracy is not None and orig.accuracy is not None:
         parts.append(f"accuracy {chosen.accuracy:.2%} ({(chosen.accuracy - orig.accuracy) * 100:+.2f} points)")
     elif chosen.headline_fidelity is not None:
         parts.append(_fidelity(chosen))
-    line = f"wrote {out_dir / 'model.onnx'} ({chosen.name}): " + ", ".join(parts)
-    search = report.auto
+    line = f"wrote {out_dir / (chosen.file or 'model.onnx')} ({chosen.name}): " + ", ".join(parts)
     if search is None or search.verdict is None:
         return line
     v = search.verdict

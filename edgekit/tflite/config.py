@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgekit.errors import ConfigError
 from edgekit.passes.base import PassConfig
@@ -86,6 +86,23 @@ class TensorLayout:
             out |= {"scale": self.scale, "zero_point": self.zero_point}
         return out
 
+    def to_json(self) -> dict[str, object]:
+        """:meth:`manifest` and ``perm``: all it takes to build it again (:meth:`from_json`)."""
+        return self.manifest() | {"perm": list(self.perm)}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> TensorLayout:
+        """Read back what :meth:`to_json` wrote."""
+        scale, zero_point = doc.get("scale"), doc.get("zero_point")
+        return cls(
+            str(doc["name"]),
+            tuple(int(d) for d in doc["shape"]),
+            str(doc["dtype"]),
+            tuple(int(p) for p in doc["perm"]),
+            None if scale is None else float(scale),
+            None if zero_point is None else int(zero_point),
+        )
+
 
 @dataclass(frozen=True)
 class TFLiteModel:
@@ -115,3 +132,14 @@ class TFLiteModel:
             "inputs": [t.manifest() for t in self.inputs],
             "outputs": [t.manifest() for t in self.outputs],
         }
+
+    def layouts(self) -> dict[str, list[dict[str, object]]]:
+        """Every input's and output's :meth:`TensorLayout.to_json` (what ``report.json`` keeps)."""
+        return {"inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs]}
+
+    @classmethod
+    def from_layouts(cls, data: bytes, variant: Variant, layouts: Mapping[str, Any]) -> TFLiteModel:
+        """A model back from its bytes and :meth:`layouts` (op counts and details are not kept)."""
+        inputs = tuple(TensorLayout.from_json(t) for t in layouts["inputs"])
+        outputs = tuple(TensorLayout.from_json(t) for t in layouts["outputs"])
+        return cls(data, variant, inputs, outputs, {})

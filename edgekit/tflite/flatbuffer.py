@@ -225,3 +225,18 @@ class _Writer:
         s.SignatureDefAddSignatureKey(b, key)
         s.SignatureDefAddSubgraphIndex(b, 0)
         return int(s.SignatureDefEnd(b))
+
+
+def constant_stats(data: bytes) -> tuple[int, int]:
+    """Elements and bytes of the constant tensors of a ``.tflite`` model: its parameters and weight bytes."""
+    schema = _schema()
+    model = schema.Model.GetRootAsModel(data, 0)
+    sizes = [model.Buffers(i).DataLength() for i in range(model.BuffersLength())]
+    params = 0
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            if sizes[tensor.Buffer()]:
+                params += int(np.prod(tensor.ShapeAsNumpy())) if tensor.ShapeLength() else 1
+    return params, sum(sizes)

@@ -8,6 +8,7 @@ A plain ``.onnx`` file is accepted too, unverified and untested, unless a signat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -150,8 +151,8 @@ def _bundle(path: Path, options: LoadOptions) -> Model:
         version=bundle.version,
         sha256=str(entry["sha256"]),
         backend=backend,
-        inputs=backend.inputs,
-        outputs=backend.outputs,
+        inputs=_with_layouts(backend.inputs, bundle.manifest.get("inputs")),
+        outputs=_with_layouts(backend.outputs, bundle.manifest.get("outputs")),
         labels=bundle.manifest.get("labels"),
         manifest=bundle.manifest,
         path=path,
@@ -169,6 +170,16 @@ def _bundle(path: Path, options: LoadOptions) -> Model:
             )
         model.self_test = result
     return model
+
+
+def _with_layouts(specs: list[TensorSpec], entries: Any) -> list[TensorSpec]:  # noqa: ANN401  (manifest JSON)
+    """The engine's specs, with the layout the manifest gives each one (a converted ``.tflite`` model's)."""
+    layouts = {}
+    if isinstance(entries, list):
+        layouts = {e.get("name"): e.get("layout") for e in entries if isinstance(e, dict)}
+    return [
+        dataclasses.replace(s, layout=str(layout)) if (layout := layouts.get(s.name)) is not None else s for s in specs
+    ]
 
 
 def _reference(data: bytes, path: Path) -> dict[str, Any]:

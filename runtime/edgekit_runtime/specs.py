@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 Dim = int | str | None
 
+_IMAGE_RANK = 4
 #: element kinds a value may be converted from without losing meaning (JSON numbers arrive as int or float)
 _SAFE_FROM = {"f": "fiu", "i": "iu", "u": "iu", "b": "b", "U": "UO", "O": "UO"}
 
@@ -30,16 +31,25 @@ class TensorSpec:
     name: str
     dtype: str
     shape: tuple[Dim, ...] | None
+    #: how the axes are laid out, when the bundle says (a ``.tflite`` model edgekit converted: ``NHWC``, ``NCHW``)
+    layout: str | None = None
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> TensorSpec:
         """From a bundle manifest's ``inputs``/``outputs`` entry."""
         shape = doc.get("shape")
-        return cls(str(doc["name"]), str(doc["dtype"]), None if shape is None else tuple(shape))
+        layout = doc.get("layout")
+        return cls(
+            str(doc["name"]),
+            str(doc["dtype"]),
+            None if shape is None else tuple(shape),
+            None if layout is None else str(layout),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        """The manifest form."""
-        return {"name": self.name, "dtype": self.dtype, "shape": None if self.shape is None else list(self.shape)}
+        """The manifest form (``layout`` only when known)."""
+        doc = {"name": self.name, "dtype": self.dtype, "shape": None if self.shape is None else list(self.shape)}
+        return doc if self.layout is None else doc | {"layout": self.layout}
 
     @property
     def batched(self) -> bool:
@@ -143,6 +153,10 @@ def _kind_name(dtype: np.dtype[Any]) -> str:
 def _shape_hint(spec: TensorSpec, got: Sequence[int]) -> str:
     if spec.shape is not None and len(got) == len(spec.shape) - 1:
         return ": add the batch dimension"
+    if spec.layout == "NHWC" and spec.shape is not None and len(got) == len(spec.shape) == _IMAGE_RANK:
+        n, c, h, w = got
+        if TensorSpec(spec.name, spec.dtype, spec.shape).fits((n, h, w, c)):
+            return ": this model takes NHWC (channels last), send x.transpose(0, 2, 3, 1)"
     return ""
 
 

@@ -37,7 +37,10 @@ def error_response(status: int, message: str) -> Response:
 def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
     # -1 for a dynamic dimension; a tensor of unknown rank (rare: ONNX Runtime knows the rank) reports [-1]
     shape = [-1] if spec.shape is None else [d if isinstance(d, int) else -1 for d in spec.shape]
-    return {"name": spec.name, "datatype": datatype(spec.dtype), "shape": shape}
+    doc: dict[str, Any] = {"name": spec.name, "datatype": datatype(spec.dtype), "shape": shape}
+    if spec.layout is not None:  # a converted .tflite model: clients lay images out as it says (NHWC, NCHW)
+        doc["parameters"] = {"layout": spec.layout}
+    return doc
 
 
 class OpenInference:

@@ -119,10 +119,14 @@ def _bad_inputs(tmp_path, digits):
         ("time limit", ["compress", cnn, "--time-limit", "0"], 2, ["--time-limit 0"]),
         ("timing", ["compress", cnn, "--timing", "0"], 2, ["--timing 0"]),
         ("accuracy no labels", ["compress", cnn, "--metric", "accuracy"], 2, ["needs labels", "--eval"]),
+        ("target", ["compress", cnn, "--to", "coreml"], 2, ["--to 'coreml'", "onnx, tflite"]),
+        ("target twice", ["compress", cnn, "--to", "tflite,tflite"], 2, ["--to 'tflite,tflite'"]),
+        ("tflite mode", ["compress", cnn, "--to", "tflite", "--mode", "prune"], 2, ["no TFLite variant"]),
+        ("tflite layout", ["compress", cnn, "--to", "tflite", "--tflite-layout", "nchw"], 2, ["'nchw' is unknown"]),
     ]
 
 
-@pytest.mark.parametrize("case", range(26))
+@pytest.mark.parametrize("case", range(30))
 def test_bad_input_gets_one_line_and_an_exit_code(case, tmp_path, digits, monkeypatch):
     monkeypatch.chdir(tmp_path)
     name, argv, code, words = _bad_inputs(tmp_path, digits)[case]
@@ -175,3 +179,46 @@ def test_a_missed_budget_exits_5_and_the_last_line_says_by_how_much(tmp_path):
     assert "raise --max-trials" in last
     assert (out / "model.onnx").is_file()
     assert json.loads((out / "report.json").read_text())["auto"]["verdict"]["met"] is False
+
+
+def test_to_onnx_and_tflite_writes_onnx_and_exits_3_when_tflite_cannot_express_the_model(tmp_path):
+    from tests.edgekit.test_compress_tflite import _erf_model  # noqa: PLC0415
+
+    model, out = _erf_model(tmp_path / "erf.onnx"), tmp_path / "out"
+    args = ["compress", str(model), "-o", str(out), "--mode", "fp16", "--to", "onnx,tflite", "--no-bundle", *FAST]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert result.stdout.strip().splitlines()[-1].startswith(f"wrote {out / 'model.onnx'} (fp16)")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        (
+            "error: cannot convert to TFLite, unsupported: Erf (node: gelu_erf): replace them in the exporter "
+            "(or fold them away), or ship this model as ONNX (--to onnx)"
+        )
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "report.json"]
+    alone = runner.invoke(app, ["compress", str(model), "-o", str(tmp_path / "alone"), "--to", "tflite", *FAST])
+    assert alone.exit_code == 3
+    assert alone.stderr.startswith("error: cannot convert to TFLite, unsupported: Erf")
+    assert not (tmp_path / "alone").exists()
+
+
+def test_to_tflite_prints_litert_rows_and_a_line_per_result(digits, tmp_path):
+    out = tmp_path / "out"
+    args = ["compress", str(digits / "cnn.onnx"), "-o", str(out), "--calib", str(digits / "cnn_calib.npz")]
+    args += ["--eval", str(digits / "cnn_test.npz"), "--mode", "int8-static", "--to", "onnx,tflite", *FAST]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "LiteRT x1" in result.stdout
+    onnx_line, tflite_line = result.stdout.strip().splitlines()[-2:]
+    assert onnx_line.startswith(f"wrote {out / 'model.onnx'} (int8-static)")
+    assert tflite_line.startswith(f"wrote {out / 'model.tflite'} (tflite-int8): ")
+    assert "x tflite-fp32's speed (LiteRT, batch 1, 1 thread)" in tflite_line
+    bundled = runner.invoke(app, ["bundle", "pack", str(out), "--variant", "tflite-int8", "-o", str(tmp_path)])
+    assert bundled.exit_code == 0, bundled.output
+    inspected = runner.invoke(app, ["bundle", "inspect", str(tmp_path / "out-1.0.0.edgebundle")])
+    assert "NHWC" in inspected.stdout
+    assert "against tflite-fp32" in inspected.stdout
+    missing = runner.invoke(app, ["bundle", "pack", str(out), "--variant", "fp16", "-o", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert "--variant fp16 was not written" in missing.stderr

@@ -42,3 +42,40 @@ def test_the_error_line_is_what_the_writer_says():
     with pytest.raises(TFLiteConversionError) as caught:
         convert(graph(nodes, {"x": (1, 2, 4, 4)}, [const("s", np.array([1, 1, 2, 2]))]))
     assert str(caught.value) == shown
+
+
+def test_the_command_line_examples_run(tmp_path, digits):
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from edgekit.bundle.signing import generate_keypair  # noqa: PLC0415
+    from edgekit.cli import app  # noqa: PLC0415
+
+    section = DOC.split("## From the command line", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    key, _ = generate_keypair(tmp_path / "fleet")
+    swaps = {
+        "model.onnx": str(digits / "cnn.onnx"),
+        "calib.npz": str(digits / "cnn_calib.npz"),
+        "test.npz": str(digits / "cnn_test.npz"),
+        "fleet.key": str(key),
+        "out/": str(tmp_path / "out"),
+        "dist/": str(tmp_path / "dist"),
+    }
+    for line in block.splitlines():
+        argv = line.split("#", 1)[0].split()[1:]  # drop "edgekit" and the comment
+        argv = [swaps.get(a, a) for a in argv]
+        if argv[0] == "compress":
+            argv += ["--max-eval-samples", "64", "--timing", "0.1"]
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 0, (line, result.output)
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["out-1.0.0.edgebundle"]
+
+
+def test_the_nhwc_refusal_is_what_the_runtime_says():
+    from edgekit_runtime.errors import InvalidInputError  # noqa: PLC0415
+    from edgekit_runtime.specs import TensorSpec, validate  # noqa: PLC0415
+
+    shown = " ".join(DOC.split("a request still in NCHW is refused with\n", 1)[1].split("`")[1].split())
+    with pytest.raises(InvalidInputError) as caught:
+        validate({"input": np.zeros((1, 1, 8, 8), np.float32)}, [TensorSpec("input", "float32", (1, 8, 8, 1), "NHWC")])
+    assert str(caught.value) == shown
