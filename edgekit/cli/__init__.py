@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from edgekit import __version__
-from edgekit.cli import bundle_cmd, compress_cmd, fleet_cmd, inspect_cmd, telemetry_cmd
+from edgekit.cli import bench_cmd, bundle_cmd, compress_cmd, fleet_cmd, inspect_cmd, telemetry_cmd
 
 app = typer.Typer(
     name="edgekit",
@@ -41,6 +41,7 @@ app.command("convert")(bundle_cmd.convert)
 app.command("keygen")(bundle_cmd.keygen)
 app.command("sign")(bundle_cmd.sign)
 app.command("verify")(bundle_cmd.verify)
+app.command("bench-compare")(bench_cmd.bench_compare)
 app.add_typer(bundle_cmd.bundle_app, name="bundle")
 app.add_typer(telemetry_cmd.telemetry_app, name="telemetry")
 app.add_typer(fleet_cmd.fleet_app, name="fleet")

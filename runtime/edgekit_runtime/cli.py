@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from edgekit_runtime import __version__
+from edgekit_runtime import __version__, bench, doctor
 from edgekit_runtime.errors import ConfigError, RuntimeKitError
 
 if TYPE_CHECKING:
@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgekit-runtime {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(commands)
+    doctor.add_parser(commands)
+    bench.add_parser(commands)
     return parser
 
 

@@ -7,10 +7,11 @@ its bundle uses.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from edgekit_runtime.errors import ConfigError
+from edgekit_runtime.errors import ConfigError, MissingBackendError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -53,6 +54,22 @@ class Backend(Protocol):
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One inference call on checked inputs; outputs by name."""
+
+
+def import_failed(module: str, package: str, exc: ImportError, *, what: str, extra: str) -> ConfigError:
+    """Why ``import module`` failed: not installed (say how to install it), or installed and broken (say so).
+
+    An engine that is there but cannot load (a native library that does not map under a memory cap, a NumPy it
+    was not built for) must not be reported as missing: reinstalling it would change nothing.
+    """
+    try:
+        installed = importlib.util.find_spec(module.partition(".")[0]) is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        return MissingBackendError(what, extra, package)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ConfigError(f"{package} is installed but cannot be imported ({first}): run edgekit-runtime doctor")
 
 
 def open_backend(name: str, data: bytes, settings: BackendSettings) -> Backend:

@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgekit_runtime.errors import MissingBackendError, ModelError
+from edgekit_runtime.backends import import_failed
+from edgekit_runtime.errors import ModelError
 from edgekit_runtime.specs import TensorSpec
 
 if TYPE_CHECKING:
@@ -22,11 +24,15 @@ if TYPE_CHECKING:
 def _interpreter_class() -> Any:  # noqa: ANN401
     try:
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
-    except ImportError:
+    except ImportError as litert:
         try:
             from tflite_runtime.interpreter import Interpreter  # noqa: PLC0415
         except ImportError as exc:
-            raise MissingBackendError("TFLite models", "litert", "ai-edge-litert") from exc
+            if importlib.util.find_spec("tflite_runtime") is None:  # report LiteRT's failure, the one preferred
+                raise import_failed(
+                    "ai_edge_litert", "ai-edge-litert", litert, what="TFLite models", extra="litert"
+                ) from exc
+            raise import_failed("tflite_runtime", "tflite-runtime", exc, what="TFLite models", extra="litert") from exc
     return Interpreter
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from edgekit_runtime.errors import ConfigError, MissingBackendError, ModelError
+from edgekit_runtime.backends import import_failed
+from edgekit_runtime.errors import ConfigError, ModelError
 from edgekit_runtime.specs import TensorSpec
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def _ort(*, telemetry: bool = False) -> Any:  # noqa: ANN401
     try:
         import onnxruntime  # noqa: PLC0415
     except ImportError as exc:
-        raise MissingBackendError("ONNX models", "onnx", "onnxruntime") from exc
+        raise import_failed("onnxruntime", "onnxruntime", exc, what="ONNX models", extra="onnx") from exc
     return onnxruntime
 
 

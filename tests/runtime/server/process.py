@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 
 class ServeProcess:
     """``python -m edgekit_runtime.cli serve ...``: started, its ready line read, stopped by a signal."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.args = [sys.executable, "-m", "edgekit_runtime.cli", "serve", *args]
+    def __init__(self, args: list[str], log: Path, prefix: Sequence[str] = ()) -> None:
+        # prefix: a command the server runs under, e.g. ["taskset", "-c", "0"]
+        self.args = [*prefix, sys.executable, "-m", "edgekit_runtime.cli", "serve", *args]
         if "--state-dir" not in args and "--no-telemetry" not in args:
             self.args += ["--state-dir", str(log.parent / f"state-{log.stem}")]  # each server its own outbox
         self.log = log

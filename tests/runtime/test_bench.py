@@ -1,0 +1,154 @@
+"""``edgekit-runtime bench``: the real command on the signed digits MLP, its JSON against the schema, and its parts."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from edgekit_runtime import bench, cold_start
+from edgekit_runtime.cli import main
+from edgekit_runtime.model import load
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "docs" / "bench.schema.json").read_text())
+DIGITS = ROOT / "examples" / "digits"
+
+
+def refused(capsys, argv):
+    code = main(argv)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    return code, lines[0]
+
+
+@pytest.fixture(scope="module")
+def measured(signed_bundle, keys, tmp_path_factory):
+    """One real run: 2 thread counts, 1 cold start, short measurements."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    argv = ["bench", str(signed_bundle), "--trust", str(keys[1]), "--threads", "2", "--batch", "4"]
+    argv += ["--seconds", "0.05", "--cold-starts", "1", "-o", str(out)]
+    return main(argv), out
+
+
+def test_the_command_measures_and_writes_json_that_fits_the_schema(measured):
+    code, out = measured
+    assert code == 0
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["model"]["name"] == "digits-mlp"
+    assert doc["model"]["backend"] == "onnxruntime"
+    assert doc["model"]["backend_version"]
+    assert [t["threads"] for t in doc["latency"]] == [1, 2]
+    for timing in [*doc["latency"], doc["throughput"]]:
+        assert timing["calls"] >= 20
+        assert 0 < timing["p50_ms"] <= timing["p99_ms"]
+    assert doc["throughput"]["batch"] == 4
+    assert doc["throughput"]["threads"] == 2
+    (start,) = doc["cold_start"]["samples"]
+    assert 0 < start["ready_s"] <= start["first_answer_s"]
+    assert doc["memory"]["rss_bytes"] == start["rss_bytes"] > 10 << 20  # a Python with NumPy and ONNX Runtime
+    assert doc["memory"]["hwm_bytes"] >= doc["memory"]["rss_bytes"]
+    assert doc["platform"]["machine"] == platform.machine()
+
+
+def test_the_table_shows_each_measurement(measured):
+    _, out = measured
+    text = bench.render(json.loads(out.read_text()))
+    lines = text.splitlines()
+    assert lines[0].startswith("digits-mlp 1.0.0 on ")
+    assert sum(line.startswith("latency ") for line in lines) == 2
+    assert sum(line.startswith("throughput ") for line in lines) == 1
+    assert any(line.startswith("memory ") and "MiB RSS" in line for line in lines)
+    assert any(line.startswith("cold start ") and "to the first answer" in line for line in lines)
+
+
+def test_a_plain_onnx_file_without_cold_starts(tmp_path, capsys):
+    out = tmp_path / "plain.json"
+    argv = ["bench", str(DIGITS / "mlp.onnx"), "--threads", "1", "--seconds", "0.02", "--cold-starts", "0"]
+    assert main([*argv, "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["memory"] is None
+    assert doc["cold_start"] is None
+    assert doc["throughput"]["batch"] == 8
+    assert "not measured (--cold-starts 0)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--threads", "0"], "--threads 0 is not a thread count"),
+        (["--batch", "0"], "--batch 0 is not a batch size"),
+        (["--seconds", "0"], "--seconds 0.0 is out of range"),
+        (["--cold-starts", "-1"], "--cold-starts -1 is negative"),
+        (["--allow-unsigned"], "--allow-unsigned only matters with --trust"),
+        (["-o", "/nonexistent/folder/b.json"], "cannot write it (no folder /nonexistent/folder)"),
+    ],
+)
+def test_settings_that_cannot_work_are_one_line(capsys, flags, message):
+    code, line = refused(capsys, ["bench", str(DIGITS / "mlp.onnx"), *flags])
+    assert code == 2
+    assert message in line
+
+
+def test_an_unsigned_file_is_refused_where_keys_are_trusted(capsys, keys):
+    code, line = refused(capsys, ["bench", str(DIGITS / "mlp.onnx"), "--trust", str(keys[1])])
+    assert code == 3
+    assert "requires signed bundles" in line
+
+
+def test_time_calls_runs_long_enough_and_often_enough():
+    ticks = iter(range(0, 10**9, 1000))  # a clock that moves 1 µs per reading
+    calls = []
+    durations = bench.time_calls(lambda: calls.append(1), seconds=0.0, min_calls=5, clock=lambda: next(ticks))
+    assert len(durations) == len(calls) == 5
+    assert set(durations) == {1000}
+    ticks = iter(range(0, 10**9, 1000))
+    durations = bench.time_calls(lambda: None, seconds=20e-6, min_calls=1, clock=lambda: next(ticks))
+    assert len(durations) > 1  # went on until 20 µs passed
+
+
+def test_summarize_in_milliseconds():
+    timing = bench.summarize([1_000_000] * 99 + [11_000_000], threads=2, batch=4)
+    assert (timing.calls, timing.threads, timing.batch) == (100, 2, 4)
+    assert timing.p50_ms == 1.0
+    assert timing.p99_ms == pytest.approx(1.1)  # NumPy's linear interpolation between the 99th and 100th
+    assert timing.mean_ms == pytest.approx(1.1)
+    assert timing.samples_per_s == pytest.approx(4 * 100 / 0.11)
+
+
+def test_sample_feeds_repeat_the_golden_samples_to_fill_a_batch():
+    model = load(DIGITS / "mlp.onnx")
+    golden = {model.inputs[0].name: np.arange(3 * 64, dtype=np.float32).reshape(3, 64)}
+    feeds = bench.sample_feeds(model, golden, 5)
+    value = feeds[model.inputs[0].name]
+    assert value.shape == (5, 64)
+    np.testing.assert_array_equal(value[3], golden[model.inputs[0].name][0])
+    random = bench.sample_feeds(model, None, 2)[model.inputs[0].name]
+    assert random.shape == (2, 64)
+    assert random.dtype == np.float32
+
+
+def test_memory_and_the_request_body():
+    status = "Name:\tpython\nVmHWM:\t   90000 kB\nVmRSS:\t   85996 kB\nThreads:\t2\n"
+    assert cold_start.memory(status) == (85996 * 1024, 90000 * 1024)
+    body = json.loads(cold_start.infer_body({"x": np.zeros((1, 2), np.float32), "n": np.array([3], np.int64)}))
+    assert body["inputs"] == [
+        {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [0.0, 0.0]},
+        {"name": "n", "shape": [1], "datatype": "INT64", "data": [3]},
+    ]
+
+
+def test_the_committed_example_is_a_real_bench_of_this_kind_of_machine():
+    (example,) = (ROOT / "examples" / "raspberrypi").glob("bench-*.json")
+    doc = json.loads(example.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert example.name == f"bench-{doc['platform']['arch']}-{doc['platform']['cores']}core.json"
+    assert doc["cold_start"]["runs"] >= 3
+    assert bench.render(doc).splitlines()[0].startswith(f"{doc['model']['name']} {doc['model']['version']} on ")
