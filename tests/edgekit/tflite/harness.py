@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 #: FP32 max abs error allowed, relative to the range of the ONNX output (issue 8)
 FP32_TOLERANCE = 1e-4
+FP16_TOLERANCE = 2e-2  # float16 weights: the PP-OCR classifier measures 0.0099 on its 200 lines
 FLOAT = TensorProto.FLOAT
 
 

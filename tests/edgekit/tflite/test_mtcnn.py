@@ -1,6 +1,7 @@
 """MTCNN's R-Net and O-Net (facenet-pytorch 2.6.0's weights, exported with edgekit's PyTorch importer) in LiteRT.
 
-FP32 within 1e-4 of each output's range of onnxruntime's outputs; INT8 (scales from the static INT8 pass)
+FP32 within 1e-4 of each output's range of onnxruntime's outputs; FP16 (float16 weights) within 2e-2 and agreeing
+on face or not for at least 99 % of the crops; INT8 (scales from the static INT8 pass)
 agreeing with the FP32 ONNX model on face or not for at least 99 % of 300 crops (faces and non-faces from
 LFW, pieces of photos), and as right about faces as ONNX Runtime is.
 """
@@ -13,7 +14,7 @@ import pytest
 
 from edgekit.tflite import TFLiteConfig, convert
 from edgekit.tflite.calibrate import static_qdq
-from tests.edgekit.tflite.harness import FP32_TOLERANCE, relative_error, run_litert_batches, run_ort
+from tests.edgekit.tflite.harness import FP16_TOLERANCE, FP32_TOLERANCE, relative_error, run_litert_batches, run_ort
 from tests.models import cached, tools_module
 
 SIZES = {"rnet": 24, "onet": 48}
@@ -45,6 +46,18 @@ def test_fp32_matches_onnxruntime_on_every_output(net):
     assert set(got) == set(want) == {f"output_{i}" for i in range(len(want))}
     for output, reference in want.items():
         assert relative_error(got[output], reference) <= FP32_TOLERANCE, output
+
+
+def test_fp16_stays_close_and_agrees_on_faces(net):
+    name, model, crops, _, _ = net
+    converted = convert(model, TFLiteConfig(variant="fp16"))
+    want = run_ort(model, {"input": crops})
+    got = run_litert_batches(converted, {"input": crops})
+    for output, reference in want.items():
+        assert relative_error(got[output], reference) <= FP16_TOLERANCE, output
+    probability = _probability(name)
+    assert float((got[probability].argmax(axis=1) == want[probability].argmax(axis=1)).mean()) >= 0.99
+    assert len(converted.data) < 0.6 * len(convert(model).data)  # float16 weights: about half the file
 
 
 def test_int8_agrees_on_faces(net):
