@@ -86,6 +86,8 @@ class Outbox:
             ) from exc
         self._count, self._bytes = int(row[0]), int(row[1])
         self._lock = threading.Lock()
+        #: messages up to this sequence number were read to be sent: the bounds do not drop them (see pending)
+        self._held = 0
 
     def __enter__(self) -> Outbox:  # noqa: PYI034  (typing.Self needs Python 3.11; we support 3.10)
         """Use as a context manager."""
@@ -138,13 +140,25 @@ class Outbox:
                 raise TelemetryError(f"outbox '{self.path}' cannot store a message ({exc})") from exc
         return seq
 
-    def pending(self, limit: int = 100, *, after: int = 0) -> list[Entry]:
-        """The oldest ``limit`` messages with a sequence number above ``after``, in order."""
+    def pending(self, limit: int = 100, *, after: int = 0, hold: bool = False) -> list[Entry]:
+        """The oldest ``limit`` messages with a sequence number above ``after``, in order.
+
+        ``hold``: they are being sent; until :meth:`release`, the bounds do not drop them (the outbox may exceed
+        its bound until the broker acknowledges them or the connection ends), so a message that arrives is never
+        also counted as dropped.
+        """
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, created, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
             ).fetchall()
+            if hold and rows:
+                self._held = max(self._held, int(rows[-1][0]))
         return [Entry(int(s), float(c), bytes(p)) for s, c, p in rows]
+
+    def release(self) -> None:
+        """Nothing is in flight any more (the connection ended): the bounds may drop any message again."""
+        with self._lock:
+            self._held = 0
 
     def ack(self, seqs: Iterable[int]) -> int:
         """Delete messages the broker acknowledged; returns how many were still there."""
@@ -170,7 +184,7 @@ class Outbox:
             seq, created, size = self._db.execute(
                 "SELECT seq, created, LENGTH(payload) FROM outbox ORDER BY seq LIMIT 1"
             ).fetchone()
-            if created >= cutoff and self._bytes <= self.limits.max_bytes:
+            if (created >= cutoff and self._bytes <= self.limits.max_bytes) or seq <= self._held:
                 break
             self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
             self._count -= 1

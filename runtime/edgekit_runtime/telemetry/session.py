@@ -167,7 +167,9 @@ class Session:
     def _fill(self) -> None:
         """Publish windows past the last one sent while fewer than ``max_inflight`` await their PUBACK."""
         while len(self.inflight) < self.settings.max_inflight:
-            entries = self.p.outbox.pending(self.settings.pack_windows, after=self.after)
+            # held: the outbox's bounds do not drop what is read here until the session ends, so no window both
+            # arrives and is counted as dropped
+            entries = self.p.outbox.pending(self.settings.pack_windows, after=self.after, hold=True)
             if not entries:
                 return
             entries = pack(entries, self.settings.pack_bytes)
@@ -224,6 +226,7 @@ class Session:
 
     def close(self) -> None:
         """Close the socket if it is still open; fleet events without a PUBACK go again next time."""
+        self.p.outbox.release()  # nothing of this session is in flight any more
         if self.side_inflight:
             self.p._put_back(list(self.side_inflight.values()))  # noqa: SLF001
             self.side_inflight.clear()

@@ -95,3 +95,17 @@ def test_an_append_survives_the_process_being_killed(tmp_path):
     assert result.returncode == -signal.SIGKILL
     with Outbox(path) as box:
         assert [e.payload for e in box.pending(100)] == [b"window %d" % i for i in range(50)]
+
+
+def test_messages_held_for_sending_are_not_dropped_until_released(tmp_path):
+    with Outbox(tmp_path / "outbox.db", OutboxLimits(max_bytes=10)) as box:
+        box.append(b"aaaa")
+        box.append(b"bbbb")
+        assert [e.payload for e in box.pending(10, hold=True)] == [b"aaaa", b"bbbb"]  # read to be sent
+        box.append(b"cccc")  # over the bound, but the oldest are in flight: nothing dropped
+        assert box.dropped == 0
+        assert [e.payload for e in box.pending(10)] == [b"aaaa", b"bbbb", b"cccc"]
+        box.release()  # the connection ended: they go again next time, or are dropped now
+        box.append(b"dddd")
+        assert box.dropped == 2
+        assert [e.payload for e in box.pending(10)] == [b"cccc", b"dddd"]
