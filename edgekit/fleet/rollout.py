@@ -208,15 +208,8 @@ def rollback(
     on_change: Callable[[RolloutResult], None] | None = None,
 ) -> RolloutResult:
     """Send ``rollback`` to each of ``devices`` and wait for the results."""
-    result = RolloutResult(id=rollout_id or new_rollout_id(), command="rollback", targets=sorted(devices))
-    steps = Runner(link, result, on_change=on_change).stage(
-        result.targets, "rollback", {"command": "rollback"}, timeout
-    )
-    missed = [s for s in steps if s.status != "rolled_back"]
-    if missed:
-        result.outcome = "incomplete"
-        result.reason = f"{len(missed)} of {len(steps)} devices did not roll back: " + _list(missed)
-    return result
+    doc = {"command": "rollback"}
+    return _to_each(link, devices, doc, "rolled_back", "did not roll back", timeout, rollout_id, on_change)
 
 
 def set_config(
@@ -229,13 +222,28 @@ def set_config(
     on_change: Callable[[RolloutResult], None] | None = None,
 ) -> RolloutResult:
     """Send ``set-config`` with ``values`` to each of ``devices``; each answers ``done`` or ``refused`` (all of it)."""
-    result = RolloutResult(id=rollout_id or new_rollout_id(), command="set-config", targets=sorted(devices))
     doc = {"command": "set-config", "config": values}
-    steps = Runner(link, result, on_change=on_change).stage(result.targets, "set-config", doc, timeout)
-    missed = [s for s in steps if s.status != "done"]
+    return _to_each(link, devices, doc, "done", "did not take the settings", timeout, rollout_id, on_change)
+
+
+def _to_each(  # noqa: PLR0917  (the two commands' options, passed on)
+    link: Link,
+    devices: Sequence[str],
+    doc: dict[str, Any],
+    wanted: str,
+    missed_what: str,
+    timeout: float,
+    rollout_id: str | None,
+    on_change: Callable[[RolloutResult], None] | None,
+) -> RolloutResult:
+    """Send ``doc`` to each of ``devices`` at once; ``incomplete`` unless each ends in ``wanted``."""
+    command = str(doc["command"])
+    result = RolloutResult(id=rollout_id or new_rollout_id(), command=command, targets=sorted(devices))
+    steps = Runner(link, result, on_change=on_change).stage(result.targets, command, doc, timeout)
+    missed = [s for s in steps if s.status != wanted]
     if missed:
         result.outcome = "incomplete"
-        result.reason = f"{len(missed)} of {len(steps)} devices did not take the settings: " + _list(missed)
+        result.reason = f"{len(missed)} of {len(steps)} devices {missed_what}: " + _list(missed)
     return result
 
 
