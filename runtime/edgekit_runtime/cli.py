@@ -12,14 +12,18 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn
 
 from edgekit_runtime import __version__, bench, doctor
+from edgekit_runtime.arg_types import count as _count
+from edgekit_runtime.arg_types import milliseconds as _milliseconds
+from edgekit_runtime.arg_types import port as _port
+from edgekit_runtime.arg_types import positive as _positive
+from edgekit_runtime.arg_types import seconds as _seconds
+from edgekit_runtime.arg_types import watch as _watch
 from edgekit_runtime.errors import ConfigError, RuntimeKitError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from edgekit_runtime.fleet.settings import DeviceConfig
     from edgekit_runtime.model import LoadOptions, Model
     from edgekit_runtime.server.app import App
@@ -36,59 +40,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """``error: MESSAGE (see PROG --help)`` on stderr, and exit 2."""
         self.exit(USAGE, f"error: {message} (see {self.prog} --help)\n")
-
-
-_Number = TypeVar("_Number", int, float)
-
-
-def _parsed(text: str, kind: Callable[[str], _Number], what: str) -> _Number:
-    """``kind(text)``, or argparse's complaint that ``text`` is not ``what``."""
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
-
-
-def _count(text: str) -> int:
-    value = _parsed(text, int, "a whole number")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive count: use 1 or more")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _parsed(text, int, "a port number")
-    if not 0 <= value <= 65535:  # noqa: PLR2004
-        raise argparse.ArgumentTypeError(f"{value} is not a TCP port: use 1 to 65535, or 0 for a free one")
-    return value
-
-
-def _milliseconds(text: str) -> float:
-    value = _parsed(text, float, "a number of milliseconds")
-    if not 0 <= value <= 10_000:  # noqa: PLR2004
-        raise argparse.ArgumentTypeError(f"{value} is out of range: use 0 to 10000 milliseconds")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = _parsed(text, float, "a number of seconds")
-    if not 0.05 <= value <= 86_400:  # noqa: PLR2004
-        raise argparse.ArgumentTypeError(f"{value} is out of range: use 0.05 to 86400 seconds")
-    return value
-
-
-def _watch(text: str) -> float:
-    value = _parsed(text, float, "a number of seconds")
-    if not 0 <= value <= 86_400:  # noqa: PLR2004
-        raise argparse.ArgumentTypeError(f"{value} is out of range: use 0 to 86400 seconds")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _parsed(text, float, "a number")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} keeps nothing: use a number > 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +78,9 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this device)")
     serve.add_argument("--port", type=_port, default=8080, help="TCP port (default: 8080; 0 picks a free one)")
     serve.add_argument(
-        "--threads", type=_count, help="engine threads per model call (default: cores / --concurrency, at least 1)"
+        "--threads",
+        type=_count,
+        help="engine threads per model call (default: cores / --concurrency, at least 1)",
     )
     serve.add_argument(
         "--trust",
@@ -152,7 +105,10 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         "queues behind a busy engine)",
     )
     serve.add_argument(
-        "--max-body-bytes", type=_count, default=DEFAULT_MAX_BODY, help="largest request body (default: 16 MiB)"
+        "--max-body-bytes",
+        type=_count,
+        default=DEFAULT_MAX_BODY,
+        help="largest request body (default: 16 MiB)",
     )
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="warning", help="server log level (default: warning)")
     _add_telemetry(serve)
@@ -175,10 +131,16 @@ def _add_telemetry(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--device", help="device id, a topic level (default: the host name)")
     group.add_argument("--telemetry-interval", type=_seconds, default=10.0, help="seconds per window (default: 10)")
     group.add_argument(
-        "--outbox-max-mb", type=_positive, default=64.0, help="outbox bound in MiB; the oldest go first (default: 64)"
+        "--outbox-max-mb",
+        type=_positive,
+        default=64.0,
+        help="outbox bound in MiB; the oldest go first (default: 64)",
     )
     group.add_argument(
-        "--outbox-max-age-hours", type=_positive, default=168.0, help="oldest window kept, in hours (default: 168)"
+        "--outbox-max-age-hours",
+        type=_positive,
+        default=168.0,
+        help="oldest window kept, in hours (default: 168)",
     )
     group.add_argument("--mqtt", metavar="URL", help="broker: mqtt://HOST[:PORT], or mqtts://HOST[:PORT] for TLS")
     group.add_argument("--mqtt-username", metavar="USER", help="broker user name")
