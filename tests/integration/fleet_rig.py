@@ -32,6 +32,21 @@ def signed_digits(folder: Path, versions: tuple[str, ...] = ("1.0.0", "2.0.0")) 
     return public, bundles
 
 
+def device_args(  # noqa: PLR0917  (a device's six facts, then its own flags)
+    bundle: Path, public: Path, broker, fleet: str, name: str, folder: Path, *extra: str
+) -> list[str]:
+    """``edgekit-runtime serve`` arguments for device ``name`` of ``fleet``.
+
+    Any free port, ``public`` trusted, telemetry and commands over ``broker``, its state in ``folder / name``,
+    then ``extra``.
+    """
+    return [
+        str(bundle),
+        *("--port", "0", "--trust", str(public), "--mqtt", broker.url, "--fleet", fleet, "--device", name),
+        *("--state-dir", str(folder / name), "--mqtt-reconnect-max", "1", *extra),
+    ]
+
+
 class FleetRecorder:
     """Every ``cmd``, ``events`` and ``state`` message of ``fleet``, in order; publishes commands."""
 

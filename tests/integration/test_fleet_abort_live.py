@@ -29,7 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgekit.bundle.pack import BundleOptions
 from edgekit.bundle.source import PackData, pack_source
 from tests.brokers import Mosquitto
-from tests.integration.fleet_rig import DIGITS, FleetRecorder, signed_digits
+from tests.integration.fleet_rig import DIGITS, FleetRecorder, device_args, signed_digits
 from tests.integration.rig import Collector, Load, wait_for
 from tests.runtime.server.process import ServeProcess
 
@@ -114,12 +114,9 @@ def fleet(bundles, tmp_path_factory):
     devices, loads = [], []
     try:
         for name in NAMES:
-            args = [
-                str(made["1.0.0"]),
-                *("--port", "0", "--trust", str(public), "--mqtt", broker.url, "--fleet", FLEET, "--device", name),
-                *("--state-dir", str(folder / name), "--mqtt-reconnect-max", "1"),
-                *("--deploy-watch", "0", "--telemetry-interval", "1"),
-            ]
+            args = device_args(
+                made["1.0.0"], public, broker, FLEET, name, folder, "--deploy-watch", "0", "--telemetry-interval", "1"
+            )
             devices.append(ServeProcess(args, folder / f"{name}.log"))
         for device in devices:
             device.wait_ready()

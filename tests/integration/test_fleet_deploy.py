@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgekit.bundle.pack import BundleOptions
 from edgekit.bundle.sign import sign_bundle
 from edgekit.bundle.source import PackData, pack_source
-from tests.integration.fleet_rig import DIGITS, FleetRecorder, signed_digits
+from tests.integration.fleet_rig import DIGITS, FleetRecorder, device_args, signed_digits
 from tests.integration.rig import Load, wait_for
 from tests.runtime.server.process import ServeProcess
 from tests.runtime.tamper import re_pinned_with_other_golden_outputs, tampered, unsigned
@@ -34,11 +34,7 @@ def signed(tmp_path_factory):
 
 
 def device(name, bundle, public, broker, folder, *extra) -> ServeProcess:
-    args = [
-        str(bundle),
-        *("--port", "0", "--trust", str(public), "--mqtt", broker.url, "--fleet", FLEET, "--device", name),
-        *("--state-dir", str(folder / name), "--group", "lab", "--mqtt-reconnect-max", "1", *extra),
-    ]
+    args = device_args(bundle, public, broker, FLEET, name, folder, "--group", "lab", *extra)
     server = ServeProcess(args, folder / f"{name}-{time.monotonic_ns()}.log")
     server.wait_ready()
     return server

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.brokers import Mosquitto
-from tests.integration.fleet_rig import FleetRecorder, signed_digits
+from tests.integration.fleet_rig import FleetRecorder, device_args, signed_digits
 from tests.integration.rig import wait_for
 from tests.runtime.server.process import ServeProcess
 from tests.runtime.tamper import unsigned
@@ -40,12 +40,9 @@ def fleet(signed, tmp_path_factory):
     devices = []
     try:
         for name in NAMES:
-            args = [
-                str(bundles["1.0.0"]),
-                *("--port", "0", "--trust", str(public), "--mqtt", broker.url, "--fleet", FLEET, "--device", name),
-                *("--state-dir", str(folder / name), "--group", "lab", "--mqtt-reconnect-max", "1"),
-                *("--deploy-watch", "1"),
-            ]
+            args = device_args(
+                bundles["1.0.0"], public, broker, FLEET, name, folder, "--group", "lab", "--deploy-watch", "1"
+            )
             devices.append(ServeProcess(args, folder / f"{name}.log"))
         for device in devices:
             device.wait_ready()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.integration.fleet_rig import FleetRecorder, signed_digits
+from tests.integration.fleet_rig import FleetRecorder, device_args, signed_digits
 from tests.integration.rig import wait_for
 from tests.runtime.server.process import ServeProcess
 
@@ -29,11 +29,7 @@ def signed(tmp_path_factory):
 
 
 def start(bundle: Path, public: Path, broker, folder: Path) -> ServeProcess:
-    args = [
-        str(bundle),
-        *("--port", "0", "--trust", str(public), "--mqtt", broker.url, "--fleet", FLEET, "--device", "pi-1"),
-        *("--state-dir", str(folder / "pi-1"), "--mqtt-reconnect-max", "1", "--deploy-watch", "30"),
-    ]
+    args = device_args(bundle, public, broker, FLEET, "pi-1", folder, "--deploy-watch", "30")
     server = ServeProcess(args, folder / f"pi-1-{time.monotonic_ns()}.log")
     server.wait_ready()
     return server
