@@ -24,8 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgekit.errors import FleetError
 from edgekit.fleet.rules import DeviceState
-from edgekit.telemetry.mqtt_session import log_in
-from edgekit_runtime.telemetry.mqtt import Client
+from edgekit_runtime.telemetry.mqtt import Client, log_in
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

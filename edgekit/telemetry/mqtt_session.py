@@ -10,7 +10,6 @@ only on that same connection. Everything here runs on the collector's network th
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from typing import TYPE_CHECKING, NamedTuple
@@ -19,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edgekit_runtime.telemetry.mqtt import Client
+from edgekit_runtime.telemetry.mqtt import Client, log_in
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,20 +45,6 @@ class Received(NamedTuple):
     #: which connection it came in on (an acknowledgement is only good there)
     connection: int
     received: float
-
-
-def log_in(client: Client, settings: CollectorSettings) -> None:
-    """Set ``settings``' credentials and TLS files on a client of the host's (collector, operator)."""
-    user, password = settings.credentials()
-    if user is not None:
-        client.username_pw_set(user, password)
-    if settings.tls:
-        client.tls_set(
-            ca_certs=None if settings.ca_file is None else str(settings.ca_file),
-            certfile=None if settings.cert_file is None else str(settings.cert_file),
-            keyfile=None if settings.key_file is None else str(settings.key_file),
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
 
 
 class MqttSession:

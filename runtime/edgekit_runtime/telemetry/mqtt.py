@@ -14,7 +14,7 @@ import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
@@ -163,6 +163,43 @@ class Client(paho.Client):
         return ssl_sock
 
 
+class Login(Protocol):
+    """What a client needs to log in: credentials and TLS files (the device's settings, or the host's)."""
+
+    @property
+    def ca_file(self) -> Path | None:
+        """CA bundle to check the broker's certificate."""
+
+    @property
+    def cert_file(self) -> Path | None:
+        """Client certificate."""
+
+    @property
+    def key_file(self) -> Path | None:
+        """Client certificate's key."""
+
+    @property
+    def tls(self) -> bool:
+        """Whether the broker URL asks for TLS."""
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        """User name and password, or ``(None, None)``."""
+
+
+def log_in(client: paho.Client, settings: Login) -> None:
+    """Set ``settings``' credentials and TLS files (the broker's certificate checked) on ``client``."""
+    user, password = settings.credentials()
+    if user is not None:
+        client.username_pw_set(user, password)
+    if settings.tls:
+        client.tls_set(
+            ca_certs=None if settings.ca_file is None else str(settings.ca_file),
+            certfile=None if settings.cert_file is None else str(settings.cert_file),
+            keyfile=None if settings.key_file is None else str(settings.key_file),
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+
+
 def make_client(
     settings: MqttSettings, client_id: str, *, will: tuple[str, bytes, Properties | None] | None = None
 ) -> paho.Client:
@@ -174,16 +211,7 @@ def make_client(
         clean_session=None if settings.v5 else True,
         reconnect_on_failure=False,  # the publisher reconnects, with its own backoff
     )
-    user, password = settings.credentials()
-    if user is not None:
-        client.username_pw_set(user, password)
-    if settings.tls:
-        client.tls_set(
-            ca_certs=None if settings.ca_file is None else str(settings.ca_file),
-            certfile=None if settings.cert_file is None else str(settings.cert_file),
-            keyfile=None if settings.key_file is None else str(settings.key_file),
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
+    log_in(client, settings)
     if will is not None:
         topic, payload, properties = will
         client.will_set(topic, payload, qos=1, retain=True, properties=properties)
