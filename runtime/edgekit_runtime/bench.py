@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekit_runtime import __version__
+from edgekit_runtime import __version__, target_args
 from edgekit_runtime.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from edgekit_runtime.model import LoadOptions, Model
     from edgekit_runtime.platform_facts import Platform
     from edgekit_runtime.specs import TensorSpec
+    from edgekit_runtime.targets import Target
 
 SCHEMA = "edgekit.bench/1"
 #: the engines' distributions, in the order the backends prefer them
@@ -194,14 +195,13 @@ def _latency(
     """Batch 1 at 1 … ``config.threads`` threads, a freshly loaded model each; the timings and the last model."""
     import dataclasses  # noqa: PLC0415
 
-    from edgekit_runtime.backends import BackendSettings  # noqa: PLC0415
     from edgekit_runtime.model import load  # noqa: PLC0415
 
     latency: list[Timing] = []
     model = None
     for threads in range(1, config.threads + 1):
         model = None  # let the previous model go before the next loads
-        model = load(path, dataclasses.replace(options, backend=BackendSettings(threads=threads)))
+        model = load(path, dataclasses.replace(options, backend=dataclasses.replace(options.backend, threads=threads)))
         say(f"latency at batch 1, {threads} thread{'s' if threads > 1 else ''}")
         feeds = sample_feeds(model, golden, 1)
         durations = time_calls(functools.partial(model.run, feeds), config.seconds, config.min_calls)
@@ -219,8 +219,9 @@ def measure(
     *,
     serve_args: tuple[str, ...] = (),
     say: Callable[[str], None] = lambda _: None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
-    """Measure ``path`` on this device; the bench JSON document."""
+    """Measure ``path`` on this device (for ``target``'s profile, if given); the bench JSON document."""
     from edgekit_runtime import cold_start  # noqa: PLC0415
 
     golden = _golden(path, options)
@@ -255,6 +256,7 @@ def measure(
             "batch": batch,
             "seconds": config.seconds,
             "cold_starts": config.cold_starts,
+            "target": None if target is None else target.name,
         },
         "latency": [t.to_json() for t in latency],
         "throughput": throughput.to_json(),
@@ -331,7 +333,10 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "bench-compare.",
     )
     bench.add_argument("model", metavar="MODEL", type=Path, help="an .edgebundle, or a plain .onnx file")
-    bench.add_argument("--threads", type=int, help="latency at 1..N engine threads (default: this device's cores)")
+    bench.add_argument(
+        "--threads", type=int, help="latency at 1..N engine threads (default: the --target's, else this device's cores)"
+    )
+    target_args.add_arguments(bench)
     bench.add_argument("--batch", type=int, default=8, help="samples per call for throughput (default: 8)")
     bench.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement (default: 2)")
     bench.add_argument(
@@ -355,6 +360,7 @@ def run(args: argparse.Namespace) -> int:
     from edgekit_runtime.model import LoadOptions  # noqa: PLC0415
     from edgekit_runtime.platform_facts import gather  # noqa: PLC0415
     from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
+    from edgekit_runtime.telemetry.service import default_state_dir  # noqa: PLC0415
 
     if args.allow_unsigned and not args.trust:
         raise ConfigError("--allow-unsigned only matters with --trust: leave it out, or add --trust KEYFILE")
@@ -362,18 +368,33 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or Path(f"bench-{platform.arch}-{platform.cores}core.json")
     if not output.parent.is_dir():  # before minutes of measuring, not after
         raise ConfigError(f"-o {output}: cannot write it (no folder {output.parent}): create it, or pick another")
+    for line in target_args.mismatch_warnings(args.target, platform.cores, platform):
+        print(line, file=sys.stderr)
+    threads = args.target.threads_here(platform.cores) if args.target is not None else platform.cores
     config = BenchConfig(
-        threads=platform.cores if args.threads is None else args.threads,
+        threads=threads if args.threads is None else args.threads,
         batch=args.batch,
         seconds=args.seconds,
         cold_starts=args.cold_starts,
     )
     options = LoadOptions(
-        trusted_keys=load_trusted_keys(args.trust), require_signature=False if args.allow_unsigned else None
+        trusted_keys=load_trusted_keys(args.trust),
+        require_signature=False if args.allow_unsigned else None,
+        backend=target_args.engine_settings(args, 1, platform.cores, default_state_dir()),
     )
     serve_args = tuple(a for key in args.trust for a in ("--trust", str(key)))
     serve_args += ("--allow-unsigned",) if args.allow_unsigned else ()
-    doc = measure(args.model, config, options, platform, serve_args=serve_args, say=lambda s: print(s, file=sys.stderr))
+    serve_args += ("--target", args.target.name) if args.target is not None else ()
+    serve_args += ("--providers", ",".join(args.providers)) if args.providers else ()
+    doc = measure(
+        args.model,
+        config,
+        options,
+        platform,
+        serve_args=serve_args,
+        say=lambda s: print(s, file=sys.stderr),
+        target=args.target,
+    )
     try:
         output.write_text(json.dumps(doc, indent=2) + "\n")
     except OSError as exc:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from edgekit_runtime import __version__, bench, doctor
+from edgekit_runtime import __version__, bench, doctor, target_args
 from edgekit_runtime.arg_types import count as _count
 from edgekit_runtime.arg_types import milliseconds as _milliseconds
 from edgekit_runtime.arg_types import port as _port
@@ -80,8 +80,9 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument(
         "--threads",
         type=_count,
-        help="engine threads per model call (default: cores / --concurrency, at least 1)",
+        help="engine threads per model call (default: the --target's, else cores / --concurrency, at least 1)",
     )
+    target_args.add_arguments(serve)
     serve.add_argument(
         "--trust",
         action="extend",
@@ -96,7 +97,11 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         action="store_true",
         help="with --trust, still serve an unsigned bundle or a plain .onnx (a signed one must still verify)",
     )
-    serve.add_argument("--concurrency", type=_count, help="model calls running at once (default: the CPU cores)")
+    serve.add_argument(
+        "--concurrency",
+        type=_count,
+        help="model calls running at once (default: the CPU cores; with --target, cores / its threads)",
+    )
     serve.add_argument("--max-batch", type=_count, help="micro-batch up to N samples per model call (default: off)")
     serve.add_argument(
         "--max-delay-ms",
@@ -233,14 +238,14 @@ def _device_config(args: argparse.Namespace) -> tuple[DeviceConfig | None, list[
 
 
 def _settings(args: argparse.Namespace) -> ServerSettings:
-    from edgekit_runtime.server.settings import ServerSettings, available_cores  # noqa: PLC0415
+    from edgekit_runtime.server.settings import ServerSettings  # noqa: PLC0415
 
     if args.max_delay_ms is not None and args.max_batch is None:
         raise ConfigError("--max-delay-ms needs --max-batch: give both, or neither")
     return ServerSettings(
         host=args.host,
         port=args.port,
-        concurrency=args.concurrency or available_cores(),
+        concurrency=target_args.default_concurrency(args, target_args.cores_here()),
         max_batch=args.max_batch,
         max_delay_ms=0.0 if args.max_delay_ms is None else args.max_delay_ms,
         max_body_bytes=args.max_body_bytes,
@@ -249,20 +254,19 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
 
 
 def load_options(args: argparse.Namespace, settings: ServerSettings) -> LoadOptions:
-    """How bundles are verified and loaded: the trusted keys, and the engine's threads."""
-    from edgekit_runtime.backends import BackendSettings  # noqa: PLC0415
+    """How bundles are verified and loaded: the trusted keys, and the engine's threads and providers."""
     from edgekit_runtime.model import LoadOptions  # noqa: PLC0415
-    from edgekit_runtime.server.settings import available_cores  # noqa: PLC0415
     from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
+    from edgekit_runtime.telemetry.service import default_state_dir  # noqa: PLC0415
 
     if args.allow_unsigned and not args.trust:
         raise ConfigError("--allow-unsigned only matters with --trust: leave it out, or add --trust KEYFILE")
     keys = load_trusted_keys(args.trust)
-    threads = args.threads or max(1, available_cores() // settings.concurrency)
+    state_dir = args.state_dir or default_state_dir()
     return LoadOptions(
         trusted_keys=keys,
         require_signature=False if args.allow_unsigned else None,
-        backend=BackendSettings(threads=threads),
+        backend=target_args.engine_settings(args, settings.concurrency, target_args.cores_here(), state_dir),
     )
 
 
@@ -285,6 +289,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.model is None:
         raise ConfigError("no model to serve: give MODEL, or 'model' in --config")
+    target_args.warn_mismatch(args.target)
     config, overridden = _device_config(args)  # before the flags it may override are read
     settings = _settings(args)
     telemetry_settings = _telemetry(args)
@@ -303,8 +308,12 @@ def _serve(args: argparse.Namespace) -> int:
     devices = ", ".join(model.backend.devices)
     options = load_options(args, settings)
 
+    notes = target_args.provider_note(args.target, model.backend.name, model.backend.devices)
+
     def ready(url: str) -> None:
         print(f"serving {model.name} {model.version} on {url} ({model.backend.name}, {devices})", flush=True)
+        sys.stderr.write("".join(f"{line}\n" for line in notes))
+        sys.stderr.flush()
         if overridden:
             logging.getLogger("edgekit_runtime.fleet").warning(
                 "set-config's choices in the state directory's %s win over the command line: %s",

@@ -25,30 +25,24 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from edgekit_runtime import jetson, target_args, targets
+from edgekit_runtime.findings import Finding, Level
 from edgekit_runtime.platform_facts import DOT_PRODUCT_FLAGS, gather
 
 if TYPE_CHECKING:
     import argparse
 
     from edgekit_runtime.platform_facts import Engine, Platform
+    from edgekit_runtime.targets import Target
 
-Level = Literal["ok", "note", "problem"]
 #: the oldest Python the runtime supports (runtime/pyproject.toml's requires-python)
 MIN_PYTHON = (3, 10)
 #: the oldest engine versions the runtime supports (runtime/pyproject.toml's extras; a test keeps them equal)
 MIN_VERSIONS = {"onnxruntime": "1.20", "onnxruntime-gpu": "1.20", "ai-edge-litert": "1.2"}
 #: onnxruntime's newest aarch64 wheels are manylinux_2_28: an older glibc gets pip to fall back to old releases
 ORT_GLIBC = (2, 28)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One line of the doctor's answer."""
-
-    level: Level
-    text: str
 
 
 @dataclass(frozen=True)
@@ -91,9 +85,32 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in match.group().split(".")) if match else ()
 
 
-def diagnose(platform: Platform) -> list[Finding]:
-    """Every finding about ``platform``, the most basic first."""
-    return [*_python_and_libc(platform), *_engines(platform), *_cpu(platform)]
+def diagnose(platform: Platform, target: Target | None = None) -> list[Finding]:
+    """Every finding about ``platform`` (checked against ``target``'s profile, if given), the most basic first."""
+    return [
+        *_python_and_libc(platform),
+        *_engines(platform),
+        *jetson.findings(platform),
+        *_cpu(platform),
+        *_target(platform, target),
+    ]
+
+
+def _target(p: Platform, target: Target | None) -> list[Finding]:
+    fits = targets.guess(p.arch, p.cpu)
+    if target is None:
+        if fits is None:
+            return []
+        return [Finding("ok", f"profile {fits.name} fits this device: edgekit compress --target {fits.name}")]
+    found = []
+    wrong = targets.mismatches(target, p.arch, p.cpu_flags)
+    fix = f"use --target {fits.name} (compress and serve)" if fits is not None else "use no --target here"
+    if fits is not None and fits.name == target.name:
+        fix = "run edgekit-runtime doctor --json and check the flags this board's kernel reports"
+    found += [Finding("problem", f"--target {target.name}: {w}: {fix}") for w in wrong]
+    fewer = targets.fewer_cores(target, p.cores)
+    found += [Finding("note", f"--target {target.name}: {fewer}")] if fewer else []
+    return found or [Finding("ok", f"--target {target.name}: this device has what the profile assumes")]
 
 
 def _python_and_libc(p: Platform) -> list[Finding]:
@@ -250,13 +267,19 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     )
     doctor.add_argument("--json", action="store_true", help="print the facts and findings as JSON")
     doctor.add_argument("--no-probe", action="store_true", help="do not import each engine in a child process")
+    doctor.add_argument(
+        "--target",
+        type=target_args.target,
+        metavar="NAME",
+        help=f"also check the CPU has what this profile assumes ({', '.join(targets.TARGETS)})",
+    )
     doctor.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Gather, judge, print; 1 when there is a problem."""
     platform = gather(probe=not args.no_probe)
-    findings = diagnose(platform)
+    findings = diagnose(platform, args.target)
     if args.json:
         doc = {"platform": platform.to_json(), "findings": [{"level": f.level, "text": f.text} for f in findings]}
         print(json.dumps(doc, indent=2))

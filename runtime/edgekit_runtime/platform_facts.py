@@ -1,8 +1,9 @@
 """What this device is: the facts ``edgekit-runtime doctor`` judges and ``bench`` records.
 
 :func:`gather` reads them once (``/proc/cpuinfo``, ``/proc/meminfo``, the device tree, ``/etc/os-release``,
-the installed engines' versions) into a :class:`Platform`; everything that judges them takes a ``Platform``,
-so tests can hand in a Raspberry Pi's, a Jetson's or a 32-bit Pi OS's facts without the hardware.
+a Jetson's release and CUDA libraries (:mod:`edgekit_runtime.jetson`), the installed engines' versions) into a
+:class:`Platform`; everything that judges them takes a ``Platform``, so tests can hand in a Raspberry Pi's, a
+Jetson's or a 32-bit Pi OS's facts without the hardware.
 
 Engines are never imported here: an onnxruntime build that dies with an illegal instruction on this CPU
 would take the doctor down with it. Their versions come from the installed metadata, and whether they import
@@ -22,6 +23,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from edgekit_runtime import jetson
 
 #: the engines the runtime can use: distribution name → the module the runtime imports
 ENGINES = {
@@ -85,6 +88,14 @@ class Platform:
     memory_bytes: int | None = None
     engines: tuple[Engine, ...] = ()
     numpy: str | None = None
+    #: a Jetson's Jetson Linux release from /etc/nv_tegra_release (``"36.4.0"``, ``"unknown"`` if it does not
+    #: read as one); ``None``: not a Jetson
+    l4t: str | None = None
+    #: on a Jetson, the versions of the CUDA runtime, cuDNN and TensorRT libraries found (``"12.6.68"``; ``""``:
+    #: found, no version in the file name; ``None``: not found or not a Jetson), see :mod:`edgekit_runtime.jetson`
+    cuda: str | None = None
+    cudnn: str | None = None
+    tensorrt: str | None = None
 
     @property
     def arch(self) -> str:
@@ -119,6 +130,11 @@ class Platform:
             return "AVX-512"
         return "AVX2" if "avx2" in self.cpu_flags else None
 
+    @property
+    def jetpack(self) -> str | None:
+        """A Jetson's JetPack release (``"6"`` for L4T R36), ``None`` elsewhere."""
+        return jetson.jetpack(self.l4t)
+
     def engine(self, name: str) -> Engine | None:
         """The installed engine called ``name``, if it is installed."""
         return next((e for e in self.engines if e.name == name and e.version is not None), None)
@@ -132,6 +148,8 @@ class Platform:
             parts.append(f"{self.memory_bytes / (1 << 30):.1f} GiB")
         parts.append(f"Python {self.python} ({self.python_bits}-bit)")
         parts.append(f"glibc {self.glibc}" if self.glibc else "no glibc")
+        if self.l4t is not None:
+            parts.append(f"L4T {self.l4t}" + (f" (JetPack {self.jetpack})" if self.jetpack else ""))
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -139,7 +157,7 @@ class Platform:
         doc = asdict(self)
         doc["cpu_flags"] = sorted(self.cpu_flags)
         doc["engines"] = [asdict(e) for e in self.engines]
-        doc |= {"arch": self.arch, "dot_product": self.dot_product, "simd": self.simd}
+        doc |= {"arch": self.arch, "dot_product": self.dot_product, "simd": self.simd, "jetpack": self.jetpack}
         return doc
 
 
@@ -254,6 +272,7 @@ def gather(*, probe: bool = True, root: Path = Path("/")) -> Platform:
         imports, error = probe_import(module) if probe and version is not None else (None, None)
         if version is not None or name != "onnxruntime-gpu":  # the GPU build is listed only where it is installed
             engines.append(Engine(name, version, imports, error))
+    software = jetson.read(root)
     return Platform(
         machine=stdlib_platform.machine() or "unknown",
         python=stdlib_platform.python_version(),
@@ -267,4 +286,8 @@ def gather(*, probe: bool = True, root: Path = Path("/")) -> Platform:
         memory_bytes=parse_meminfo(_read(root / "proc/meminfo")),
         engines=tuple(engines),
         numpy=installed_version("numpy"),
+        l4t=software.l4t,
+        cuda=software.cuda,
+        cudnn=software.cudnn,
+        tensorrt=software.tensorrt,
     )

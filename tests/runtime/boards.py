@@ -1,4 +1,5 @@
-"""``/proc/cpuinfo`` as a Raspberry Pi 4 (64-bit and 32-bit OS), a Pi 5, a Jetson Orin and an x86 server print it."""
+"""`/proc/cpuinfo` as a Raspberry Pi 4 (64-bit and 32-bit OS), a Pi 5, a Jetson Orin and an x86 server print it;
+a Jetson's /etc/nv_tegra_release, and a fake Jetson root."""
 
 PI4_64 = """processor	: 0
 BogoMIPS	: 108.00
@@ -54,3 +55,53 @@ model		: 85
 model name	: Intel(R) Xeon(R) CPU @ 2.20GHz
 flags		: fpu vme sse sse2 avx avx2 fma
 """
+
+# /etc/nv_tegra_release in the form Jetson Linux writes it: JetPack 6.1 (L4T R36.4.0, an Orin), JetPack 6.0
+# (R36.3.0) and JetPack 5.1.2 (R35.4.1)
+L4T_36_4 = (
+    "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, "
+    "DATE: Fri Sep 13 04:36:44 UTC 2024\n"
+    "# KERNEL_VARIANT: oot\n"
+    "TARGET_USERSPACE_LIB_DIR=nvidia\n"
+    "TARGET_USERSPACE_LIB_DIR_PATH=usr/lib/aarch64-linux-gnu/nvidia\n"
+)
+L4T_36_3 = (
+    "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64, "
+    "DATE: Mon May  6 17:34:21 UTC 2024\n"
+    "# KERNEL_VARIANT: oot\n"
+    "TARGET_USERSPACE_LIB_DIR=nvidia\n"
+    "TARGET_USERSPACE_LIB_DIR_PATH=usr/lib/aarch64-linux-gnu/nvidia\n"
+)
+L4T_35_4 = (
+    "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, "
+    "DATE: Tue Aug  1 19:57:35 UTC 2023\n"
+    "TARGET_USERSPACE_LIB_DIR=nvidia\n"
+    "TARGET_USERSPACE_LIB_DIR_PATH=usr/lib/aarch64-linux-gnu/nvidia\n"
+)
+
+
+def _library(folder, name, version):
+    """``name.VERSION`` in ``folder``, with the ``name.MAJOR`` link to it that the packages make."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.{version}").write_bytes(b"\x7fELF")
+    (folder / f"{name}.{version.split('.')[0]}").symlink_to(f"{name}.{version}")
+
+
+def jetson_root(tmp_path, release=L4T_36_4, *, cuda="12.6.68", cudnn="9.3.0", tensorrt="10.3.0"):
+    """A fake root laid out as JetPack 6.1 lays out a Jetson: the release file, CUDA under
+    /usr/local/cuda-12.6 (with the /usr/local/cuda and lib64 links), cuDNN and TensorRT in
+    /usr/lib/aarch64-linux-gnu. A library given as ``None`` is left out."""
+    root = tmp_path / "jetson"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "nv_tegra_release").write_text(release)
+    if cuda is not None:
+        toolkit = root / "usr" / "local" / f"cuda-{'.'.join(cuda.split('.')[:2])}"
+        _library(toolkit / "targets" / "aarch64-linux" / "lib", "libcudart.so", cuda)
+        (toolkit / "lib64").symlink_to("targets/aarch64-linux/lib")
+        (root / "usr" / "local" / "cuda").symlink_to(toolkit.name)
+    libs = root / "usr" / "lib" / "aarch64-linux-gnu"
+    if cudnn is not None:
+        _library(libs, "libcudnn.so", cudnn)
+    if tensorrt is not None:
+        _library(libs, "libnvinfer.so", tensorrt)
+    return root

@@ -152,3 +152,18 @@ def test_the_committed_example_is_a_real_bench_of_this_kind_of_machine():
     assert example.name == f"bench-{doc['platform']['arch']}-{doc['platform']['cores']}core.json"
     assert doc["cold_start"]["runs"] >= 3
     assert bench.render(doc).splitlines()[0].startswith(f"{doc['model']['name']} {doc['model']['version']} on ")
+
+
+def test_a_target_sets_the_thread_sweep_cut_to_this_machine_and_is_recorded(tmp_path, capsys):
+    out = tmp_path / "target.json"
+    argv = ["bench", str(DIGITS / "mlp.onnx"), "--target", "rpi4", "--seconds", "0.02", "--cold-starts", "0"]
+    assert main([*argv, "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    cores = doc["platform"]["cores"]
+    assert doc["settings"]["target"] == "rpi4"
+    assert doc["settings"]["threads"] == list(range(1, min(4, cores) + 1))
+    assert doc["throughput"]["threads"] == min(4, cores)
+    err = capsys.readouterr().err
+    if platform.machine() != "aarch64":
+        assert f"warning: --target rpi4: this is {platform.machine()}, rpi4 is aarch64" in err

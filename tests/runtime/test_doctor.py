@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import platform
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from edgekit_runtime import doctor
+import pytest
+
+from edgekit_runtime import doctor, targets
 from edgekit_runtime.cli import main
 from edgekit_runtime.config import tomllib
 from edgekit_runtime.doctor import KNOWN_BAD, MIN_VERSIONS, diagnose, report
@@ -239,3 +242,36 @@ def test_the_real_command_on_this_machine():
     assert "onnxruntime" in next(line for line in lines if line.startswith("engines"))
     assert any(re.match(r"ok +onnxruntime \S+ imports$", line) for line in lines), done.stdout
     assert lines[-1] == "no problems: this device can run bundles"
+
+
+def test_the_profile_that_fits_is_named():
+    assert "profile rpi4 fits this device: edgekit compress --target rpi4" in levels(diagnose(device(PI4_64)), "ok")
+    assert "profile rpi5 fits this device: edgekit compress --target rpi5" in levels(diagnose(device(PI5)), "ok")
+    assert not [t for t in levels(diagnose(device(PI4_32, machine="armv7l", bits=32)), "ok") if "profile" in t]
+
+
+def test_a_pi5_profile_on_a_pi4_is_a_problem_that_names_the_right_target():
+    (problem,) = levels(diagnose(device(PI4_64), targets.get("rpi5")), "problem")
+    assert problem == (
+        "--target rpi5: this CPU lacks asimddp, asimdhp, fphp, which rpi5 assumes: use --target rpi4 (compress and "
+        "serve)"
+    )
+    fine = levels(diagnose(device(PI4_64), targets.get("rpi4")), "ok")
+    assert "--target rpi4: this device has what the profile assumes" in fine
+    two = diagnose(device(PI4_64, cores=2), targets.get("rpi4"))
+    assert levels(two, "note")[-1] == "--target rpi4: 2 cores here, so 2 threads, not rpi4's 4"
+    assert not levels(two, "problem")
+
+
+def test_doctor_target_on_this_machine(capsys):
+    guess = targets.guess(platform.machine(), None)
+    name = guess.name if guess is not None else "rpi4"
+    main(["doctor", "--no-probe", "--target", name])
+    assert [line for line in capsys.readouterr().out.splitlines() if f"--target {name}: " in line]
+
+
+def test_doctor_refuses_an_unknown_target(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["doctor", "--target", "nano"])
+    assert exited.value.code == 2
+    assert "error: argument --target: 'nano' is not a target: use one of rpi4" in capsys.readouterr().err

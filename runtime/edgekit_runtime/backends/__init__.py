@@ -15,6 +15,7 @@ from edgekit_runtime.errors import ConfigError, MissingBackendError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     import numpy as np
 
@@ -29,12 +30,35 @@ class BackendSettings:
 
     #: intra-op threads (``None``: the engine's default, all cores)
     threads: int | None = None
-    #: ONNX Runtime execution providers in order of preference (``None``: the best available, see
-    #: :func:`edgekit_runtime.backends.onnxruntime.best_providers`)
+    #: ONNX Runtime execution providers, all required, in order (``--providers``; ``None``: see ``prefer``)
     providers: tuple[str, ...] | None = None
+    #: providers to use where this onnxruntime build has them, best first, the CPU the fallback (a target's;
+    #: ``None``: the best available, see :func:`edgekit_runtime.backends.onnxruntime.best_providers`)
+    prefer: tuple[str, ...] | None = None
+    #: options by provider name, e.g. TensorRT's engine cache (:func:`tensorrt_options`)
+    provider_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: leave ONNX Runtime's usage telemetry on (off by default on devices)
     ort_telemetry: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def tensorrt_options(cache_dir: Path) -> dict[str, dict[str, str]]:
+    """TensorRT's options: its engines and timing cache kept in ``cache_dir``.
+
+    Building a TensorRT engine takes seconds to minutes on a Jetson; without the cache every start (and every
+    deploy's trial load) builds it again. Cached engines are named by the model's hash, so a new bundle gets its
+    own; onnxruntime's docs say engines must be rebuilt when TensorRT changes, so empty the folder after a
+    JetPack upgrade (examples/jetson/README.md).
+    """
+    path = str(cache_dir)
+    return {
+        "TensorrtExecutionProvider": {
+            "trt_engine_cache_enable": "True",
+            "trt_engine_cache_path": path,
+            "trt_timing_cache_enable": "True",
+            "trt_timing_cache_path": path,
+        }
+    }
 
 
 class Backend(Protocol):

@@ -11,6 +11,7 @@ decided (docs/runtime.md).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit_runtime.backends import import_failed
@@ -57,6 +58,36 @@ def _ort(*, telemetry: bool = False) -> Any:  # noqa: ANN401
 def best_providers(available: list[str]) -> list[str]:
     """The available providers edgekit uses, best first (TensorRT, CUDA, then the CPU)."""
     return [p for p in PREFERENCE if p in available] or ["CPUExecutionProvider"]
+
+
+def choose_providers(settings: BackendSettings, available: list[str]) -> list[str]:
+    """The providers a session gets: all of ``--providers`` (or an error), else the preferred ones present."""
+    if settings.providers:
+        absent = [p for p in settings.providers if p not in available]
+        if absent:
+            raise ConfigError(
+                f"execution provider {', '.join(absent)} is not in this onnxruntime build (it has "
+                f"{', '.join(available)}): install the matching onnxruntime package, or drop --providers"
+            )
+        return list(settings.providers)
+    if settings.prefer is None:
+        return best_providers(available)
+    chosen = [p for p in settings.prefer if p in available and p != "CPUExecutionProvider"]
+    return [*chosen, "CPUExecutionProvider"]
+
+
+def _make_cache_dirs(settings: BackendSettings, providers: list[str]) -> None:
+    """TensorRT writes its engine cache into a folder that must exist."""
+    for provider in providers:
+        folder = settings.provider_options.get(provider, {}).get("trt_engine_cache_path")
+        if folder:
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"TensorRT's engine cache {folder} cannot be made ({exc.strerror or exc}): give a writable "
+                    "--state-dir"
+                ) from None
 
 
 class OrtBackend:
@@ -110,14 +141,8 @@ def open_model(data: bytes, settings: BackendSettings) -> OrtBackend:
     ort = _ort(telemetry=settings.ort_telemetry)
     if not settings.ort_telemetry:
         ort.disable_telemetry_events()
-    available = list(ort.get_available_providers())
-    providers = list(settings.providers) if settings.providers else best_providers(available)
-    absent = [p for p in providers if p not in available]
-    if absent:
-        raise ConfigError(
-            f"execution provider {', '.join(absent)} is not in this onnxruntime build (it has "
-            f"{', '.join(available)}): install the matching onnxruntime package, or drop --providers"
-        )
+    providers = choose_providers(settings, list(ort.get_available_providers()))
+    _make_cache_dirs(settings, providers)
     options = ort.SessionOptions()
     if settings.threads is not None:
         if settings.threads < 1:
@@ -126,7 +151,12 @@ def open_model(data: bytes, settings: BackendSettings) -> OrtBackend:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(data, options, providers=providers)
+        session = ort.InferenceSession(
+            data,
+            options,
+            providers=providers,
+            provider_options=[dict(settings.provider_options.get(p, {})) for p in providers],
+        )
     except Exception as exc:  # ORT raises its own non-exported exception types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"ONNX Runtime cannot load the model ({first}): rebuild the bundle") from exc

@@ -58,6 +58,8 @@ class OpenInference:
                 "platform": PLATFORMS.get(model.backend.name, model.backend.name),
                 "inputs": [_tensor_metadata(s) for s in model.inputs],
                 "outputs": [_tensor_metadata(s) for s in model.outputs],
+                # what the engine runs on: onnxruntime's execution providers, LiteRT's delegate
+                "parameters": {"devices": list(model.backend.devices)},
             }
         )
         self._datatypes = {s.name: datatype(s.dtype) for s in model.inputs}

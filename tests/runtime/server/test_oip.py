@@ -108,6 +108,7 @@ def test_metadata_as_tritonclient_reads_it(mlp_server):
     assert meta["name"] == "digits-mlp"
     assert meta["versions"] == ["1.0.0"]
     assert meta["platform"] == "onnxruntime_onnx"
+    assert meta["parameters"] == {"devices": ["CPUExecutionProvider"]}  # what the engine runs on
     assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}]
     assert meta["outputs"] == [
         {"name": "label", "datatype": "INT64", "shape": [-1]},

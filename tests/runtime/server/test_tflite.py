@@ -73,6 +73,7 @@ def test_blazeface_finds_the_face_over_http_as_litert_does(blazeface_server):
     url = blazeface_server.url
     meta = httpx.get(f"{url}/v2/models/blazeface").json()
     assert meta["platform"] == "litert_tflite"
+    assert meta["parameters"] == {"devices": ["cpu (XNNPACK)"]}
     assert [i["shape"] for i in meta["inputs"]] == [[1, 128, 128, 3]]
     face = _face()
     answered = _infer(url, "blazeface", face)

@@ -1,0 +1,153 @@
+"""``--target`` and ``--providers`` for ``serve`` and ``bench``: from flags to the engine's settings.
+
+With ``--target``, a call gets the profile's threads (cut to the cores here) and, unless ``--concurrency``
+says otherwise, one call runs at a time: a small board answers one request fastest with all its cores.
+Without it, the defaults are throughput's: a call per core, one thread each. ``--threads`` and
+``--concurrency`` win over both. ONNX Runtime's providers are ``--providers`` (all required), else the
+target's where this build has them, else the best available; TensorRT keeps its engines in
+``STATE_DIR/trt-cache``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform as stdlib_platform
+import struct
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgekit_runtime import targets
+from edgekit_runtime.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edgekit_runtime.backends import BackendSettings
+    from edgekit_runtime.platform_facts import Platform
+
+#: short names ``--providers`` takes besides onnxruntime's own
+PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+#: where TensorRT's engines are kept, under the state directory
+TRT_CACHE = "trt-cache"
+
+
+def target(text: str) -> targets.Target:
+    """A target profile's name."""
+    try:
+        return targets.get(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a target: use one of {', '.join(targets.TARGETS)}") from None
+
+
+def providers(text: str) -> tuple[str, ...]:
+    """``tensorrt,cuda,cpu`` or onnxruntime's names (``CUDAExecutionProvider``), comma-separated."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("no provider named: use e.g. cuda,cpu")
+    chosen = []
+    for name in names:
+        full = PROVIDER_NAMES.get(name.lower(), name)
+        if not full.endswith("ExecutionProvider"):
+            known = ", ".join(PROVIDER_NAMES)
+            raise argparse.ArgumentTypeError(f"'{name}' is not an execution provider: use {known}, or a full name")
+        chosen.append(full)
+    return tuple(chosen)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--target`` and ``--providers``."""
+    parser.add_argument(
+        "--target",
+        type=target,
+        metavar="NAME",
+        help=f"a board's profile ({', '.join(targets.TARGETS)}): its threads per call and, on a Jetson, "
+        "TensorRT/CUDA first (docs/targets.md)",
+    )
+    parser.add_argument(
+        "--providers",
+        type=providers,
+        metavar="LIST",
+        help="ONNX Runtime execution providers, all required, in order: tensorrt,cuda,cpu or onnxruntime's "
+        "names (default: the target's where present, else the best this build has)",
+    )
+
+
+def cores_here() -> int:
+    """The cores this process may use."""
+    from edgekit_runtime.server.settings import available_cores  # noqa: PLC0415  (no uvicorn import)
+
+    return available_cores()
+
+
+def default_concurrency(args: argparse.Namespace, cores: int) -> int:
+    """Calls at once: ``--concurrency``; with a target, as many as its threads leave cores for; else a core each."""
+    if args.concurrency:
+        return int(args.concurrency)
+    chosen: targets.Target | None = args.target
+    return max(1, cores // chosen.threads_here(cores)) if chosen is not None else cores
+
+
+def engine_settings(args: argparse.Namespace, concurrency: int, cores: int, state_dir: Path) -> BackendSettings:
+    """The engine's threads and providers from ``--threads``, ``--target`` and ``--providers``."""
+    from edgekit_runtime.backends import BackendSettings, tensorrt_options  # noqa: PLC0415
+
+    chosen: targets.Target | None = args.target
+    if args.threads:
+        threads = int(args.threads)
+    elif chosen is not None:
+        threads = chosen.threads_here(cores)
+    else:
+        threads = max(1, cores // concurrency)
+    return BackendSettings(
+        threads=threads,
+        providers=args.providers,
+        prefer=chosen.providers if chosen is not None else None,
+        provider_options=tensorrt_options(state_dir / TRT_CACHE),
+    )
+
+
+def this_cpu() -> tuple[str, frozenset[str]]:
+    """The userland's architecture and the CPU's feature flags (``/proc/cpuinfo``) of this device."""
+    from edgekit_runtime.platform_facts import parse_cpuinfo  # noqa: PLC0415
+
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    machine = stdlib_platform.machine() or "unknown"
+    bits = struct.calcsize("P") * 8
+    arch = {"aarch64": "armv7l", "x86_64": "i686"}.get(machine, machine) if bits == 32 else machine  # noqa: PLR2004
+    return arch, parse_cpuinfo(text).flags
+
+
+def mismatch_warnings(chosen: targets.Target | None, cores: int, platform: Platform | None = None) -> list[str]:
+    """``warning: …`` lines where this device is not what ``--target`` assumes (none without a target)."""
+    if chosen is None:
+        return []
+    arch, flags = (platform.arch, platform.cpu_flags) if platform is not None else this_cpu()
+    found = [f"warning: --target {chosen.name}: {m}" for m in targets.mismatches(chosen, arch, flags)]
+    fewer = targets.fewer_cores(chosen, cores)
+    return found + ([f"note: --target {chosen.name}: {fewer}"] if fewer else [])
+
+
+def warn_mismatch(chosen: targets.Target | None) -> None:
+    """Print :func:`mismatch_warnings` for this device on stderr."""
+    for line in mismatch_warnings(chosen, cores_here()):
+        print(line, file=sys.stderr, flush=True)
+
+
+def provider_note(chosen: targets.Target | None, engine: str, devices: list[str]) -> list[str]:
+    """Where the target wanted a GPU provider this build or device does not give: what runs instead, and the fix."""
+    if chosen is None or engine != "onnxruntime":
+        return []
+    missing = [p for p in chosen.providers if p != "CPUExecutionProvider" and p not in devices]
+    if not missing or any(p in devices for p in chosen.providers if p != "CPUExecutionProvider"):
+        return []
+    note = (
+        f"note: --target {chosen.name} prefers {', '.join(missing)}, which this onnxruntime build or device does "
+        f"not give: running on {', '.join(devices)}; install onnxruntime-gpu for this JetPack (examples/jetson)"
+    )
+    return [note]
