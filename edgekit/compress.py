@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekit import __version__, auto, compress_output, compress_tflite, importers, passes
+from edgekit import __version__, auto, compress_output, compress_target, compress_tflite, importers, passes
 from edgekit.cpu import CpuInfo, host_cpu
 from edgekit.data import Dataset, batch_size_for, fixed_batch, load_npz, synthesize
 from edgekit.errors import ConfigError
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from edgekit.pipeline import PassResult
     from edgekit.report import ModelMeasurement, TFLiteResult
     from edgekit.tflite import TFLiteModel
+    from edgekit_runtime.targets import Target
 
 MODEL_FILE = compress_output.MODEL_FILE
 REPORT_FILE = compress_output.REPORT_FILE
@@ -95,6 +96,8 @@ class CompressOptions:
     targets: tuple[str, ...] = ("onnx",)
     #: the ``.tflite`` variants' image inputs and outputs: ``channels-last`` (NHWC) or ``onnx`` (as in the model)
     tflite_layout: IoLayout = "channels-last"
+    #: the board's profile (``--target``): latency threads, ``reduce_range`` where not set, modes it avoids
+    target: Target | None = None
 
     def pass_config(self, mode: str) -> PassConfig:
         """The config the pass for ``mode`` runs with."""
@@ -138,11 +141,6 @@ class CompressOptions:
             require_litert("--to tflite")
 
 
-def default_threads(cpu: CpuInfo) -> int:
-    """Edge boards have four cores or fewer; never time with more threads than they have."""
-    return max(1, min(4, cpu.cores))
-
-
 def compress(
     model_path: Path,
     out_dir: Path,
@@ -158,14 +156,14 @@ def compress(
     unless every step succeeds. With ``options.auto`` the report's ``auto.verdict`` says whether the
     budget was met; the best model found is written either way.
     """
-    options = options or CompressOptions()
+    options = compress_target.for_target(options or CompressOptions())
     options.check()
     # constructing a pass validates its config: do it before any work
     candidates = _candidates(options, has_calibration=options.calib is not None) if "onnx" in options.targets else []
     tflite_plan = compress_tflite.plan_for(options)
     progress = progress or SilentProgress()
     cpu = cpu or host_cpu()
-    threads = options.threads or default_threads(cpu)
+    threads = compress_target.threads(options, cpu)
     _check_out_dir(out_dir)
 
     loaded, imported = _load(str(model_path), options)
@@ -207,11 +205,16 @@ def compress(
             original=made.original,
             variants=made.variants,
             chosen=made.result(options.targets),
-            warnings=_warnings(calib, prep_results, made.variants, probe) + made.warnings,
+            warnings=[
+                *_warnings(calib, prep_results, made.variants, probe),
+                *made.warnings,
+                *compress_target.on_host(options, cpu, threads),
+            ],
             auto=made.auto,
             imported=None if imported is None else {"kind": imported.kind, "notes": list(imported.notes)},
             targets=options.targets,
             tflite=made.tflite,
+            target=compress_target.note(options, threads),
         )
         stage = work / "out"
         stage.mkdir()
@@ -250,6 +253,8 @@ def _candidates(options: CompressOptions, *, has_calibration: bool) -> list[auto
         found = auto.auto_candidates(
             fp16=options.fp16, dynamic=options.dynamic, static=options.static, has_calibration=has_calibration
         )
+        avoid = options.target.avoid_modes if options.target is not None else ()
+        found = [c for c in found if c.pass_name not in avoid]
     else:
         found = [auto.Candidate(m, m, options.pass_config(m)) for m in options.modes]
     for c in found:

@@ -52,7 +52,7 @@ PREFIX = "tflite-"
 FP32 = f"{PREFIX}fp32"
 #: the TFLite variant each ONNX mode stands for; modes missing here have none
 COUNTERPARTS: dict[str, Variant] = {passes.ConvertFp16.name: "fp16", passes.QuantizeStatic.name: "int8"}
-#: LiteRT is timed as a device runs it: one thread, batch 1
+#: LiteRT is timed as a device runs it: one thread, batch 1 (with ``--target``, the target's threads)
 THREADS = 1
 
 
@@ -118,8 +118,9 @@ def make_tflite(
     layout: IoLayout = "channels-last",
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     auto: AutoOptions | None = None,
+    threads: int = THREADS,
 ) -> TFLiteMade:
-    """Convert, measure and (in auto mode) choose; a model TFLite cannot express raises before any timing."""
+    """Convert, measure with ``threads`` and (in auto mode) choose; a model TFLite cannot express raises first."""
     models: dict[str, TFLiteModel] = {}
     results: dict[str, list[PassResult]] = {}
     for variant in the_plan.variants:
@@ -131,8 +132,8 @@ def make_tflite(
             qdq, results[name] = _static_qdq(prepared, ctx, static)
         models[name], step = convert_step(prepared, config, ctx, qdq)
         results[name].append(step)
-    runners = {name: LiteRtRunner(m, threads=THREADS, label=f"{name} model") for name, m in models.items()}
-    measured, outputs = _measure(runners, results, reference, meter)
+    runners = {name: LiteRtRunner(m, threads=threads, label=f"{name} model") for name, m in models.items()}
+    measured, outputs = _measure(runners, results, reference, meter, threads)
     made = TFLiteMade(measured, models, PREFIX + (the_plan.result or "fp32"))
     if auto is not None:
         made.auto, made.chosen = _choose(measured, outputs, reference, auto)
@@ -166,7 +167,11 @@ def _static_qdq(
 
 
 def _measure(
-    runners: dict[str, LiteRtRunner], results: dict[str, list[PassResult]], reference: Reference, meter: Meter
+    runners: dict[str, LiteRtRunner],
+    results: dict[str, list[PassResult]],
+    reference: Reference,
+    meter: Meter,
+    threads: int,
 ) -> tuple[list[ModelMeasurement], dict[str, list[np.ndarray]]]:
     """Outputs, fidelity and accuracy on the probe samples, then latency at batch 1, the models in turns."""
     probe = reference.probe
@@ -176,7 +181,7 @@ def _measure(
         by_name = dict(zip(runner.output_names, runner.run_onnx(batches), strict=True))
         outputs[name] = [by_name[n][: probe.size] for n in reference.names]
         data = runner.model.data
-        m = ModelMeasurement(name, Size.of(data), [], passes=results[name], engine="litert", threads=THREADS)
+        m = ModelMeasurement(name, Size.of(data), [], passes=results[name], engine="litert", threads=threads)
         m.fidelity = fidelity.compare_all(reference.names, reference.outputs, outputs[name])
         if probe.labels is not None:
             m.accuracy = fidelity.accuracy(outputs[name], probe.labels)
@@ -298,6 +303,7 @@ def run_target(  # noqa: PLR0917  (compress's state, passed on)
             layout=options.tflite_layout,
             input_shapes=static_shapes(prepared, probe, dict(options.input_shapes)),
             auto=options.auto,
+            threads=THREADS if options.target is None else meter.threads,
         )
     except ModelError as exc:
         if len(options.targets) == 1:

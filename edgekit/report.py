@@ -119,6 +119,8 @@ class Report:
     targets: tuple[str, ...] = ("onnx",)
     #: the TFLite target's result (``None`` without ``--to tflite``)
     tflite: TFLiteResult | None = None
+    #: the board's profile (``--target``) and ``threads_used``, the threads latency was measured with here
+    target: dict[str, Any] | None = None
 
     @property
     def chosen_variant(self) -> ModelMeasurement:
@@ -144,6 +146,7 @@ class Report:
             "imported": self.imported,
             "targets": list(self.targets),
             "tflite": None if self.tflite is None else self.tflite.to_json(),
+            "target": self.target,
         }
 
     def write(self, path: Path) -> None:

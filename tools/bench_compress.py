@@ -228,7 +228,7 @@ def read_report(report: dict[str, Any], edge: Variant) -> list[str]:
 
 def bench(case: Case, work: Path, threads: int | None, say: Callable[[str], None]) -> Row:
     """Everything for one model."""
-    from edgekit.compress import default_threads  # noqa: PLC0415
+    from edgekit.compress_target import default_threads  # noqa: PLC0415
     from edgekit.cpu import host_cpu  # noqa: PLC0415
 
     row = Row(case, Variant(size=case.model.stat().st_size), Variant(), Variant(), threads or 0)

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from edgekit.auto import Prefer
     from edgekit.compress import CompressOptions
     from edgekit.measure.latency import LatencyBudget
+    from edgekit.report import Report
     from edgekit.tflite.config import IoLayout
+    from edgekit_runtime.targets import Target
 
 #: exit status when no variant meets the accuracy budget (the best one found is still written)
 BUDGET_MISSED = 5
@@ -125,21 +127,31 @@ def compress(
         help="Weight scales [default: per-channel static, per-tensor dynamic].",
     ),
     reduce_range: bool | None = typer.Option(
-        None, "--reduce-range/--full-range", help="7-bit weights [default: chosen from this CPU's features]."
+        None,
+        "--reduce-range/--full-range",
+        help="7-bit weights [default: the --target's choice, else chosen from this CPU's features].",
     ),
     op_types: str | None = typer.Option(None, help="Op types to quantize, comma-separated [default: per mode]."),
     exclude: str | None = typer.Option(None, help="Node names to keep in float, comma-separated."),
     sparsity: float = typer.Option(0.5, help="Fraction of weights zeroed by the prune mode."),
-    threads: int | None = typer.Option(None, help="Inference threads for latency [default: cores, at most 4]."),
+    threads: int | None = typer.Option(
+        None, help="Inference threads for latency [default: the --target's, else cores, at most 4]."
+    ),
     batch: int = typer.Option(32, help="The larger batch size latency is measured at."),
     timing: float = typer.Option(1.5, help="Seconds of timing per model and batch size (models take turns)."),
     input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... for synthetic inputs where dims are free."),
     max_eval_samples: int | None = typer.Option(None, help="Evaluate on at most this many samples."),
-    to: str = typer.Option(
-        "onnx",
+    to: str | None = typer.Option(
+        None,
         "--to",
         help="What to make: onnx, tflite, or both (onnx,tflite); the first one's result is bundled. TFLite variants "
-        "(fp32, fp16, int8) are timed in LiteRT, 1 thread, batch 1, and take NHWC images (needs edgekit[litert]).",
+        "(fp32, fp16, int8) are timed in LiteRT, 1 thread, batch 1, and take NHWC images (needs edgekit[litert]) "
+        "[default: onnx; with --target, the board's preferred format first].",
+    ),
+    target: str | None = typer.Option(
+        None,
+        help="The board: rpi4, rpi5, rpi-zero2, jetson-orin or x86. Sets the latency threads, --reduce-range and "
+        "the format tried first (docs/targets.md).",
     ),
     tflite_layout: str = typer.Option(
         "channels-last", help="TFLite image inputs and outputs: channels-last (NHWC) or onnx (as the model has them)."
@@ -168,6 +180,7 @@ def compress(
             raise ConfigError(
                 f"--calibration-method '{calibration_method}' is unknown: choose from {', '.join(methods)}"
             )
+        profile, formats = _target(target, explicit_to=to is not None)
         modes = _split(mode)
         searching = budget is not None or mode is None
         auto_options = (
@@ -214,8 +227,9 @@ def compress(
             max_eval_samples=max_eval_samples,
             latency_budget=_timing(timing),
             bundle=bundle_options(name, model_version, labels, sign_key) if bundle else None,
-            targets=_split(to),
+            targets=_split(to) or formats,
             tflite_layout=_tflite_layout(tflite_layout),
+            target=profile,
         )
         out_dir = output or Path.cwd() / f"{model.stem}-compressed"
         if _packed_as_is(model, out_dir, options):
@@ -228,13 +242,45 @@ def compress(
         for file in (f for f in report.files if f.endswith(".edgebundle")):
             out.print(f"bundle: {out_dir / file}", soft_wrap=True)
     out.print(summary_line(report, out_dir), soft_wrap=True)
-    failed = report.tflite if report.tflite is not None and report.tflite.error is not None else None
-    if failed is not None:
-        err.print(f"[bold red]error:[/] {failed.error}", soft_wrap=True)
-        raise typer.Exit(failed.exit_code or 1)
+    _tflite_failure(report, asked=to is not None)
     searches = [report.auto, report.tflite.auto if report.tflite is not None else None]
     if any(s is not None and s.verdict is not None and not s.verdict.met for s in searches):
         raise typer.Exit(BUDGET_MISSED)
+
+
+def _tflite_failure(report: Report, *, asked: bool) -> None:
+    """A TFLite conversion that failed: an error (exit 3) when ``--to`` asked for it, a note when a target did."""
+    failed = report.tflite if report.tflite is not None and report.tflite.error is not None else None
+    if failed is None:
+        return
+    if not asked:  # the target's preference: the ONNX result stands
+        out.print(f"note: TFLite cannot take this model; the ONNX result is bundled ({failed.error})", soft_wrap=True)
+        return
+    err.print(f"[bold red]error:[/] {failed.error}", soft_wrap=True)
+    raise typer.Exit(failed.exit_code or 1)
+
+
+def _target(name: str | None, *, explicit_to: bool) -> tuple[Target | None, tuple[str, ...]]:
+    """The ``--target`` profile, and what ``--to`` defaults to: its format first, the other as the fallback."""
+    if name is None:
+        return None, ("onnx",)
+    from edgekit_runtime import targets  # noqa: PLC0415
+    from edgekit_runtime.errors import ConfigError as RuntimeConfigError  # noqa: PLC0415
+
+    try:
+        profile = targets.get(name)
+    except RuntimeConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if profile.format != "tflite":
+        return profile, ("onnx",)
+    if not explicit_to:
+        from edgekit.measure.litert import require_litert  # noqa: PLC0415
+
+        try:
+            require_litert(f"--target {name}")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; or keep to ONNX with --to onnx") from None
+    return profile, ("tflite", "onnx")
 
 
 def _tflite_layout(value: str) -> IoLayout:

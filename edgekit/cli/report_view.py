@@ -17,6 +17,14 @@ if TYPE_CHECKING:
     from edgekit.report import ModelMeasurement, Report
 
 
+def _threads(n: int | None) -> str:
+    return f"{n} thread{'' if n == 1 else 's'}"
+
+
+def _for(report: Report) -> str:
+    return f"; for --target {report.target['name']}" if report.target is not None else ""
+
+
 def _fidelity(m: ModelMeasurement) -> str:
     f = m.headline_fidelity
     if f is None:
@@ -63,7 +71,7 @@ def render(report: Report, console: Console) -> None:
     orig = report.original
     big = max((lat.batch for lat in orig.latency), default=1)
     table = Table(
-        title=f"edgekit compress: {report.source}  ({report.cpu}; {report.threads} threads)",
+        title=f"edgekit compress: {report.source}  ({report.cpu}; {_threads(report.threads)}{_for(report)})",
         title_justify="left",
     )
     small = min((lat.batch for lat in orig.latency), default=1)
@@ -179,9 +187,10 @@ def _result_line(report: Report, chosen: ModelMeasurement, out_dir: Path) -> str
         base = next((v for v in report.variants if v.name == "tflite-fp32"), None)
         ob, cb = (base.latency_at(1) if base else None), chosen.latency_at(1)
         if ob and cb and base is not chosen:
-            parts.append(f"{ob.p50_ms / cb.p50_ms:.2f}x tflite-fp32's speed (LiteRT, batch 1, {chosen.threads} thread)")
+            speedup = ob.p50_ms / cb.p50_ms
+            parts.append(f"{speedup:.2f}x tflite-fp32's speed (LiteRT, batch 1, {_threads(chosen.threads)})")
         elif cb:
-            parts.append(f"{cb.p50_ms:.3f} ms at batch 1 in LiteRT ({chosen.threads} thread)")
+            parts.append(f"{cb.p50_ms:.3f} ms at batch 1 in LiteRT ({_threads(chosen.threads)})")
     else:
         big = max(lat.batch for lat in orig.latency)
         ob, cb = orig.latency_at(big), chosen.latency_at(big)
