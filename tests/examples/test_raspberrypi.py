@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,38 +16,13 @@ import pytest
 
 from edgekit_runtime import bench, config
 from edgekit_runtime.cli import build_parser
+from tests.examples.offline_checks import analyze, tool, unit_root
 from tests.runtime.server.process import ServeProcess
 
 KIT = Path(__file__).resolve().parents[2] / "examples" / "raspberrypi"
 UNIT = KIT / "edgekit-runtime.service"
 INSTALL = KIT / "install.sh"
 CONFIG = KIT / "edgekit-runtime.toml"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: bash tools/dev.sh test installs it (apt-get install {name})")
-    return path
-
-
-def unit_root(tmp_path: Path, unit_text: str) -> Path:
-    """A root for ``systemd-analyze --root``: the unit, a stand-in for its program, and the system's units."""
-    root = tmp_path / "root"
-    (root / "etc" / "systemd" / "system").mkdir(parents=True)
-    (root / "etc" / "systemd" / "system" / UNIT.name).write_text(unit_text)
-    program = root / re.search(r"^ExecStart=(\S+)", unit_text, re.MULTILINE).group(1).lstrip("/")
-    program.parent.mkdir(parents=True)
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
-    system_units = next(p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir())
-    shutil.copytree(system_units, root / "usr" / "lib" / "systemd" / "system", symlinks=True)
-    return root
-
-
-def analyze(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    cmd = [tool("systemd-analyze"), *argv, f"--root={root}", UNIT.name]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_the_unit_passes_systemd_analyze_verify(tmp_path):
