@@ -253,8 +253,7 @@ def _candidates(options: CompressOptions, *, has_calibration: bool) -> list[auto
         found = auto.auto_candidates(
             fp16=options.fp16, dynamic=options.dynamic, static=options.static, has_calibration=has_calibration
         )
-        avoid = options.target.avoid_modes if options.target is not None else ()
-        found = [c for c in found if c.pass_name not in avoid]
+        found = compress_target.searched(options, found)
     else:
         found = [auto.Candidate(m, m, options.pass_config(m)) for m in options.modes]
     for c in found:

@@ -12,6 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from edgekit.auto import Candidate
     from edgekit.compress import CompressOptions
     from edgekit.cpu import CpuInfo
 
@@ -27,6 +28,12 @@ def for_target(options: CompressOptions) -> CompressOptions:
     if dynamic.reduce_range is None:
         dynamic = dataclasses.replace(dynamic, reduce_range=target.reduce_range)
     return dataclasses.replace(options, static=static, dynamic=dynamic)
+
+
+def searched(options: CompressOptions, candidates: list[Candidate]) -> list[Candidate]:
+    """The automatic search's candidates, less the modes the target avoids."""
+    avoid = options.target.avoid_modes if options.target is not None else ()
+    return [c for c in candidates if c.pass_name not in avoid]
 
 
 def threads(options: CompressOptions, cpu: CpuInfo) -> int:

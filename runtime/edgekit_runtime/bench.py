@@ -368,8 +368,7 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or Path(f"bench-{platform.arch}-{platform.cores}core.json")
     if not output.parent.is_dir():  # before minutes of measuring, not after
         raise ConfigError(f"-o {output}: cannot write it (no folder {output.parent}): create it, or pick another")
-    for line in target_args.mismatch_warnings(args.target, platform.cores, platform):
-        print(line, file=sys.stderr)
+    target_args.warn_mismatch(args.target, platform)
     threads = args.target.threads_here(platform.cores) if args.target is not None else platform.cores
     config = BenchConfig(
         threads=threads if args.threads is None else args.threads,
@@ -384,17 +383,9 @@ def run(args: argparse.Namespace) -> int:
     )
     serve_args = tuple(a for key in args.trust for a in ("--trust", str(key)))
     serve_args += ("--allow-unsigned",) if args.allow_unsigned else ()
-    serve_args += ("--target", args.target.name) if args.target is not None else ()
-    serve_args += ("--providers", ",".join(args.providers)) if args.providers else ()
-    doc = measure(
-        args.model,
-        config,
-        options,
-        platform,
-        serve_args=serve_args,
-        say=lambda s: print(s, file=sys.stderr),
-        target=args.target,
-    )
+    serve_args += target_args.as_flags(args)
+    say = functools.partial(print, file=sys.stderr)
+    doc = measure(args.model, config, options, platform, serve_args=serve_args, say=say, target=args.target)
     try:
         output.write_text(json.dumps(doc, indent=2) + "\n")
     except OSError as exc:

@@ -133,10 +133,17 @@ def mismatch_warnings(chosen: targets.Target | None, cores: int, platform: Platf
     return found + ([f"note: --target {chosen.name}: {fewer}"] if fewer else [])
 
 
-def warn_mismatch(chosen: targets.Target | None) -> None:
-    """Print :func:`mismatch_warnings` for this device on stderr."""
-    for line in mismatch_warnings(chosen, cores_here()):
+def warn_mismatch(chosen: targets.Target | None, platform: Platform | None = None) -> None:
+    """Print :func:`mismatch_warnings` for this device (or ``platform``'s facts of it) on stderr."""
+    cores = platform.cores if platform is not None else cores_here()
+    for line in mismatch_warnings(chosen, cores, platform):
         print(line, file=sys.stderr, flush=True)
+
+
+def as_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--target`` and ``--providers`` as given, for a ``serve`` process started with the same engine settings."""
+    flags: tuple[str, ...] = ("--target", args.target.name) if args.target is not None else ()
+    return flags + (("--providers", ",".join(args.providers)) if args.providers else ())
 
 
 def provider_note(chosen: targets.Target | None, engine: str, devices: list[str]) -> list[str]:

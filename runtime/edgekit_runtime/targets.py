@@ -22,6 +22,7 @@ or Jetson was at hand. ``edgekit-runtime bench`` on the device is the measuremen
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -124,25 +125,26 @@ _WHY_NO_DOT = (
     "TFLite INT8 is tried first, ONNX kept as the fallback. No FP16 arithmetic: FP16 models only save size."
 )
 
+_PI4 = Target(
+    name="rpi4",
+    board="Raspberry Pi 4 Model B / 400 / CM4",
+    cpu="4x Cortex-A72 @ 1.5-1.8 GHz",
+    arch="aarch64",
+    cores=4,
+    memory="1-8 GiB",
+    assumes=_ARMV8_0,
+    lacks=_NO_DOT,
+    threads=4,
+    reduce_range=False,
+    format="tflite",
+    providers=CPU_ONLY,
+    why=_WHY_NO_DOT,
+    sources=(_PI4_BRIEF, _A72_TRM, _MLAS, _XNNPACK, _ORT_REDUCE),
+)
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target(
-            name="rpi4",
-            board="Raspberry Pi 4 Model B / 400 / CM4",
-            cpu="4x Cortex-A72 @ 1.5-1.8 GHz",
-            arch="aarch64",
-            cores=4,
-            memory="1-8 GiB",
-            assumes=_ARMV8_0,
-            lacks=_NO_DOT,
-            threads=4,
-            reduce_range=False,
-            format="tflite",
-            providers=CPU_ONLY,
-            why=_WHY_NO_DOT,
-            sources=(_PI4_BRIEF, _A72_TRM, _MLAS, _XNNPACK, _ORT_REDUCE),
-        ),
+        _PI4,
         Target(
             name="rpi5",
             board="Raspberry Pi 5",
@@ -162,19 +164,13 @@ TARGETS: dict[str, Target] = {
             ),
             sources=(_PI5_BRIEF, _A76_TRM, _MLAS, _ORT_REDUCE),
         ),
-        Target(
+        # the Pi 4's choices, on four Cortex-A53 (Armv8.0 too) and 512 MiB
+        dataclasses.replace(
+            _PI4,
             name="rpi-zero2",
             board="Raspberry Pi Zero 2 W",
             cpu="4x Cortex-A53 @ 1 GHz",
-            arch="aarch64",
-            cores=4,
             memory="512 MiB",
-            assumes=_ARMV8_0,
-            lacks=_NO_DOT,
-            threads=4,
-            reduce_range=False,
-            format="tflite",
-            providers=CPU_ONLY,
             why=_WHY_NO_DOT + " With 512 MiB in all, the smaller engine matters as much.",
             sources=(_ZERO2_BRIEF, _A53_TRM, _MLAS, _XNNPACK, _ORT_REDUCE),
         ),

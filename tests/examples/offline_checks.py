@@ -5,6 +5,7 @@ The kits' units are all called ``edgekit-runtime.service`` and run a program tha
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -39,3 +40,14 @@ def unit_root(tmp_path: Path, unit_text: str) -> Path:
 def analyze(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     cmd = [tool("systemd-analyze"), *argv, f"--root={root}", UNIT_NAME]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def local_config(config: Path, tmp_path: Path, bundle: Path, public_key: Path) -> Path:
+    """A kit's TOML made to serve here: the test's bundle and key, loopback, a free port, no broker."""
+    text = config.read_text().split("\n[mqtt]")[0]  # no broker in these tests: windows stay in the outbox
+    text = text.replace("/opt/edgekit/bundles/digits-cnn-1.0.0.edgebundle", str(bundle))
+    text = text.replace('"/etc/edgekit/trusted"', json.dumps(str(public_key)))
+    text = text.replace('host = "0.0.0.0"', 'host = "127.0.0.1"').replace("port = 8080", "port = 0")
+    path = tmp_path / "edgekit-runtime.toml"
+    path.write_text(text)
+    return path

@@ -18,7 +18,7 @@ import pytest
 
 from edgekit_runtime import config, jetson
 from edgekit_runtime.cli import build_parser
-from tests.examples.offline_checks import analyze, tool, unit_root
+from tests.examples.offline_checks import analyze, local_config, tool, unit_root
 from tests.runtime.boards import L4T_35_4, L4T_36_3, L4T_36_4
 from tests.runtime.server.process import ServeProcess
 
@@ -288,12 +288,7 @@ def test_a_bad_target_is_the_one_line_the_config_file_shows(tmp_path, signed_bun
 
 def test_the_example_config_serves_here_on_the_cpu(tmp_path, signed_bundle, keys):
     # no GPU here: the target's TensorRT and CUDA are not in this onnxruntime build, so the CPU serves
-    text = CONFIG.read_text().split("\n[mqtt]")[0]  # no broker in this test: windows stay in the outbox
-    text = text.replace("/opt/edgekit/bundles/digits-cnn-1.0.0.edgebundle", str(signed_bundle))
-    text = text.replace('"/etc/edgekit/trusted"', json.dumps(str(keys[1])))
-    text = text.replace('host = "0.0.0.0"', 'host = "127.0.0.1"').replace("port = 8080", "port = 0")
-    path = tmp_path / "edgekit-runtime.toml"
-    path.write_text(text)
+    path = local_config(CONFIG, tmp_path, signed_bundle, keys[1])
     server = ServeProcess(["--config", str(path)], tmp_path / "serve.log")
     try:
         url = server.wait_ready()

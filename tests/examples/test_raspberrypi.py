@@ -16,7 +16,7 @@ import pytest
 
 from edgekit_runtime import bench, config
 from edgekit_runtime.cli import build_parser
-from tests.examples.offline_checks import analyze, tool, unit_root
+from tests.examples.offline_checks import analyze, local_config, tool, unit_root
 from tests.runtime.server.process import ServeProcess
 
 KIT = Path(__file__).resolve().parents[2] / "examples" / "raspberrypi"
@@ -145,12 +145,7 @@ def test_the_example_config_sets_every_key_it_shows():
 
 
 def test_the_example_config_serves(tmp_path, signed_bundle, keys):
-    text = CONFIG.read_text().split("\n[mqtt]")[0]  # no broker in this test: windows stay in the outbox
-    text = text.replace("/opt/edgekit/bundles/digits-cnn-1.0.0.edgebundle", str(signed_bundle))
-    text = text.replace('"/etc/edgekit/trusted"', json.dumps(str(keys[1])))
-    text = text.replace('host = "0.0.0.0"', 'host = "127.0.0.1"').replace("port = 8080", "port = 0")
-    path = tmp_path / "edgekit-runtime.toml"
-    path.write_text(text)
+    path = local_config(CONFIG, tmp_path, signed_bundle, keys[1])
     server = ServeProcess(["--config", str(path)], tmp_path / "serve.log")
     try:
         url = server.wait_ready()
