@@ -11,16 +11,15 @@ target's where this build has them, else the best available; TensorRT keeps its 
 from __future__ import annotations
 
 import argparse
-import platform as stdlib_platform
-import struct
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgekit_runtime import targets
 from edgekit_runtime.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from edgekit_runtime.backends import BackendSettings
     from edgekit_runtime.platform_facts import Platform
 
@@ -109,34 +108,24 @@ def engine_settings(args: argparse.Namespace, concurrency: int, cores: int, stat
     )
 
 
-def this_cpu() -> tuple[str, frozenset[str]]:
-    """The userland's architecture and the CPU's feature flags (``/proc/cpuinfo``) of this device."""
-    from edgekit_runtime.platform_facts import parse_cpuinfo  # noqa: PLC0415
-
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
-    machine = stdlib_platform.machine() or "unknown"
-    bits = struct.calcsize("P") * 8
-    arch = {"aarch64": "armv7l", "x86_64": "i686"}.get(machine, machine) if bits == 32 else machine  # noqa: PLR2004
-    return arch, parse_cpuinfo(text).flags
-
-
-def mismatch_warnings(chosen: targets.Target | None, cores: int, platform: Platform | None = None) -> list[str]:
-    """``warning: …`` lines where this device is not what ``--target`` assumes (none without a target)."""
+def mismatch_warnings(chosen: targets.Target | None, platform: Platform) -> list[str]:
+    """``warning: …`` lines where the device is not what ``--target`` assumes (none without a target)."""
     if chosen is None:
         return []
-    arch, flags = (platform.arch, platform.cpu_flags) if platform is not None else this_cpu()
-    found = [f"warning: --target {chosen.name}: {m}" for m in targets.mismatches(chosen, arch, flags)]
-    fewer = targets.fewer_cores(chosen, cores)
+    found = [
+        f"warning: --target {chosen.name}: {m}" for m in targets.mismatches(chosen, platform.arch, platform.cpu_flags)
+    ]
+    fewer = targets.fewer_cores(chosen, platform.cores)
     return found + ([f"note: --target {chosen.name}: {fewer}"] if fewer else [])
 
 
 def warn_mismatch(chosen: targets.Target | None, platform: Platform | None = None) -> None:
-    """Print :func:`mismatch_warnings` for this device (or ``platform``'s facts of it) on stderr."""
-    cores = platform.cores if platform is not None else cores_here()
-    for line in mismatch_warnings(chosen, cores, platform):
+    """Print :func:`mismatch_warnings` for this device (its facts gathered here unless given) on stderr."""
+    if chosen is None:
+        return
+    from edgekit_runtime.platform_facts import gather  # noqa: PLC0415
+
+    for line in mismatch_warnings(chosen, platform or gather(probe=False)):
         print(line, file=sys.stderr, flush=True)
 
 
@@ -150,11 +139,11 @@ def provider_note(chosen: targets.Target | None, engine: str, devices: list[str]
     """Where the target wanted a GPU provider this build or device does not give: what runs instead, and the fix."""
     if chosen is None or engine != "onnxruntime":
         return []
-    missing = [p for p in chosen.providers if p != "CPUExecutionProvider" and p not in devices]
-    if not missing or any(p in devices for p in chosen.providers if p != "CPUExecutionProvider"):
+    gpu = [p for p in chosen.providers if p != "CPUExecutionProvider"]
+    if not gpu or any(p in devices for p in gpu):
         return []
     note = (
-        f"note: --target {chosen.name} prefers {', '.join(missing)}, which this onnxruntime build or device does "
+        f"note: --target {chosen.name} prefers {', '.join(gpu)}, which this onnxruntime build or device does "
         f"not give: running on {', '.join(devices)}; install onnxruntime-gpu for this JetPack (examples/jetson)"
     )
     return [note]
