@@ -1,7 +1,7 @@
 """``edgekit bundle pack|inspect``, ``edgekit keygen|sign|verify`` and ``edgekit convert``.
 
 Exit codes: 0 done; 1 a bundle that cannot be read or trusted; 2 bad options; 3 a model that cannot be
-read.
+read, or that reaches outside its bundle (``verify``).
 """
 
 from __future__ import annotations
@@ -139,23 +139,30 @@ def inspect(
 
 
 def _render(bundle: Bundle) -> None:
+    """The bundle in tables. The runtime checked the fields it reads; the rest are shown as far as they make sense."""
     m: dict[str, Any] = bundle.manifest
     model = bundle.model
-    out.print(f"[bold]{escape(m['name'])} {escape(m['version'])}[/]  created {m['created']}  by {m.get('producer')}")
+    source, target = _object(m.get("source")), _object(m.get("target"))
     out.print(
-        f"model: {model['path']} ({model['backend']}, {human_bytes(model['size'])})  signature: {_signed(bundle)}"
+        f"[bold]{escape(m['name'])} {escape(m['version'])}[/]  created {escape(str(m.get('created')))}  "
+        f"by {escape(str(m.get('producer')))}"
+    )
+    out.print(
+        f"model: {escape(model['path'])} ({model['backend']}, {human_bytes(model['size'])})  "
+        f"signature: {_signed(bundle)}"
     )
     io = Table(title="inputs and outputs", title_justify="left")
-    specs = [("in" if kind == "inputs" else "out", spec) for kind in ("inputs", "outputs") for spec in m.get(kind, [])]
+    specs = [
+        ("in" if kind == "inputs" else "out", spec) for kind in ("inputs", "outputs") for spec in m.get(kind) or []
+    ]
     layouts = any("layout" in spec for _, spec in specs)  # a .tflite model edgekit converted says NHWC
     for col in ("", "name", "dtype", "shape", *(["layout"] if layouts else [])):
         io.add_column(col)
     for kind, spec in specs:
-        shape = (
-            "?" if spec["shape"] is None else "[" + ", ".join("?" if d is None else str(d) for d in spec["shape"]) + "]"
-        )
-        layout = [str(spec.get("layout", ""))] if layouts else []
-        io.add_row(kind, escape(spec["name"]), spec["dtype"], escape(shape), *layout)
+        dims = spec.get("shape")
+        shape = "?" if dims is None else "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+        layout = [escape(str(spec.get("layout", "")))] if layouts else []
+        io.add_row(kind, escape(spec["name"]), escape(spec["dtype"]), escape(shape), *layout)
     out.print(io)
     files = Table(title="members (sha256 checked)", title_justify="left")
     for col in ("path", "size", "sha256"):
@@ -166,19 +173,27 @@ def _render(bundle: Bundle) -> None:
     if m.get("labels"):
         labels = m["labels"]
         out.print("labels: " + escape(", ".join(labels[:10])) + (f" … ({len(labels)})" if len(labels) > 10 else ""))  # noqa: PLR2004
-    summary = m.get("compression")
+    summary = _object(m.get("compression"))
     if summary:
-        ratio = summary.get("size_ratio")
-        against = f" against {summary['speedup_against']}" if summary.get("speedup_against") else ""
-        speed = ", ".join(f"{v}x at batch {k}{against}" for k, v in summary.get("speedup_by_batch", {}).items())
-        out.print(
-            f"compression: {summary.get('chosen')}, size {ratio:.0%} of the original, speed {speed}"
-            if ratio
-            else f"compression: {summary.get('chosen')}"
-        )
+        out.print(f"compression: {escape(_compression(summary))}")
     out.print(
-        f"source: {m['source'].get('kind')} {escape(str(m['source'].get('file')))}  target: {m['target'].get('name')}"
+        f"source: {escape(str(source.get('kind')))} {escape(str(source.get('file')))}  "
+        f"target: {escape(str(target.get('name')))}"
     )
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A manifest field the runtime does not read, as an object: ``{}`` when it is something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _compression(summary: dict[str, Any]) -> str:
+    chosen, ratio = summary.get("chosen"), summary.get("size_ratio")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        return str(chosen)
+    against = f" against {summary['speedup_against']}" if summary.get("speedup_against") else ""
+    speed = ", ".join(f"{v}x at batch {k}{against}" for k, v in _object(summary.get("speedup_by_batch")).items())
+    return f"{chosen}, size {ratio:.0%} of the original, speed {speed}"
 
 
 def keygen(
@@ -218,15 +233,18 @@ def verify(
     allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help="Accept a bundle without a signature."),
     self_test: bool = typer.Option(True, "--self-test/--no-self-test", help="Also run the golden self-test here."),
 ) -> None:
-    """Check a bundle as a device would: every hash, the signature against trusted keys, the self-test."""
+    """Check a bundle as a device would: every hash, the signature, what the model references, the self-test."""
     with user_errors():
         from edgekit.bundle.pack import open_verified  # noqa: PLC0415
+        from edgekit_runtime.confinement import check_confined  # noqa: PLC0415
         from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
 
         if not trust and not allow_unsigned:
             raise ConfigError("no --trust key given: pass the signer's .pub, or --allow-unsigned to check hashes only")
         opened = open_verified(bundle, load_trusted_keys(trust), require_signature=not allow_unsigned)
-        passed = _self_test(opened) if self_test else None
+        model = opened.read(opened.model["path"])
+        check_confined(model, opened.model["backend"], source=opened.model_source)  # with or without the self-test
+        passed = _self_test(opened, model) if self_test else None
     test = "" if passed is None else f", self-test passed ({passed})"
     out.print(
         f"OK {bundle}: {opened.name} {opened.version}, {len(opened.members)} members, {_signed(opened)}{test}",
@@ -234,7 +252,7 @@ def verify(
     )
 
 
-def _self_test(bundle: Bundle) -> str:
+def _self_test(bundle: Bundle, model: bytes) -> str:
     """The golden self-test in the runtime's own backend for the bundle, one thread, as a device runs it."""
     from edgekit.errors import BundleError  # noqa: PLC0415
     from edgekit_runtime.backends import BackendSettings, open_backend  # noqa: PLC0415
@@ -242,7 +260,7 @@ def _self_test(bundle: Bundle) -> str:
     from edgekit_runtime.golden import Golden, self_test  # noqa: PLC0415
 
     name = str(bundle.model["backend"])
-    backend = open_backend(name, bundle.read(bundle.model["path"]), BackendSettings(threads=1))
+    backend = open_backend(name, model, BackendSettings(threads=1), source=bundle.model_source)
     result = self_test(Golden.from_bytes(bundle.read(GOLDEN)), backend.run)
     if not result.passed:
         raise BundleError(

@@ -1,9 +1,10 @@
 """``edgekit_runtime.load(path)``: a verified, self-tested model ready to predict, with no HTTP involved.
 
 A bundle is opened through :func:`edgekit_runtime.bundle.open_bundle` (every hash, and the signature when
-keys are trusted), its model loaded in the engine its manifest names, warmed up, and run on its golden
-inputs: a model that does not give the outputs it was bundled with is refused (:class:`SelfTestError`).
-A plain ``.onnx`` file is accepted too, unverified and untested, unless a signature is required.
+keys are trusted), its model checked to reach nothing outside the bundle (:mod:`edgekit_runtime.confinement`,
+before any session exists), loaded in the engine its manifest names, warmed up, and run on its golden inputs:
+a model that does not give the outputs it was bundled with is refused (:class:`SelfTestError`). A plain
+``.onnx`` file is accepted too, checked the same way but unverified and untested, unless a signature is required.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def _plain_onnx(path: Path, options: LoadOptions) -> Model:
     if not path.is_file():
         raise BundleError(f"model file '{path}' does not exist: check the path")
     data = path.read_bytes()
-    backend = open_backend("onnxruntime", data, options.backend)
+    backend = open_backend("onnxruntime", data, options.backend, source=path.name)  # checked confined first
     return Model(
         name=path.stem,
         version="unversioned",
@@ -145,11 +146,12 @@ def _bundle(path: Path, options: LoadOptions) -> Model:
         raise BundleError(f"'{path.name}' is neither an {SUFFIX} bundle nor an .onnx model: pass one of those")
     bundle = open_bundle(path, trusted_keys=options.trusted_keys, require_signature=options.require_signature)
     entry = bundle.model
-    backend = open_backend(str(entry["backend"]), bundle.read(str(entry["path"])), options.backend)
+    # open_backend refuses a model that reaches outside the bundle before it makes a session (confinement.py)
+    backend = open_backend(entry["backend"], bundle.read(entry["path"]), options.backend, source=bundle.model_source)
     model = Model(
         name=bundle.name,
         version=bundle.version,
-        sha256=str(entry["sha256"]),
+        sha256=entry["sha256"],
         backend=backend,
         inputs=_with_layouts(backend.inputs, bundle.manifest.get("inputs")),
         outputs=_with_layouts(backend.outputs, bundle.manifest.get("outputs")),

@@ -8,14 +8,18 @@ import shutil
 import zipfile
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from edgekit.bundle.archive import archive_bytes
 from edgekit.bundle.signing import generate_keypair
+from edgekit_runtime import LoadOptions, load
 from edgekit_runtime.bundle import GOLDEN, MANIFEST, REFERENCE, SIGNATURE, Limits, open_bundle
 from edgekit_runtime.errors import BundleError, SignatureError
 from edgekit_runtime.signing import load_public_key
 
 from .tamper import flip, members_of, write_zip
+from .unsafe_models import signed
 
 MEMBERS = ["model.onnx", GOLDEN, REFERENCE]
 
@@ -209,3 +213,156 @@ def test_the_runtime_verifier_imports_nothing_from_the_host(signed_bundle):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# -- signed but malformed manifests: one line naming the field, never a traceback ------------------------------------
+
+
+def _resigned(signed_bundle, path, key, change):
+    """The bundle with its manifest changed by ``change(doc)`` and signed again: the signature holds."""
+    members = members_of(signed_bundle)
+    doc = json.loads(members.pop(MANIFEST))
+    del members[SIGNATURE]
+    change(doc)
+    return signed(path, members, doc, key)
+
+
+def _set(path, value):
+    def change(doc):
+        *parents, last = path
+        for key in parents:
+            doc = doc[key]
+        if value is _DELETE:
+            del doc[last]
+        else:
+            doc[last] = value
+
+    return change
+
+
+_DELETE = object()
+OTHER_SHA = "0" * 64
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (["models"], [], "field 'models' is empty, so the bundle has no model"),
+        (["models"], {"path": "model.onnx"}, "field 'models' is an object, not a list"),
+        (["models"], None, "field 'models' is null, not a list"),
+        (["models", 0], "model.onnx", "field 'models[0]' is the string \"model.onnx\", not an object"),
+        (["models", 0, "path"], 7, "field 'models[0].path' is 7, not a member name"),
+        (["models", 0, "path"], _DELETE, "field 'models[0].path' is null, not a member name"),
+        (["models", 0, "backend"], "tensorrt", "'models[0].backend' is the string \"tensorrt\", not one of"),
+        (["models", 0, "backend"], ["onnxruntime"], "'models[0].backend' is a list, not one of onnxruntime, litert"),
+        (["models", 0, "sha256"], OTHER_SHA, "'models[0]' gives another SHA-256 or size for 'model.onnx'"),
+        (["models", 0, "size"], True, "'models[0].size' is true, not a size in bytes"),
+        (["files"], "golden.npz", "field 'files' is the string \"golden.npz\", not a list"),
+        (["files", 0], [], "field 'files[0]' is a list, not an object"),
+        (["files", 0, "size"], "1431", "'files[0].size' is the string \"1431\", not a size in bytes"),
+        (["files", 0, "sha256"], "ABC", "'files[0].sha256' is the string \"ABC\", not a SHA-256 in hex"),
+        (["files", 0, "path"], "golden\nnpz", "'files[0].path' is the string \"golden\\nnpz\", not a member name"),
+        (["name"], 5, "field 'name' is 5, not a name of 1 to 128 printable characters"),
+        (["name"], "", "field 'name' is the string \"\", not a name"),
+        (["version"], {"major": 1}, "field 'version' is an object, not a name"),
+        (["inputs"], {"input": [1, 64]}, "field 'inputs' is an object, not a list"),
+        (["inputs", 0], "input", "field 'inputs[0]' is the string \"input\", not an object"),
+        (["inputs", 0, "name"], None, "field 'inputs[0].name' is null, not a string"),
+        (["inputs", 0, "shape"], "batch,64", "'inputs[0].shape' is the string \"batch,64\", not a list of integers"),
+        (["inputs", 0, "shape"], [1.5, 64], "'inputs[0].shape' is a list, not a list of integers, names and nulls"),
+        (["outputs", 1, "dtype"], 32, "field 'outputs[1].dtype' is 32, not a string"),
+        (["labels"], "0,1,2", "field 'labels' is the string \"0,1,2\", not a list of strings"),
+        (["labels"], [0, 1], "field 'labels' is a list, not a list of strings"),
+        (["preprocessing"], [0.5], "field 'preprocessing' is a list, not an object or null"),
+    ],
+)
+def test_a_signed_manifest_of_the_wrong_shape_is_refused_by_field(signed_bundle, keys, trusted, tmp_path, case):
+    path, value, words = case
+    bundle = _resigned(signed_bundle, tmp_path / "m.edgebundle", keys[0], _set(path, value))
+    with pytest.raises(BundleError) as caught:
+        open_bundle(bundle, trusted_keys=trusted)
+    message = str(caught.value)
+    assert words in message
+    assert message.startswith("manifest.json field '")
+    assert message.endswith(": rebuild the bundle with edgekit bundle pack")
+    assert "\n" not in message
+
+
+def test_fields_the_runtime_does_not_read_may_be_anything(signed_bundle, keys, trusted, tmp_path):
+    def change(doc):
+        doc.update(created=None, source=[], target="x", compression={"size_ratio": "big"}, extra={"new": 1})
+        del doc["labels"], doc["preprocessing"], doc["inputs"]
+
+    bundle = open_bundle(_resigned(signed_bundle, tmp_path / "o.edgebundle", keys[0], change), trusted_keys=trusted)
+    assert bundle.model["path"] == "model.onnx"
+
+
+def test_serve_says_what_is_wrong_with_a_signed_manifest_in_one_line(signed_bundle, keys, tmp_path, capsys):
+    from edgekit_runtime.cli import main  # noqa: PLC0415
+
+    bundle = _resigned(signed_bundle, tmp_path / "empty-1.0.0.edgebundle", keys[0], _set(["models"], []))
+    code = main(["serve", str(bundle), "--trust", str(keys[1]), "--no-telemetry", "--port", "0"])
+    assert code == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "error: manifest.json field 'models' is empty, so the bundle has no model: rebuild the bundle with "
+        "edgekit bundle pack"
+    )
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _paths(doc, prefix=()):
+    """Every place in a JSON document, outermost first."""
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for key, value in items:
+        yield (*prefix, key)
+        yield from _paths(value, (*prefix, key))
+
+
+@st.composite
+def restructured(draw, doc):
+    """``doc`` with one to three places replaced by other JSON, emptied, wrapped in a list, or deleted."""
+    for _ in range(draw(st.integers(1, 3))):
+        paths = list(_paths(doc))
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        action = draw(st.sampled_from(["replace", "delete", "wrap", "empty list", "empty object"]))
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        last, old = path[-1], parent[path[-1]]
+        if action == "delete":
+            del parent[last]
+        else:
+            new = {"replace": None, "wrap": [old], "empty list": [], "empty object": {}}[action]
+            parent[last] = draw(json_values) if action == "replace" else new
+    return doc
+
+
+@given(data=st.data())
+@settings(max_examples=150, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_any_restructured_signed_manifest_opens_or_is_a_bundle_error(
+    signed_bundle, keys, trusted, tmp_path_factory, data
+):
+    members = members_of(signed_bundle)
+    doc = data.draw(restructured(json.loads(members.pop(MANIFEST))))
+    del members[SIGNATURE]
+    bundle = signed(tmp_path_factory.mktemp("fuzz") / "f.edgebundle", members, doc, keys[0])
+    try:
+        model = load(bundle, LoadOptions(trusted_keys=trusted, warmup=0))
+    except BundleError as error:  # the one exception a manifest may cause; anything else fails the test
+        message = str(error)
+        event("refused", type(error).__name__)
+    else:
+        message = ""
+        event("opened")
+        assert model.self_test is not None
+        assert model.self_test.passed
+    assert "\n" not in message

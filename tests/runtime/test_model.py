@@ -5,16 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
 from edgekit.bundle.pack import BundleOptions
 from edgekit.bundle.source import PackData, pack_source
 from edgekit_runtime import LoadOptions, load
-from edgekit_runtime.errors import BundleError, ConfigError, InvalidInputError, SelfTestError, SignatureError
+from edgekit_runtime.errors import (
+    BundleError,
+    ConfigError,
+    InvalidInputError,
+    SelfTestError,
+    SignatureError,
+    UnsafeModelError,
+)
+from edgekit_runtime.golden import Golden
 from edgekit_runtime.signing import load_public_key
 
 from .tamper import re_pinned_with_other_golden_outputs
+from .unsafe_models import SECRET, STOLEN_FILE, leaking_model, model_bundle, tflite_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits"
@@ -126,3 +136,53 @@ def test_booleans_and_out_of_range_floats_are_refused(model):
         model.predict({"input": [[True] * 64]})
     with pytest.raises(InvalidInputError, match="outside float32's range"):
         model.predict({"input": [[1e300] * 64]})
+
+
+# -- a model reaches nothing outside its bundle (edgekit_runtime.confinement) ----------------------------------------
+
+
+def test_a_plain_onnx_file_with_external_data_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / STOLEN_FILE).write_bytes(SECRET)
+    onnx.save_model(leaking_model(), "leak.onnx")
+    with pytest.raises(UnsafeModelError, match=r"^model 'leak\.onnx' keeps initializer 'secret' \(in the main graph\)"):
+        load("leak.onnx")
+
+
+def _abs_golden() -> Golden:
+    x = np.array([[-1.0, 2.0, -3.0, 4.0]], np.float32)
+    return Golden({"x": x}, {"y": np.abs(x)}, {"y": 1e-6}, {"y": 1e-4})
+
+
+def test_a_tflite_bundle_of_builtin_ops_loads(tmp_path, keys):
+    bundle = model_bundle(
+        tmp_path / "abs-1.0.0.edgebundle", tflite_model(), keys[0], golden=_abs_golden(), backend="litert"
+    )
+    model = load(bundle, LoadOptions(trusted_keys=[load_public_key(keys[1])]))
+    assert model.self_test is not None
+    assert model.self_test.passed
+
+
+def test_a_tflite_bundle_with_a_custom_op_is_refused_before_litert_sees_it(tmp_path, keys, monkeypatch):
+    from edgekit_runtime.backends import litert  # noqa: PLC0415
+
+    model = tflite_model(custom="NoSuchOp")
+    bundle = model_bundle(tmp_path / "custom-1.0.0.edgebundle", model, keys[0], golden=_abs_golden(), backend="litert")
+
+    def no_interpreter(**_):
+        pytest.fail("LiteRT was given an unchecked model")
+
+    monkeypatch.setattr(litert, "_interpreter_class", lambda: no_interpreter)
+    with pytest.raises(UnsafeModelError) as caught:
+        load(bundle, LoadOptions(trusted_keys=[load_public_key(keys[1])]))
+    assert str(caught.value).startswith(
+        "model 'custom-1.0.0.edgebundle/model.tflite' uses custom operator 'NoSuchOp', which LiteRT does not have "
+        "built in"
+    )
+    assert caught.value.reason == "custom-op"
+
+
+def test_a_model_whose_bytes_cannot_be_read_is_refused_not_handed_to_the_engine(tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"\x0a\xff\xff\xff\xff\x0f not a model")
+    with pytest.raises(UnsafeModelError, match=r"^model 'junk\.onnx' is not a well-formed ONNX file"):
+        load(tmp_path / "junk.onnx")

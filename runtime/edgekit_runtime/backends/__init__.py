@@ -1,8 +1,10 @@
 """Inference engines behind one small interface: ONNX Runtime for ``.onnx``, LiteRT for ``.tflite``.
 
-Each backend module has ``open(data: bytes, settings: BackendSettings) -> Backend``; :func:`open_backend`
-picks the module by the bundle's backend name and imports it only then, so a device needs only the engine
-its bundle uses.
+Each backend module has ``open_model(data: bytes, settings: BackendSettings, *, source: str) -> Backend``;
+:func:`open_backend` picks the module by the bundle's backend name and imports it only then, so a device needs
+only the engine its bundle uses. Each ``open_model`` runs :func:`edgekit_runtime.confinement.check_confined` on
+the bytes before it makes a session or interpreter: this package is the only place the runtime makes them, so
+no model reaches an engine unchecked.
 """
 
 from __future__ import annotations
@@ -96,14 +98,14 @@ def import_failed(module: str, package: str, exc: ImportError, *, what: str, ext
     return ConfigError(f"{package} is installed but cannot be imported ({first}): run edgekit-runtime doctor")
 
 
-def open_backend(name: str, data: bytes, settings: BackendSettings) -> Backend:
-    """Load ``data`` in the engine called ``name``."""
+def open_backend(name: str, data: bytes, settings: BackendSettings, *, source: str = "model") -> Backend:
+    """Load ``data`` (named ``source`` in errors) in the engine called ``name``, once it is checked confined."""
     if name == "onnxruntime":
         from edgekit_runtime.backends import onnxruntime  # noqa: PLC0415
 
-        return onnxruntime.open_model(data, settings)
+        return onnxruntime.open_model(data, settings, source=source)
     if name == "litert":
         from edgekit_runtime.backends import litert  # noqa: PLC0415
 
-        return litert.open_model(data, settings)
+        return litert.open_model(data, settings, source=source)
     raise ConfigError(f"backend '{name}' is unknown: this runtime has {', '.join(BACKENDS)}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgekit_runtime.backends import import_failed
+from edgekit_runtime.confinement import check_confined
 from edgekit_runtime.errors import ModelError
 from edgekit_runtime.specs import TensorSpec
 
@@ -82,9 +83,10 @@ def _spec(d: dict[str, Any]) -> TensorSpec:
     return TensorSpec(str(d["name"]), np.dtype(d["dtype"]).name, dims)
 
 
-def open_model(data: bytes, settings: BackendSettings) -> LiteRtBackend:
-    """Load the FlatBuffer; XNNPACK is LiteRT's default CPU delegate."""
-    interpreter_class = _interpreter_class()
+def open_model(data: bytes, settings: BackendSettings, *, source: str = "model.tflite") -> LiteRtBackend:
+    """Check the FlatBuffer is confined to itself, then load it; XNNPACK is LiteRT's default CPU delegate."""
+    interpreter_class = _interpreter_class()  # a missing engine says so whatever the model
+    check_confined(data, "litert", source=source)
     try:
         interpreter = interpreter_class(model_content=data, num_threads=settings.threads)
         interpreter.allocate_tensors()

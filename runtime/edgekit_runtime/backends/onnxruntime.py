@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit_runtime.backends import import_failed
+from edgekit_runtime.confinement import check_confined
 from edgekit_runtime.errors import ConfigError, ModelError
 from edgekit_runtime.specs import TensorSpec
 
@@ -136,8 +137,12 @@ def _spec(arg: Any) -> TensorSpec:  # noqa: ANN401
     return TensorSpec(arg.name, _TYPES.get(arg.type, arg.type), dims)
 
 
-def open_model(data: bytes, settings: BackendSettings) -> OrtBackend:
-    """Create the session; threads and providers from ``settings``."""
+def open_model(data: bytes, settings: BackendSettings, *, source: str = "model.onnx") -> OrtBackend:
+    """Check the model is confined to its bytes, then create the session; threads and providers from ``settings``.
+
+    A model that carries session settings (``ort_config``, applied when ``ORT_LOAD_CONFIG_FROM_MODEL=1``) is
+    refused by the check: ONNX Runtime cannot be told to ignore them while that variable is set.
+    """
     ort = _ort(telemetry=settings.ort_telemetry)
     if not settings.ort_telemetry:
         ort.disable_telemetry_events()
@@ -150,6 +155,7 @@ def open_model(data: bytes, settings: BackendSettings) -> OrtBackend:
         options.intra_op_num_threads = settings.threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    check_confined(data, "onnxruntime", source=source)  # the line before the session: nothing unchecked gets one
     try:
         session = ort.InferenceSession(
             data,

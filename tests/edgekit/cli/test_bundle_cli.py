@@ -10,6 +10,17 @@ import pytest
 from typer.testing import CliRunner
 
 from edgekit.cli import app
+from tests.runtime.unsafe_models import (
+    SECRET,
+    STOLEN_FILE,
+    leak_golden,
+    leaking_model,
+    manifest_doc,
+    model_bundle,
+    plain_model,
+    signed,
+    tflite_model,
+)
 
 runner = CliRunner()
 FAST = ["--max-eval-samples", "64", "--timing", "0.2"]
@@ -129,3 +140,61 @@ def test_keygen_will_not_overwrite_a_key(tmp_path):
     ok(["keygen", "-o", tmp_path / "k"])
     fails(["keygen", "-o", tmp_path / "k"], 2, "exists", "--force")
     ok(["keygen", "-o", tmp_path / "k", "--force"])
+
+
+# -- what a model may reference, and signed manifests of the wrong shape ---------------------------------------------
+
+
+def test_verify_refuses_a_signed_model_that_reads_a_file_outside_its_bundle(tmp_path, keypair, monkeypatch):
+    key, pub = keypair
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / STOLEN_FILE).write_bytes(SECRET)  # ONNX Runtime would read it from here, and the self-test passes
+    bundle = model_bundle(tmp_path / "leak-1.0.0.edgebundle", leaking_model().SerializeToString(), key)
+    line = fails(["verify", bundle, "--trust", pub], 3, "external file 'secret.txt'", "rebuild the bundle")
+    assert line == (
+        "error: model 'leak-1.0.0.edgebundle/model.onnx' keeps initializer 'secret' (in the main graph) in the "
+        "external file 'secret.txt', outside the bundle: save the model as one file (onnx.save_model(model, path, "
+        "save_as_external_data=False)) and rebuild the bundle"
+    )
+    fails(["verify", bundle, "--trust", pub, "--no-self-test"], 3, "external file 'secret.txt'")
+
+
+def test_verify_refuses_a_custom_op_in_a_tflite_bundle(tmp_path, keypair):
+    key, pub = keypair
+    bundle = model_bundle(tmp_path / "op-1.0.0.edgebundle", tflite_model(custom="FlexAdd"), key, backend="litert")
+    fails(["verify", bundle, "--trust", pub], 3, "custom operator 'FlexAdd'", "Flex delegate")
+
+
+def _signed_with(manifest_change, tmp_path, key):
+    model = plain_model().SerializeToString()
+    golden = leak_golden().to_bytes()
+    doc = manifest_doc(model, golden)
+    manifest_change(doc)
+    return signed(tmp_path / "m-1.0.0.edgebundle", {"model.onnx": model, "golden.npz": golden}, doc, key)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda doc: doc.update(models=[]), "manifest.json field 'models' is empty"),
+        (lambda doc: doc.update(models="model.onnx"), "field 'models' is the string \"model.onnx\", not a list"),
+        (lambda doc: doc["models"].__setitem__(0, 3), "field 'models[0]' is 3, not an object"),
+        (lambda doc: doc["models"][0].pop("backend"), "field 'models[0].backend' is null"),
+        (lambda doc: doc["inputs"][0].update(shape={"batch": 1}), "field 'inputs[0].shape' is an object"),
+        (lambda doc: doc.update(labels=[None]), "field 'labels' is a list, not a list of strings"),
+    ],
+)
+def test_verify_and_inspect_say_what_is_wrong_with_a_signed_manifest_in_one_line(tmp_path, keypair, change, words):
+    key, pub = keypair
+    bundle = _signed_with(change, tmp_path, key)
+    fails(["verify", bundle, "--trust", pub], 1, words, "rebuild the bundle with edgekit bundle pack")
+    fails(["bundle", "inspect", bundle, "--trust", pub], 1, words)
+
+
+def test_inspect_shows_what_it_can_of_fields_the_runtime_does_not_read(tmp_path, keypair):
+    key, pub = keypair
+    odd = {"created": 5, "source": ["x"], "target": None, "compression": {"size_ratio": "big", "chosen": "fp16"}}
+    bundle = _signed_with(lambda doc: doc.update(odd), tmp_path, key)
+    shown = ok(["bundle", "inspect", bundle, "--trust", pub])
+    assert "compression: fp16" in shown
+    assert "leak 1.0.0" in shown
