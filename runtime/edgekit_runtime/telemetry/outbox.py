@@ -9,6 +9,11 @@ Sequence numbers come from an ``AUTOINCREMENT`` key, so they keep increasing acr
 outbox was empty, and are never reused. The outbox is bounded by total payload bytes and by age; when a new
 message would pass a bound, the oldest messages go first and their number is added to ``dropped``, a counter
 that survives restarts and is itself reported, so a gap is never silent.
+
+A message that cannot be stored (a full disk: SQLite's "database or disk is full", any other I/O error, or a
+message larger than the outbox) is lost, and counted in ``dropped`` too: in memory at first, since nothing can
+be written, then on disk in the same transaction as the next message that is stored. ``dropped`` counts it from
+the moment it is lost, so whatever is sent meanwhile already reports it, and it is counted once.
 """
 
 from __future__ import annotations
@@ -80,11 +85,21 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()
-        except sqlite3.DatabaseError as exc:
+            stored = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
+        except sqlite3.OperationalError as exc:  # a full disk, an I/O error, no permission: the file may be fine
+            raise TelemetryError(
+                f"outbox '{self.path}' cannot be opened ({exc}): free space on its disk (or let this user write "
+                "there) and restart"
+            ) from exc
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
             raise TelemetryError(
                 f"outbox '{self.path}' cannot be opened ({exc}): move the file aside and restart"
             ) from exc
         self._count, self._bytes = int(row[0]), int(row[1])
+        #: the ``dropped`` counter as stored
+        self._dropped = int(stored[0])
+        #: messages lost since the last one stored (nothing could be written): stored with the next one
+        self._lost = 0
         self._lock = threading.Lock()
         #: messages up to this sequence number were read to be sent: the bounds do not drop them (see pending)
         self._held = 0
@@ -114,13 +129,27 @@ class Outbox:
 
     @property
     def dropped(self) -> int:
-        """Messages dropped to stay within the limits, ever (it survives restarts)."""
+        """Messages dropped to stay within the limits or lost because they could not be stored, ever.
+
+        It survives restarts, except for the messages lost since the last one stored (:attr:`lost`), which are
+        stored with the next.
+        """
         with self._lock:
-            return int(self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0])
+            return self._dropped + self._lost
+
+    @property
+    def lost(self) -> int:
+        """Messages lost since the last one stored (counted in :attr:`dropped`, in memory until the next append)."""
+        return self._lost
 
     def append(self, payload: bytes) -> int:
-        """Store ``payload`` durably, then make room by dropping the oldest; returns its sequence number."""
+        """Store ``payload`` durably, then make room by dropping the oldest; returns its sequence number.
+
+        :class:`TelemetryError` when it cannot be stored (a full disk): it is lost, and counted in :attr:`dropped`.
+        """
         if len(payload) > self.limits.max_bytes:
+            with self._lock:
+                self._lost += 1
             raise TelemetryError(
                 f"a telemetry message of {len(payload)} bytes is larger than the outbox ({self.limits.max_bytes} "
                 "bytes): raise the outbox's max_bytes"
@@ -134,10 +163,18 @@ class Outbox:
                     seq = int(cursor.lastrowid or 0)
                     self._count += 1
                     self._bytes += len(payload)
-                    self._enforce(now)
+                    dropped = self._enforce(now) + self._lost  # the lost ones reach the disk with this message
+                    if dropped:
+                        self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (dropped,))
             except sqlite3.Error as exc:  # a full disk, most likely: rolled back, nothing stored
                 self._count, self._bytes = count, size
-                raise TelemetryError(f"outbox '{self.path}' cannot store a message ({exc})") from exc
+                self._lost += 1
+                raise TelemetryError(
+                    f"outbox '{self.path}' cannot store a message ({exc}): it is lost and counted as dropped; "
+                    "free space on its disk"
+                ) from exc
+            self._dropped += dropped
+            self._lost = 0
         return seq
 
     def pending(self, limit: int = 100, *, after: int = 0, hold: bool = False) -> list[Entry]:
@@ -165,19 +202,25 @@ class Outbox:
         wanted = list(seqs)
         if not wanted:
             return 0
-        with self._lock, self._transaction():
-            marks = ",".join("?" * len(wanted))
-            size = self._db.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE seq IN ({marks})",  # noqa: S608
-                wanted,
-            ).fetchone()
-            self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", wanted)  # noqa: S608
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            try:
+                with self._transaction():
+                    size = self._db.execute(
+                        f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE seq IN ({marks})",  # noqa: S608
+                        wanted,
+                    ).fetchone()
+                    self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", wanted)  # noqa: S608
+            except sqlite3.Error as exc:  # a full disk: they stay, and are sent again
+                raise TelemetryError(
+                    f"outbox '{self.path}' cannot delete sent messages ({exc}): they go again; free space on its disk"
+                ) from exc
             self._count -= int(size[0])
             self._bytes -= int(size[1])
         return int(size[0])
 
-    def _enforce(self, now: float) -> None:
-        """Drop the oldest messages past the age or byte bound (inside the append's transaction)."""
+    def _enforce(self, now: float) -> int:
+        """Drop the oldest messages past the age or byte bound (inside the append's transaction); how many."""
         dropped = 0
         cutoff = now - self.limits.max_age
         while self._count > 1:
@@ -190,8 +233,7 @@ class Outbox:
             self._count -= 1
             self._bytes -= int(size)
             dropped += 1
-        if dropped:
-            self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (dropped,))
+        return dropped
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

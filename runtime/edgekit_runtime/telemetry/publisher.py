@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from edgekit_runtime.errors import ConfigError
+from edgekit_runtime.errors import ConfigError, TelemetryError
 from edgekit_runtime.telemetry.mqtt import make_client
 from edgekit_runtime.telemetry.session import Session
 
@@ -204,6 +204,9 @@ class Publisher:
             except OSError as exc:  # refused, unreachable, TLS failure: the broker is not there (yet)
                 connected = False
                 self._note_failure(f"cannot reach the broker at {self.mqtt.safe_url}: {exc}")
+            except TelemetryError as exc:  # the outbox cannot be written (a full disk): what was sent goes again
+                connected = False  # the backoff grows: no reconnecting in a loop while the disk stays full
+                self._note_failure(str(exc))
             except Exception as exc:  # a bug, or the outbox failing: log it, and try again after the backoff
                 connected = False
                 logger.exception("telemetry: the publisher's session failed")

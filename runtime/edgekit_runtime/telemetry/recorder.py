@@ -5,8 +5,9 @@ A closed window is written to the outbox, and a new one opened.
 :meth:`Recorder.record` is called by the server for each inference request, from the event loop; the
 window is closed on the recorder's own thread. A lock guards the open window (held for microseconds by
 either side), so a request is counted in exactly one window. Closing a window, counting its buffered inputs
-and writing it durably happens off the event loop. A window that cannot be written (a full disk) is logged
-and lost, and serving goes on.
+and writing it durably happens off the event loop. A window that cannot be written (a full disk) is lost and
+counted in the outbox's ``dropped`` count, which the windows sent from then on carry to the collector; serving
+goes on. The first window lost is a warning, and so is the first written again (with how many were lost).
 
 What goes into the outbox is the window's JSON without ``seq`` and ``outbox``: the publisher adds both when
 it sends, since the sequence number is the outbox's key and the drop count is the one at sending time.
@@ -75,6 +76,29 @@ class RecorderSettings:
             raise ConfigError(f"sample_rate {self.sample_rate} keeps no inputs: use requests per second > 0")
 
 
+class _Losses:
+    """Windows lost in a row, and their requests (windows may close on two threads: the tick and a new model)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.windows = 0
+        self.requests = 0
+
+    def add(self, requests: int) -> int:
+        """One more window lost; how many in a row now."""
+        with self._lock:
+            self.windows += 1
+            self.requests += requests
+            return self.windows
+
+    def take(self) -> tuple[int, int]:
+        """(windows, requests) lost since the last call, and start again."""
+        with self._lock:
+            taken = (self.windows, self.requests)
+            self.windows = self.requests = 0
+        return taken
+
+
 class Recorder:
     """Counts requests into windows and writes each closed window to the outbox."""
 
@@ -103,6 +127,8 @@ class Recorder:
         self._count_now = threading.Event()
         self._reschedule = threading.Event()
         self._thread: threading.Thread | None = None
+        #: windows (and their requests) lost since the last one written: said once it is written again
+        self._losing = _Losses()
         self._head = {
             "schema": WINDOW_SCHEMA,
             "fleet": identity.fleet,
@@ -166,8 +192,20 @@ class Recorder:
         try:
             seq = self.outbox.append(orjson.dumps(doc))
         except TelemetryError as exc:
-            logger.warning("telemetry window %.0f-%.0f lost: %s", doc["window_start"], doc["window_end"], exc)
+            if self._losing.add(int(doc["requests"])) == 1:
+                logger.warning("telemetry window %.0f-%.0f lost: %s", doc["window_start"], doc["window_end"], exc)
+            else:
+                logger.debug("telemetry window %.0f-%.0f lost too: %s", doc["window_start"], doc["window_end"], exc)
             return None
+        windows, requests = self._losing.take()
+        if windows:
+            logger.warning(
+                "telemetry: the outbox stores windows again (seq %d); %d before it (%d requests) were lost, "
+                "and are counted in outbox.dropped",
+                seq,
+                windows,
+                requests,
+            )
         if self._on_window is not None:
             self._on_window(seq)
         return seq

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 
@@ -109,3 +110,85 @@ def test_messages_held_for_sending_are_not_dropped_until_released(tmp_path):
         box.append(b"dddd")
         assert box.dropped == 2
         assert [e.payload for e in box.pending(10)] == [b"cccc", b"dddd"]
+
+
+def disk_full(box: Outbox) -> None:
+    """SQLite answers "database or disk is full" from now on, as on a full disk: the file may not grow."""
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+    box._db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def space_again(box: Outbox) -> None:
+    box._db.execute("PRAGMA max_page_count = 1000000")
+
+
+def stored_dropped(path) -> int:
+    """The ``dropped`` counter as it is on disk (another connection, as after a restart)."""
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0])
+
+
+BIG = b"x" * 6000  # larger than a page: storing it needs new pages
+
+
+def test_messages_lost_on_a_full_disk_are_counted_at_once_and_stored_with_the_next(tmp_path):
+    path = tmp_path / "outbox.db"
+    with Outbox(path) as box:
+        box.append(b"before")
+        disk_full(box)
+        for _ in range(3):
+            with pytest.raises(TelemetryError, match=r"database or disk is full.*counted as dropped; free space"):
+                box.append(BIG)
+        assert (box.count, box.size) == (1, 6)  # nothing half stored
+        assert (box.dropped, box.lost) == (3, 3)  # reported from now on, by whatever is sent meanwhile
+        assert stored_dropped(path) == 0  # nothing could be written
+        assert box.ack([e.seq for e in box.pending()]) == 1  # sending goes on: a delete needs no new page
+        space_again(box)
+        seq = box.append(BIG)
+        assert (box.dropped, box.lost) == (3, 0)
+        assert stored_dropped(path) == 3  # in the same transaction as the message that carries it
+        box.append(BIG)
+        assert box.dropped == 3  # counted once
+        assert [e.seq for e in box.pending()] == [seq, seq + 1]  # no sequence number was used up
+    with Outbox(path) as box:
+        assert box.dropped == 3
+
+
+def test_lost_and_bound_drops_add_up_in_one_append(tmp_path):
+    with Outbox(tmp_path / "outbox.db", OutboxLimits(max_bytes=13_000)) as box:
+        box.append(BIG)
+        box.append(BIG)
+        disk_full(box)
+        with pytest.raises(TelemetryError):
+            box.append(BIG)
+        space_again(box)
+        box.append(BIG)  # over the bound: the oldest goes, and the lost one is stored with it
+        assert box.dropped == 2
+        assert box.count == 2
+
+
+def test_other_write_errors_and_a_message_too_large_count_too(tmp_path):
+    path = tmp_path / "outbox.db"
+    with Outbox(path, OutboxLimits(max_bytes=100)) as box:
+        box.append(b"a")
+        box._db.execute("PRAGMA query_only = ON")  # every write fails, as on a read-only or failing disk
+        with pytest.raises(TelemetryError, match="cannot store a message"):
+            box.append(b"b")
+        with pytest.raises(TelemetryError, match=r"cannot delete sent messages .* they go again"):
+            box.ack([1])
+        assert box.count == 1
+        with pytest.raises(TelemetryError, match="larger than the outbox"):
+            box.append(b"c" * 101)
+        assert box.dropped == 2
+        box._db.execute("PRAGMA query_only = OFF")
+        box.append(b"d")
+        assert stored_dropped(path) == 2
+
+
+def test_an_outbox_that_cannot_be_opened_for_want_of_space_says_so(tmp_path, monkeypatch):
+    def full(*_args, **_kwargs):
+        raise sqlite3.OperationalError("disk I/O error")  # what opening a WAL outbox on a full disk answers
+
+    monkeypatch.setattr(sqlite3, "connect", full)
+    with pytest.raises(TelemetryError, match=r"\(disk I/O error\): free space on its disk .* and restart"):
+        Outbox(tmp_path / "outbox.db")

@@ -4,6 +4,7 @@ client certificate, and a broker that refuses the login."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -152,3 +153,27 @@ def test_a_refused_login_keeps_the_windows(tls_mosquitto, tmp_path):
         assert outbox.count == 1
     assert publisher.stats.connects == 0
     assert "Bad user name or password" in publisher.stats.last_error or "Not authorized" in publisher.stats.last_error
+
+
+def test_an_outbox_that_cannot_delete_what_was_sent_sends_it_again_later(mosquitto, tmp_path, caplog):
+    listener = Listener(mosquitto)
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        outbox.append(window(1))
+        outbox._db.execute("PRAGMA query_only = ON")  # every write fails, as on a full or failing disk
+        settings = PublisherSettings(backoff_initial=0.1, backoff_max=0.2)
+        publisher = Publisher(outbox, MqttSettings(mosquitto.url), TOPICS, settings=settings)
+        with caplog.at_level(logging.WARNING, logger="edgekit_runtime.telemetry"):
+            publisher.start()
+            try:
+                wait(lambda: publisher.stats.connects >= 2, "a second session after the failed delete")
+                assert outbox.count == 1  # the PUBACK came, the delete could not be written: it stays
+                outbox._db.execute("PRAGMA query_only = OFF")
+                wait(lambda: outbox.count == 0, "the outbox to drain once it can be written")
+            finally:
+                publisher.stop()
+    listener.close()
+    assert set(listener.windows()) == {1}  # sent again until deleted: a duplicate the collector keeps once
+    assert len(listener.windows()) >= 2
+    failures = [r.getMessage() for r in caplog.records if "cannot delete sent messages" in r.getMessage()]
+    assert 1 <= len(failures) < publisher.stats.connects  # a line per failed session at most (with backoff)
+    assert not [r for r in caplog.records if r.exc_info]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import sqlite3
 import threading
 import time
 
@@ -16,6 +17,7 @@ from edgekit_runtime.bundle import REFERENCE, open_bundle
 from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.telemetry.outbox import Outbox, OutboxLimits
 from edgekit_runtime.telemetry.recorder import WINDOW_SCHEMA, Identity, Recorder, RecorderSettings
+from edgekit_runtime.telemetry.session import window_bytes
 
 MODEL = {"name": "digits-mlp", "version": "1.0.0", "sha256": "0" * 64, "backend": "onnxruntime"}
 IDENTITY = Identity("lab", "pi-7", MODEL, __version__)
@@ -180,26 +182,101 @@ def test_a_window_too_large_for_the_outbox_is_logged_and_lost(tmp_path, caplog):
     assert "lost" in caplog.text
 
 
-def test_a_full_disk_is_logged_and_the_recorder_goes_on(tmp_path, caplog, reference):
-    rows = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+def disk_full(box: Outbox) -> None:
+    """SQLite answers "database or disk is full" from now on, as on a full disk: the file may not grow."""
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+    box._db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def space_again(box: Outbox) -> None:
+    box._db.execute("PRAGMA max_page_count = 1000000")
+
+
+def larger_than_a_page(recorder: Recorder) -> None:
+    """Windows from now on need new pages to be stored (a small one could fit in a page's free space)."""
+    recorder._head = {**recorder._head, "padding": "x" * 6000}
+
+
+def test_a_full_disk_loses_windows_counts_them_and_the_recorder_goes_on(tmp_path, caplog):
     with Outbox(tmp_path / "outbox.db") as box:
-        recorder = Recorder(box, IDENTITY, reference=reference)
+        recorder = Recorder(box, IDENTITY, settings=RecorderSettings(interval=0.05))
         assert recorder.close_window() is not None
-        pages = box._db.execute("PRAGMA page_count").fetchone()[0]
-        box._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite now answers SQLITE_FULL, as on a full disk
-        recorder.record(0.001, inputs={"input": rows})  # 64 features: a window larger than a page
-        with caplog.at_level(logging.WARNING, logger="edgekit_runtime.telemetry"):
-            assert recorder.close_window() is None
-            recorder.record(0.001, inputs={"input": rows})
+        disk_full(box)
+        larger_than_a_page(recorder)
+        recorder.start()  # the recorder's own thread meets the full disk, window after window
+        with caplog.at_level(logging.DEBUG, logger="edgekit_runtime.telemetry"):
+            deadline = time.monotonic() + 10
+            while box.lost < 3 and time.monotonic() < deadline:
+                recorder.record(0.001)
+                time.sleep(0.01)
             recorder.stop(final=True)  # the final window is lost the same way, without raising
-        assert "lost" in caplog.text
+        lost = box.lost
+        assert lost >= 3
+        assert box.dropped == lost
         assert box.count == 1
-        box._db.execute("PRAGMA max_page_count = 1000000")  # space again
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1  # one line when the losses start, not one per window
+        assert "lost" in warnings[0]
+        assert "database or disk is full" in warnings[0]
+        caplog.clear()
+        space_again(box)
         recorder.record(0.001)
-        seq = recorder.close_window()
+        with caplog.at_level(logging.WARNING, logger="edgekit_runtime.telemetry"):
+            seq = recorder.close_window()
         assert seq is not None
-        assert [doc["requests"] for _, doc in stored(box)] == [0, 1]
-        assert box.count == 2
+        assert f"stores windows again (seq {seq}); {lost} before it" in caplog.text
+        assert (box.dropped, box.lost) == (lost, 0)
+        assert [doc["requests"] for _, doc in stored(box)][-1] == 1
+
+
+def send(box: Outbox) -> list[bytes]:
+    """What the publisher would send now, one message per window; acknowledged at once."""
+    entries = box.pending(10**9)
+    messages = [window_bytes(entry, box.dropped, box.count) for entry in entries]
+    box.ack(entry.seq for entry in entries)
+    return messages
+
+
+def test_the_collector_sees_every_lost_window_once(tmp_path):
+    from edgekit.telemetry.messages import parse_message  # noqa: PLC0415  (the host's side of the contract)
+    from edgekit.telemetry.store import SQLiteStore  # noqa: PLC0415
+
+    clock = Clock()
+    collector = SQLiteStore(tmp_path / "collected.db")
+    with Outbox(tmp_path / "outbox.db") as box:
+        recorder = Recorder(box, IDENTITY, clock=clock)
+
+        def window(requests: int) -> int | None:
+            for _ in range(requests):
+                recorder.record(0.001)
+            clock.now += 10.0
+            return recorder.close_window()
+
+        def collect() -> None:
+            for message in send(box):
+                collector.add_windows(parse_message("edgekit/lab/pi-7/telemetry", message, received=clock.now).windows)
+
+        assert window(5) is not None
+        collect()
+        disk_full(box)
+        larger_than_a_page(recorder)
+        assert [window(7), window(11)] == [None, None]
+        collect()  # nothing new to send
+        space_again(box)
+        assert window(13) is not None
+        collect()
+        assert window(17) is not None
+        collect()
+        ((device,),) = [collector.summary()]
+    collector.close()
+    assert device.windows == 3
+    assert device.dropped == 2  # the two lost windows, counted once
+    assert device.windows + device.dropped == 5  # every window closed is stored or counted
+    assert device.gaps == 0  # no sequence number was used up: the count is the only trace, and it is there
+    assert device.requests == 5 + 13 + 17  # the 7 + 11 requests of the lost windows are gone with them
+    with sqlite3.connect(tmp_path / "collected.db") as db:
+        dropped = db.execute("SELECT seq, dropped FROM telemetry ORDER BY seq").fetchall()
+    assert dropped == [(1, 0), (2, 2), (3, 2)]  # the first window written once space returned carries them
 
 
 def test_a_request_without_samples_does_not_lose_the_window(outbox, reference):
