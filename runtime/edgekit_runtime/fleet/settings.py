@@ -15,6 +15,13 @@ each key and what it may be), and nothing changes. Otherwise it is written to ``
 The retained state gains ``config``, the effective values, and the event ``done`` says what changed. At the next
 start the file is read again and wins over the command line's flags (the operator's later choice), and the
 runtime says which flags it overrode.
+
+Every value has a finite range (:data:`KEYS`: a value the device could not encode again, such as
+``min_requests`` 1e30, would break every later state message), strings are bounded by their choices, and a
+command may name at most :data:`MAX_KEYS` keys. A kept file that no longer passes these checks (edited by hand,
+damaged, or written by an older build that allowed more) is ignored whole at start, never fatal: a device that
+cannot start can only be mended with a shell on it. :func:`starting_config` says why, the runtime logs it, the
+device runs with the command line's settings, and the next ``set-config`` writes a good file over it.
 """
 
 from __future__ import annotations
@@ -45,16 +52,22 @@ LOGGERS = ("edgekit_runtime", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 #: a setting's value
 Value: TypeAlias = float | int | str
+#: most keys a command's ``config`` (or the kept file) may name: the settings, and room for a few typos
+MAX_KEYS = 32
+#: most characters of a string value (a choice is shorter)
+MAX_TEXT = 64
+#: most bytes of the kept file (it holds a few short settings)
+MAX_FILE_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
 class Key:
-    """What one setting may be: a number in a range, a whole number, or one of ``choices``."""
+    """What one setting may be: a number in a finite range, a whole number, or one of ``choices``."""
 
     #: what it may be, in words (refusals and docs say it)
     allowed: str
-    low: float = -math.inf
-    high: float = math.inf
+    low: float = 0.0
+    high: float = 0.0
     #: ``low`` itself is not allowed
     above: bool = False
     whole: bool = False
@@ -63,21 +76,25 @@ class Key:
     def read(self, value: object) -> Value | None:
         """``value`` as kept, or ``None`` when it is not allowed (JSON's ``true`` is not a number)."""
         if self.choices:
-            return value if isinstance(value, str) and value in self.choices else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return value if isinstance(value, str) and len(value) <= MAX_TEXT and value in self.choices else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        # an int is compared as it is: JSON's 10**400 is a Python int, and too large for a float
         if value < self.low or (self.above and value == self.low) or value > self.high:
             return None
         if self.whole:
-            return int(value) if float(value).is_integer() else None
+            return value if isinstance(value, int) else int(value) if value.is_integer() else None
         return float(value)
 
 
+#: the settings and their ranges (docs/fleet.md has the same table)
 KEYS: dict[str, Key] = {
     "deploy_watch": Key("seconds from 0 to 86400", low=0, high=86_400),
     "max_error_rate": Key("a rate from 0 to 1", low=0, high=1),
-    "max_latency_ratio": Key("a number > 0", low=0, above=True),
-    "min_requests": Key("a whole number >= 0", low=0, whole=True),
+    "max_latency_ratio": Key("a number > 0, up to 1000", low=0, high=1_000, above=True),
+    "min_requests": Key("a whole number from 0 to 1000000", low=0, high=1_000_000, whole=True),
     "telemetry_interval": Key("seconds from 0.05 to 86400", low=0.05, high=86_400),
     "log_level": Key(f"one of {', '.join(LOG_LEVELS)}", choices=LOG_LEVELS),
 }
@@ -127,9 +144,11 @@ def check(values: object, *, empty: bool = True) -> dict[str, Value]:
         raise ConfigError(
             f"set-config needs 'config', an object of settings such as {{\"deploy_watch\": 10}}: {_keys()}"
         )
+    if len(values) > MAX_KEYS:
+        raise ConfigError(f"set-config's config names {len(values)} keys: send at most {MAX_KEYS} ({_keys()})")
     kept: dict[str, Value] = {}
     problems = []
-    unknown = [f"'{key}'" for key in values if key not in KEYS]
+    unknown = [f"'{_cut(str(key))}'" for key in values if key not in KEYS]
     if unknown:
         problems.append(f"{', '.join(unknown)}: not a setting ({_keys()})")
     for key, spec in KEYS.items():
@@ -158,32 +177,68 @@ class ConfigFile:
         """The file in ``state_dir`` (it need not exist)."""
         self.path = Path(state_dir) / CONFIG
 
-    def load(self) -> dict[str, Value]:
-        """The settings chosen so far (``{}`` before the first ``set-config``)."""
+    def load(self) -> tuple[dict[str, Value], str]:
+        """The settings chosen so far (``{}`` before the first ``set-config``), and ``""``.
+
+        A file that cannot be read or no longer passes :func:`check` is ignored whole: ``({}, why)``, one line
+        naming the file, the problem and the fix (a device must start, whatever its state directory holds).
+        """
         try:
-            doc = json.loads(self.path.read_text())
+            doc = self._document()
         except (FileNotFoundError, NotADirectoryError):  # none yet; a state dir that cannot be made fails later
-            return {}
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{self.path} cannot be read ({exc}): move it aside to start with the command line's settings"
-            ) from None
-        try:
-            return check(doc)
+            return {}, ""
         except ConfigError as exc:
-            raise ConfigError(
-                f"{self.path}: {exc}: fix it, or move it aside to start with the command line's settings"
-            ) from None
+            return {}, self._ignored(f" {exc}")
+        try:
+            return check(doc), ""
+        except ConfigError as exc:
+            return {}, self._ignored(f": {exc}")
+
+    def _document(self) -> object:
+        """The file's JSON; :class:`ConfigError` saying why there is none (``FileNotFoundError``: no file)."""
+        try:
+            with self.path.open("rb") as kept:
+                data = kept.read(MAX_FILE_BYTES + 1)
+        except (FileNotFoundError, NotADirectoryError):
+            raise
+        except OSError as exc:
+            raise ConfigError(f"cannot be read ({exc.strerror or exc})") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError(f"is larger than {MAX_FILE_BYTES >> 10} KiB")
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ConfigError("is not JSON (nested too deep)") from None
+        except ValueError as exc:  # not UTF-8, not JSON, an integer of thousands of digits
+            raise ConfigError(f"is not JSON ({str(exc).split(':')[0]})") from None
+
+    def _ignored(self, problem: str) -> str:
+        return (
+            f"{self.path}{problem}; it is ignored and the command line's settings apply: fix it, or delete it "
+            "(the next set-config writes a new one)"
+        )
 
     def save(self, values: Mapping[str, Value]) -> None:
         """Write ``values`` crash-safely (a temporary file, fsync, rename)."""
         write_atomically(self.path, [json.dumps(dict(values), sort_keys=True, indent=1).encode()])
 
 
-def starting_config(flags: DeviceConfig, file: ConfigFile) -> tuple[DeviceConfig, list[str]]:
-    """The command line's values with the file's on top; and what the file changed (to say at start)."""
-    config = flags.changed(file.load())
-    return config, changes(flags, config)
+@dataclass(frozen=True)
+class StartingConfig:
+    """The settings a device starts with, and what to say about them."""
+
+    config: DeviceConfig
+    #: what the kept file changed from the flags: ``("deploy_watch 30 -> 10", ...)``
+    changed: tuple[str, ...] = ()
+    #: why the kept file was ignored (one line for the log and the state; ``""`` when it was not)
+    ignored: str = ""
+
+
+def starting_config(flags: DeviceConfig, file: ConfigFile) -> StartingConfig:
+    """The command line's values with the kept file's on top; the flags alone when the file is ignored."""
+    values, ignored = file.load()
+    config = flags.changed(values)
+    return StartingConfig(config, tuple(changes(flags, config)), ignored)
 
 
 def set_log_level(level: str) -> None:
@@ -232,8 +287,11 @@ class SetConfig:
         self.telemetry = telemetry
         self.state = state
         self.emit = emit
-        #: what ``file`` holds: every setting chosen so far
-        self.chosen: dict[str, Value] = file.load()
+        #: what ``file`` holds: every setting chosen so far (none when it was ignored: the next command replaces it)
+        self.chosen: dict[str, Value]
+        #: why the file was ignored at start (``""``: it was not; :func:`starting_config` said it)
+        self.ignored: str
+        self.chosen, self.ignored = file.load()
         state.update_state(config=config.to_json())
 
     def run(self, command_id: str, doc: Mapping[str, Any]) -> None:
@@ -280,5 +338,17 @@ def _text(value: Value) -> str:
 
 
 def _short(value: object) -> str:
-    text = json.dumps(value)
+    """A JSON value in at most 40 characters (a deep or long one is not serialised whole)."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return json.dumps(_cut(value))
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 50:  # noqa: PLR2004
+        return f"{float(value):g}" if value.bit_length() <= 1000 else "a number too large"  # noqa: PLR2004
+    return _cut(json.dumps(value))
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."  # noqa: PLR2004
