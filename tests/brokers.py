@@ -33,15 +33,31 @@ def free_port() -> int:
 class Mosquitto:
     """One broker process on ``127.0.0.1:port``; stop and start it again on the same port and folder."""
 
-    def __init__(self, folder: Path, port: int | None = None, *, anonymous: bool = True, extra: str = "") -> None:
-        """``extra``: more configuration lines (TLS files, a password file) for the one listener."""
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        *,
+        anonymous: bool = True,
+        extra: str = "",
+        include: Path | None = None,
+    ) -> None:
+        """``extra``: more configuration lines (TLS files, a password file) for the one listener.
+
+        ``include``: a folder whose ``*.conf`` files name the listener, and who may log in, themselves (what
+        ``edgekit fleet provision`` writes, for ``port``): they are read instead of this broker's listener lines.
+        """
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.config = folder / "mosquitto.conf"
+        listener = (
+            f"listener {self.port} 127.0.0.1\nallow_anonymous {'true' if anonymous else 'false'}\n"
+            if include is None
+            else f"include_dir {include}\n"
+        )
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            f"allow_anonymous {'true' if anonymous else 'false'}\n"
+            f"{listener}"
             # started as root, Mosquitto switches to its own user, who cannot write in the test's folder
             "user root\n"
             "persistence true\n"
@@ -96,6 +112,12 @@ class Mosquitto:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"mosquitto did not save its state within {timeout} s: {self.log()}")
             time.sleep(0.05)
+
+    def reload(self) -> None:
+        """SIGHUP: the broker reads its password file and ACL again (it logs nothing; retry a login to wait)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError("mosquitto is not running: start it first")
+        self.proc.send_signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """SIGKILL: the broker dies as in a power cut."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from edgekit.cli import fleet_rollout_cmd
+from edgekit.cli import fleet_provision_cmd, fleet_rollout_cmd
 from edgekit.cli.output import err, stop_on_signals, user_errors
 from edgekit.cli.telemetry_cmd import DB_HELP
 
@@ -22,6 +22,7 @@ fleet_app.command("deploy")(fleet_rollout_cmd.deploy)
 fleet_app.command("rollback")(fleet_rollout_cmd.rollback)
 fleet_app.command("set-config")(fleet_rollout_cmd.set_config)
 fleet_app.command("watch")(fleet_rollout_cmd.watch)
+fleet_app.command("provision")(fleet_provision_cmd.provision_cmd)
 
 
 @fleet_app.command("dashboard")

@@ -14,8 +14,11 @@ path, idempotent on ``(fleet, device, id, status)``.
 An acknowledgement is only sent on the connection its message came in on; a message committed after its
 connection was lost is sent again by the broker on the next one, then stored as a duplicate and acknowledged.
 A message that is not a valid edgekit message is logged, counted as rejected and acknowledged (sending it
-again would not make it valid). A store that fails (PostgreSQL restarting) is retried with backoff, holding
-the batch unacknowledged.
+again would not make it valid). So is one whose payload names another fleet or device than its topic (a
+window, a batch or one of its windows, a state, an event), and it is counted as ``spoofed`` as well: with one
+broker account per device (``edgekit fleet provision``) the topic says who sent it, so a device cannot store
+windows (or a future ``seq``, which would make the real ones look like duplicates) in another's name. A store
+that fails (PostgreSQL restarting) is retried with backoff, holding the batch unacknowledged.
 
 The session outlives the collector only with a stable ``client_id``: a generated one (host and process id)
 gets a session expiry of 0, since no later run would resume it, and an orphan session would keep receiving
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import logging
 import os
 import queue
@@ -41,7 +45,7 @@ from urllib.parse import unquote, urlsplit
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edgekit.errors import ConfigError, EdgekitError, TelemetryError
-from edgekit.telemetry.messages import NAME, EventRow, StateRow, WindowRow, parse_message
+from edgekit.telemetry.messages import NAME, EventRow, StateRow, WindowRow, parse_message, parse_topic
 from edgekit.telemetry.mqtt_session import MqttSession, Received
 from edgekit.telemetry.store import Added
 
@@ -171,6 +175,8 @@ class CollectorCounts:
     duplicates: int = 0
     #: messages that were not valid edgekit messages
     rejected: int = 0
+    #: of those, messages whose payload names another fleet or device than their topic
+    spoofed: int = 0
     #: state messages stored
     states: int = 0
     #: command events stored for the first time
@@ -200,7 +206,7 @@ class Collector:
         self._acks: collections.deque[Received] = collections.deque()
         self._mqtt = MqttSession(settings, self.client_id, self._receive)
         self._counts = dict.fromkeys(
-            ("received", "stored", "duplicates", "rejected", "states", "events", "duplicate_events"), 0
+            ("received", "stored", "duplicates", "rejected", "spoofed", "states", "events", "duplicate_events"), 0
         )
         self._counts_lock = threading.Lock()
         self._started = False
@@ -331,13 +337,16 @@ class Collector:
         windows: list[WindowRow] = []
         states: list[StateRow] = []
         events: list[EventRow] = []
-        rejected = 0
+        rejected = spoofed = 0
         for message in batch:
             try:
                 parsed = parse_message(message.topic, message.payload, received=message.received)
             except TelemetryError as exc:
-                logger.warning("rejected a message: %s", exc)
+                claim = foreign_claim(message.topic, message.payload)
+                logger.warning("rejected a message: %s", claim or exc)
                 rejected += 1
+                if claim is not None:
+                    spoofed += 1
                 continue
             except Exception:  # a bug in parsing must not stop collecting (nor hold the message forever)
                 logger.exception("rejected a message on %s that the parser failed on", message.topic)
@@ -367,11 +376,38 @@ class Collector:
             stored=added.new,
             duplicates=added.duplicates,
             rejected=rejected,
+            spoofed=spoofed,
             states=added.states,
             events=added.events,
             duplicate_events=added.duplicate_events,
         )
         self._acks.extend(batch)
+
+
+def foreign_claim(topic: str, payload: bytes) -> str | None:
+    """What a device's message says that its topic does not: another fleet or device (``None``: nothing).
+
+    Asked of rejected messages only, to tell a spoof from a malformed message; the parser has refused either.
+    """
+    try:
+        fleet, device, _ = parse_topic(topic)
+        doc = json.loads(payload)
+    except (TelemetryError, ValueError, RecursionError):  # a JSONDecodeError and a UnicodeDecodeError are both
+        return None
+    if not isinstance(doc, dict):
+        return None
+    windows = doc.get("windows")
+    claims = [doc, *(w for w in windows if isinstance(w, dict))] if isinstance(windows, list) else [doc]
+    for claim in claims:
+        for key, expected in (("fleet", fleet), ("device", device)):
+            if key in claim and claim[key] != expected:
+                said = repr(claim[key])
+                said = said if len(said) <= 40 else said[:37] + "..."  # noqa: PLR2004
+                return (
+                    f"{topic}: {key} {said} in the payload does not match the topic's: a device may only speak for"
+                    " itself (counted as spoofed)"
+                )
+    return None
 
 
 def _generated_client_id() -> str:

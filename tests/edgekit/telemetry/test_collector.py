@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from edgekit.errors import ConfigError, TelemetryError
-from edgekit.telemetry.collector import Collector, CollectorSettings, backoff
+from edgekit.telemetry.collector import Collector, CollectorSettings, backoff, foreign_claim
 from edgekit.telemetry.store import open_store
 from tests.brokers import Mosquitto
-from tests.edgekit.telemetry.sample import batch, publisher, state, topic, wait_until, window
+from tests.edgekit.telemetry.sample import batch, encode, event, publisher, state, topic, wait_until, window
 
 FAST = {"reconnect_min": 0.05, "reconnect_max": 0.5}
 
@@ -71,8 +71,62 @@ def test_bad_messages_are_counted_and_skipped(mosquitto, db, caplog):
             device.window(1)
         wait_until(lambda: collector.counts.stored == 1, what="the good window")
         wait_until(lambda: collector.counts.rejected == 4, what="4 rejected")
+        assert collector.counts.spoofed == 1  # the payload naming another device than the topic
     assert seqs(db) == [1]
     assert "rejected a message: edgekit/lab/pi-9/telemetry: device 'pi-7' in the payload" in caplog.text
+
+
+def test_a_device_cannot_speak_for_another_from_its_own_topic(mosquitto, db, caplog):
+    """pi-8 (which the broker lets publish only under edgekit/lab/pi-8/) sends in pi-7's name: nothing is kept."""
+    own = {"device": "pi-8"}
+    spoofs = [
+        (topic(**own), window(500)),  # a future seq: stored, it would make pi-7's real windows "duplicates"
+        (topic(**own), window(501, fleet="other", device="pi-8")),
+        (topic(**own), batch([window(502)], device="pi-8")),  # the batch says pi-8, its window pi-7
+        (topic(**own), batch([window(503, device="pi-8")])),  # the batch says pi-7
+        (topic("state", **own), state("offline")),
+        (topic("events", **own), event("committed")),
+    ]
+    with open_store(db) as store, Collector(settings(mosquitto), store) as collector:
+        assert collector.wait_ready(10)
+        with publisher(mosquitto) as device:
+            for where, doc in spoofs:
+                device.send(where, doc)
+            wait_until(lambda: collector.counts.rejected == len(spoofs), what="every spoof rejected")
+            for seq in (1, 2):
+                device.window(seq)
+        wait_until(lambda: collector.counts.stored == 2, what="pi-7's own windows")
+        counts = collector.counts
+        assert (counts.rejected, counts.spoofed, counts.duplicates, counts.states, counts.events) == (6, 6, 0, 0, 0)
+        assert [(s.device, s.windows) for s in store.summary()] == [("pi-7", 2)]
+    assert seqs(db) == [1, 2]
+    assert seqs(db, "pi-8") == []
+    assert "edgekit/lab/pi-8/state: device 'pi-7' in the payload does not match the topic's" in caplog.text
+    assert "edgekit/lab/pi-8/telemetry: fleet 'other' in the payload does not match" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("where", "payload", "claim"),
+    [
+        (topic(device="pi-8"), window(1), "device 'pi-7'"),
+        (topic(device="pi-8"), batch([window(1, device="pi-8")], device="pi-7"), "device 'pi-7'"),
+        (topic(device="pi-8"), batch([{"seq": 1, "fleet": "x" * 64}], device="pi-8"), "fleet 'xxxxxxxxxx"),
+        (topic(device="pi-7"), window(0), None),  # malformed, not a spoof
+        (topic(device="pi-7"), b"\xff not json", None),
+        (topic(device="pi-7"), b"[1, 2]", None),
+        (topic(device="pi-7"), {"schema": "edgekit.telemetry/1", "seq": 1}, None),  # names no one: malformed
+        ("edgekit/lab/+/telemetry", window(1), None),  # not a device's topic
+    ],
+)
+def test_a_foreign_claim_is_told_from_a_malformed_message(where, payload, claim):
+    said = foreign_claim(where, encode(payload))
+    if claim is None:
+        assert said is None
+    else:
+        assert said is not None
+        assert claim in said
+        assert said.endswith("a device may only speak for itself (counted as spoofed)")
+        assert len(said) < 200
 
 
 def test_states_are_kept_retained_ones_included(mosquitto, db):
