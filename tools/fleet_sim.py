@@ -16,6 +16,10 @@ With ``--deploy-kib N`` a third of the way in, a bundle of N KiB (random bytes: 
 read it) is published on the broker in 256 KiB chunks and one ``deploy`` command goes to ``@all``: every device
 fetches it over MQTT with the runtime's chunk fetcher, checks each chunk and the whole, and commits, while its
 telemetry goes on. The report adds how many committed and how long the slowest took.
+
+Commands are signed as ``edgekit fleet`` signs them (issue 17): the run makes a key pair, every device opens
+commands through the runtime's ``CommandGate`` trusting its public key (with a ``CommandJournal`` in the device's
+state folder), and the deploy is sealed with the private key for ``@all``.
 """
 
 from __future__ import annotations
@@ -72,14 +76,19 @@ class SimModel:
     backend: Any = field(default_factory=_Backend)
     #: no bundle file: the first deploy keeps nothing to roll back to
     path: Path | None = None
+    #: no inputs: a deploy's schema check compares nothing
+    inputs: tuple[Any, ...] = ()
 
 
 def run_devices(args: argparse.Namespace) -> int:
     """Worker: run devices ``first`` .. ``first + count - 1`` until the duration is over; write a report."""
     from edgekit_runtime.fleet.agent import Agent  # noqa: PLC0415
     from edgekit_runtime.fleet.chunks import ChunkFetcher  # noqa: PLC0415
+    from edgekit_runtime.fleet.command_journal import CommandJournal  # noqa: PLC0415
     from edgekit_runtime.fleet.deploy import Deployer, Health, HealthPolicy  # noqa: PLC0415
     from edgekit_runtime.fleet.models import ModelStore  # noqa: PLC0415
+    from edgekit_runtime.fleet.signed_command import CommandGate  # noqa: PLC0415
+    from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
     from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics  # noqa: PLC0415
     from edgekit_runtime.telemetry.outbox import Outbox  # noqa: PLC0415
     from edgekit_runtime.telemetry.publisher import Publisher, PublisherSettings  # noqa: PLC0415
@@ -93,6 +102,7 @@ def run_devices(args: argparse.Namespace) -> int:
     interval = 1.0 / args.rate
     devices = []
     model = SimModel()
+    trusted = load_trusted_keys([Path(args.trust)])
     identity = {"name": model.name, "version": model.version, "sha256": model.sha256, "backend": "none"}
     for i in range(args.first, args.first + args.count):
         folder = Path(args.state) / f"sim-{i:04d}"
@@ -116,7 +126,9 @@ def run_devices(args: argparse.Namespace) -> int:
             emit=lambda *_: None,
             policy=HealthPolicy(window=0),
         )
-        agent = Agent(publisher, topics, deployer, chunks=ChunkFetcher(publisher, FLEET, deployer.store.root))
+        gate = CommandGate(trusted, fleet=FLEET, journal=CommandJournal(folder))
+        chunks = ChunkFetcher(publisher, FLEET, deployer.store.root)
+        agent = Agent(publisher, topics, deployer, chunks=chunks, gate=gate)
         publisher.start()
         agent.start()
         devices.append((topics.device, outbox, recorder, publisher, agent))
@@ -144,14 +156,23 @@ def run_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def roll_out(url: str, kib: int, devices: int, timeout: float) -> dict[str, Any]:
-    """Publish ``kib`` KiB as a chunked bundle, send ``deploy`` to ``@all``, and time every device's commit."""
+def make_keys(folder: Path) -> tuple[Path, Path]:
+    """The run's fleet key pair, ``folder/fleet.key`` and ``folder/fleet.pub`` (as ``edgekit keygen`` writes them)."""
+    from edgekit.bundle.signing import generate_keypair  # noqa: PLC0415
+
+    return generate_keypair(folder / "fleet")
+
+
+def roll_out(url: str, kib: int, devices: int, timeout: float, key: Path) -> dict[str, Any]:
+    """Publish ``kib`` KiB as a chunked bundle, send ``deploy`` (signed by ``key``) to ``@all``, time every commit."""
     import hashlib  # noqa: PLC0415
 
     import paho.mqtt.client as paho  # noqa: PLC0415
     from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 
+    from edgekit.bundle.signing import load_private_key  # noqa: PLC0415
     from edgekit_runtime.fleet.chunks import bundle_topic, manifest_for, mqtt_source  # noqa: PLC0415
+    from edgekit_runtime.fleet.signed_command import seal  # noqa: PLC0415
 
     data = os.urandom(kib * 1024)
     sha = hashlib.sha256(data).hexdigest()
@@ -183,8 +204,10 @@ def roll_out(url: str, kib: int, devices: int, timeout: float) -> dict[str, Any]
         ]:
             info.wait_for_publish(30)
         sent = time.monotonic()
-        command = {"id": "sim-deploy", "command": "deploy", "source": mqtt_source(sha), "sha256": sha}
-        client.publish(f"edgekit/{FLEET}/@all/cmd", json.dumps(command), qos=1).wait_for_publish(30)
+        command: dict[str, Any] = {"id": "sim-deploy", "command": "deploy", "source": mqtt_source(sha), "sha256": sha}
+        command["size"] = len(data)  # the fetch stops past it
+        envelope = seal(command, load_private_key(key), fleet=FLEET, target="@all")
+        client.publish(f"edgekit/{FLEET}/@all/cmd", envelope, qos=1).wait_for_publish(30)
         deadline = sent + timeout
         while len(finals) < devices and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -216,8 +239,8 @@ def stored(db: Path) -> dict[str, tuple[int, int, int]]:
     return {device: (int(n), int(low), int(high)) for device, n, low, high in rows}
 
 
-def start_workers(groups: ProcessGroups, args: argparse.Namespace, url: str, folder: Path) -> list[Any]:
-    """Start ``--processes`` workers that share the devices between them."""
+def start_workers(groups: ProcessGroups, args: argparse.Namespace, url: str, folder: Path, trust: Path) -> list[Any]:
+    """Start ``--processes`` workers that share the devices between them; their devices trust ``trust``."""
     share = [args.devices // args.processes + (i < args.devices % args.processes) for i in range(args.processes)]
     workers, first = [], 0
     for i, count in enumerate(share):
@@ -241,6 +264,8 @@ def start_workers(groups: ProcessGroups, args: argparse.Namespace, url: str, fol
             str(args.duration),
             "--requests",
             str(args.requests),
+            "--trust",
+            str(trust),
         ]
         workers.append(groups.start(f"devices-{i}", argv_i, cwd=folder))
         first += count
@@ -265,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one run, star
     worker.add_argument("--count", type=int, required=True)
     worker.add_argument("--state", required=True)
     worker.add_argument("--report", required=True)
+    worker.add_argument("--trust", required=True, help="the public key whose signed commands the devices take")
     args = parser.parse_args(argv)
     if args.mode == "devices":
         return run_devices(args)
@@ -287,11 +313,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  (one run, star
         while not db.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)  # subscribed
+        private, public = make_keys(folder)
         began = time.monotonic()
-        workers = start_workers(groups, args, url, folder)
+        workers = start_workers(groups, args, url, folder, public)
         if args.deploy_kib:
             time.sleep(args.duration / 3)
-            result.update(roll_out(url, args.deploy_kib, args.devices, args.duration / 2))
+            result.update(roll_out(url, args.deploy_kib, args.devices, args.duration / 2, private))
         for w in workers:
             w.proc.wait(args.duration + 120)
         finished = time.monotonic()

@@ -1,5 +1,8 @@
 """``edgekit fleet devices|deploy|rollback|set-config|watch``: the operator's commands (on ``fleet_app``).
 
+Every command a device runs is signed with ``--sign-key`` (or ``$EDGEKIT_SIGN_KEY``): the private key of
+``edgekit keygen`` whose ``.pub`` the devices trust (``edgekit-runtime serve --trust``).
+
 Exit codes: 0 done; 1 a broker that cannot be reached, devices that did not all commit or roll back (or refused
 a set-config), a database that cannot be read; 2 bad options (a broker URL, ``--canary 150%``, ``--abort-if`` that
 does not parse, a ``KEY=VALUE`` without ``=``); 5 a rollout its canary stopped (the canary devices that had
@@ -22,6 +25,8 @@ from edgekit.cli.telemetry_cmd import DB_HELP
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from edgekit.fleet.link import FleetLink
     from edgekit.fleet.rollout import RolloutResult
     from edgekit.telemetry.collector import CollectorSettings
@@ -33,13 +38,50 @@ GROUP = typer.Option(None, help="Only the online devices started with --group GR
 CA = typer.Option(None, help="CA bundle to check the broker's certificate (mqtts).")
 CERT = typer.Option(None, help="Client certificate (mqtts).")
 KEY = typer.Option(None, help="Client certificate's private key (mqtts).")
+USERNAME = typer.Option(None, help="Broker user name (edgekit fleet provision's operator).")
+PASSWORD_FILE = typer.Option(None, help="File holding the broker password (kept out of the URL and the process list).")
 JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
+SIGN_KEY = typer.Option(
+    None,
+    "--sign-key",
+    envvar="EDGEKIT_SIGN_KEY",
+    help="The fleet owner's private key (.key of edgekit keygen) that signs the commands; the devices trust its .pub.",
+)
 
 
-def _settings(broker: str, fleet: str, ca: Path | None, cert: Path | None, key: Path | None) -> CollectorSettings:
+def _sign_key(path: Path | None) -> Ed25519PrivateKey:
+    from edgekit.bundle.signing import load_private_key  # noqa: PLC0415
+    from edgekit.errors import ConfigError  # noqa: PLC0415
+
+    if path is None:
+        raise ConfigError(
+            "fleet commands are signed: give --sign-key KEY (or set EDGEKIT_SIGN_KEY), the .key of edgekit keygen "
+            "whose .pub the devices trust"
+        )
+    return load_private_key(path)
+
+
+def _settings(
+    broker: str,
+    fleet: str,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    username: str | None = None,
+    password_file: Path | None = None,
+) -> CollectorSettings:
+    from edgekit.cli.telemetry_cmd import _read_password  # noqa: PLC0415
     from edgekit.telemetry.collector import CollectorSettings  # noqa: PLC0415
 
-    return CollectorSettings(broker=broker, fleet=fleet, ca_file=ca, cert_file=cert, key_file=key)
+    return CollectorSettings(
+        broker=broker,
+        fleet=fleet,
+        ca_file=ca,
+        cert_file=cert,
+        key_file=key,
+        username=username,
+        password=_read_password(password_file),
+    )
 
 
 def _targets(link: FleetLink, devices: str | None, group: str | None) -> list[str]:
@@ -98,22 +140,30 @@ def deploy(
     serve: str | None = typer.Option(
         None, help="HOST:PORT: serve the bundle over HTTP from here during the rollout (HOST: as devices reach it)."
     ),
-    shared_path: bool = typer.Option(
-        False, "--shared-path", help="Devices read the bundle's path on this file system (devices on this machine)."
+    allow_downgrade: bool = typer.Option(
+        False, "--allow-downgrade", help="Let devices install an older version than they serve (refused otherwise)."
     ),
+    allow_schema_change: bool = typer.Option(
+        False,
+        "--allow-schema-change",
+        help="Let devices install a model whose inputs differ from the serving one's (refused otherwise).",
+    ),
+    sign_key: Path | None = SIGN_KEY,
     chunk_kib: int = typer.Option(256, help="Chunk size when the bundle goes over MQTT (the default way)."),
     timeout: float = typer.Option(300.0, help="Seconds each stage (canary, rest) may take."),
     db: str | None = typer.Option(None, help=f"The collector's database, for --abort-if. {DB_HELP}"),
     ca: Path | None = CA,
     cert: Path | None = CERT,
     key: Path | None = KEY,
+    username: str | None = USERNAME,
+    password_file: Path | None = PASSWORD_FILE,
     as_json: bool = JSON,
 ) -> None:
     """Roll a bundle out to the canary, judge it, then to the rest; roll the canary back if it fails.
 
     By default the bundle goes over the broker: retained chunks with a hash each, which devices fetch (and resume)
-    over their MQTT connection and which are cleared when the rollout ends. --url, --serve and --shared-path
-    send devices elsewhere for it.
+    over their MQTT connection and which are cleared when the rollout ends. --url and --serve send devices to an
+    HTTP server for it.
     """
     with user_errors():
         from edgekit.errors import ConfigError  # noqa: PLC0415
@@ -129,25 +179,37 @@ def deploy(
         rule = parse_abort_if(abort_if) if abort_if is not None else None
         if rule is not None and db is None:
             raise ConfigError("--abort-if reads the canary's telemetry: give --db, the collector's database")
-        if sum((url is not None, serve is not None, shared_path)) > 1:
-            raise ConfigError("--url, --serve and --shared-path each say where the bundle comes from: give one")
+        if url is not None and serve is not None:
+            raise ConfigError("--url and --serve each say where the bundle comes from: give one")
         chunk_size = chunk_bytes(chunk_kib)
         if timeout <= 0 or bake < 0:
             raise ConfigError("--timeout must be more than 0 seconds and --bake 0 or more")
-        settings = _settings(broker, fleet, ca, cert, key)
+        settings = _settings(broker, fleet, ca, cert, key, username, password_file)
+        signer = _sign_key(sign_key)
         local = check_bundle(bundle)
         with contextlib.ExitStack() as stack:
             store = open_store(db, create=False) if db is not None else None
             if store is not None:
                 stack.callback(store.close)
-            source = url or (str(local.path) if shared_path else None)
+            source = url
             if serve is not None:
                 source = stack.enter_context(BundleServer(local, *parse_serve(serve))).url
-            link = stack.enter_context(FleetLink(settings))
+            link = stack.enter_context(FleetLink(settings, sign_key=signer))
             targets = _targets(link, devices, group)
             if source is None:  # the default: over the broker
                 source = stack.enter_context(PublishedBundle(link, local, chunk_size))
-            plan = DeployPlan(source, local.sha256, targets, fraction, timeout, rule, bake)
+            plan = DeployPlan(
+                source,
+                local.sha256,
+                targets,
+                fraction,
+                timeout,
+                rule,
+                bake,
+                size=local.size,
+                allow_downgrade=allow_downgrade,
+                allow_schema_change=allow_schema_change,
+            )
             metrics = store_metrics(store, fleet) if store is not None else None
             with _live(not as_json) as show:
                 result = run_deploy(link, plan, metrics=metrics, on_change=show)
@@ -161,9 +223,12 @@ def rollback(
     devices: str | None = DEVICES,
     group: str | None = GROUP,
     timeout: float = typer.Option(120.0, help="Seconds to wait for the devices' results."),
+    sign_key: Path | None = SIGN_KEY,
     ca: Path | None = CA,
     cert: Path | None = CERT,
     key: Path | None = KEY,
+    username: str | None = USERNAME,
+    password_file: Path | None = PASSWORD_FILE,
     as_json: bool = JSON,
 ) -> None:
     """Serve the previous committed model again on the devices, and wait for their results."""
@@ -171,7 +236,8 @@ def rollback(
         from edgekit.fleet.link import FleetLink  # noqa: PLC0415
         from edgekit.fleet.rollout import rollback as run_rollback  # noqa: PLC0415
 
-        with FleetLink(_settings(broker, fleet, ca, cert, key)) as link:
+        settings, signer = _settings(broker, fleet, ca, cert, key, username, password_file), _sign_key(sign_key)
+        with FleetLink(settings, sign_key=signer) as link:
             targets = _targets(link, devices, group)
             with _live(not as_json) as show:
                 result = run_rollback(link, targets, timeout=timeout, on_change=show)
@@ -190,9 +256,12 @@ def set_config(
     devices: str | None = DEVICES,
     group: str | None = GROUP,
     timeout: float = typer.Option(60.0, help="Seconds to wait for the devices' answers."),
+    sign_key: Path | None = SIGN_KEY,
     ca: Path | None = CA,
     cert: Path | None = CERT,
     key: Path | None = KEY,
+    username: str | None = USERNAME,
+    password_file: Path | None = PASSWORD_FILE,
     as_json: bool = JSON,
 ) -> None:
     """Change settings on the devices at once (kept across restarts); each takes all of them or refuses all."""
@@ -205,7 +274,8 @@ def set_config(
         values = parse_settings(pairs)
         if timeout <= 0:
             raise ConfigError("--timeout must be more than 0 seconds")
-        with FleetLink(_settings(broker, fleet, ca, cert, key)) as link:
+        settings, signer = _settings(broker, fleet, ca, cert, key, username, password_file), _sign_key(sign_key)
+        with FleetLink(settings, sign_key=signer) as link:
             targets = _targets(link, devices, group)
             with _live(not as_json) as show:
                 result = run_set_config(link, targets, values, timeout=timeout, on_change=show)
@@ -220,6 +290,8 @@ def watch(
     ca: Path | None = CA,
     cert: Path | None = CERT,
     key: Path | None = KEY,
+    username: str | None = USERNAME,
+    password_file: Path | None = PASSWORD_FILE,
     as_json: bool = typer.Option(False, "--json", help="Print each message as a JSON line instead of a table."),
 ) -> None:
     """Show the fleet's states and command steps live, until Ctrl-C (or --once, --duration)."""
@@ -231,7 +303,7 @@ def watch(
 
         view = WatchView(fleet)
         end = time.monotonic() + (1.0 if once else duration if duration is not None else float("inf"))
-        with FleetLink(_settings(broker, fleet, ca, cert, key)) as link:
+        with FleetLink(_settings(broker, fleet, ca, cert, key, username, password_file)) as link:
             live = Live(view.table(), console=out, refresh_per_second=4, auto_refresh=False)
             with contextlib.suppress(KeyboardInterrupt), live if not as_json else contextlib.nullcontext():
                 while (left := end - time.monotonic()) > 0:

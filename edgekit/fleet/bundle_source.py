@@ -30,10 +30,18 @@ class LocalBundle:
     name: str
     version: str
     sha256: str
+    #: bytes of the file
+    size: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """As plain JSON values."""
-        return {"path": str(self.path), "name": self.name, "version": self.version, "sha256": self.sha256}
+        return {
+            "path": str(self.path),
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "size": self.size,
+        }
 
 
 def check_bundle(path: Path) -> LocalBundle:
@@ -42,11 +50,12 @@ def check_bundle(path: Path) -> LocalBundle:
     if not path.is_file():
         raise BundleError(f"no bundle at '{path}': give the path of an .edgebundle file")
     bundle = open_bundle(path, require_signature=False)  # the runtime's BundleError for anything else
-    digest = hashlib.sha256()
+    digest, size = hashlib.sha256(), 0
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
-    return LocalBundle(path=path, name=bundle.name, version=bundle.version, sha256=digest.hexdigest())
+            size += len(chunk)
+    return LocalBundle(path=path, name=bundle.name, version=bundle.version, sha256=digest.hexdigest(), size=size)
 
 
 def parse_serve(text: str) -> tuple[str, int]:

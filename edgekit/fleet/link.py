@@ -3,9 +3,10 @@
 :class:`FleetLink` connects (MQTT 5, a clean session: an operator's view starts fresh), subscribes at QoS 1 to
 ``edgekit/{fleet}/+/state`` (retained: the broker sends every device's last state at once) and
 ``edgekit/{fleet}/+/events``, and hands each message on as a :class:`FleetMessage` through a queue; the caller
-reads them with :meth:`FleetLink.next_message` on its own thread. :meth:`FleetLink.command` publishes a command
-at QoS 1 and waits for the broker's PUBACK. The broker URL and its TLS options are the collector's
-(:class:`~edgekit.telemetry.collector.CollectorSettings`).
+reads them with :meth:`FleetLink.next_message` on its own thread. :meth:`FleetLink.command` signs a command with
+the operator's key (:func:`edgekit_runtime.fleet.signed_command.seal`: bound to the fleet and the target, with
+the time and a nonce), publishes it at QoS 1 and waits for the broker's PUBACK. The broker URL and its TLS options
+are the collector's (:class:`~edgekit.telemetry.collector.CollectorSettings`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgekit.errors import FleetError
 from edgekit.fleet.rules import DeviceState
+from edgekit_runtime.fleet.signed_command import seal
 from edgekit_runtime.telemetry.mqtt import Client, log_in
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     import paho.mqtt.client as paho
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from paho.mqtt.client import ConnectFlags, DisconnectFlags
     from paho.mqtt.properties import Properties
     from paho.mqtt.reasoncodes import ReasonCode
@@ -52,11 +55,18 @@ class FleetMessage:
 class FleetLink:
     """``with FleetLink(settings) as link:`` a connection to ``settings.fleet``'s commands, states and events."""
 
-    def __init__(self, settings: CollectorSettings, *, connect_timeout: float = 10.0) -> None:
-        """Get ready to connect to ``settings.broker`` (nothing is sent yet)."""
+    def __init__(
+        self,
+        settings: CollectorSettings,
+        *,
+        sign_key: Ed25519PrivateKey | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        """Get ready to connect to ``settings.broker`` (nothing is sent yet); ``sign_key`` signs the commands."""
         if settings.fleet == "+":
             raise FleetError("a fleet operation needs one fleet: give --fleet NAME")
         self.settings = settings
+        self.sign_key = sign_key
         self.fleet = settings.fleet
         self.connect_timeout = connect_timeout
         self.states: dict[str, DeviceState] = {}
@@ -101,9 +111,15 @@ class FleetLink:
         self.client.loop_stop()
 
     def command(self, target: str, doc: dict[str, Any], timeout: float = 10.0) -> None:
-        """Publish ``doc`` to ``target`` (a device id, ``@all``, ``@group``) and wait for the broker's PUBACK."""
+        """Sign ``doc`` for ``target`` (a device id, ``@all``, ``@group``), publish it, wait for the broker's PUBACK."""
+        if self.sign_key is None:
+            raise FleetError(
+                "fleet commands are signed: give --sign-key KEY (the .key of edgekit keygen whose .pub the devices "
+                "trust with --trust)"
+            )
         topic = f"edgekit/{self.fleet}/{target}/cmd"
-        self.publish([(topic, orjson.dumps(doc))], timeout, what=f"a command to {target}")
+        payload = seal(doc, self.sign_key, fleet=self.fleet, target=target)
+        self.publish([(topic, payload)], timeout, what=f"a command to {target}")
 
     def publish(
         self, messages: Sequence[tuple[str, bytes]], timeout: float = 10.0, *, retain: bool = False, what: str = ""
@@ -171,6 +187,8 @@ class FleetLink:
         if len(parts) != 4 or not isinstance(doc, dict):  # noqa: PLR2004  (edgekit/FLEET/DEVICE/KIND)
             return
         kind, device = parts[3], parts[2]
+        if doc.get("device") != device:
+            return  # a message that speaks for another device than its topic's: a spoof, never believed
         if kind == "state":
             state = DeviceState.from_message(doc)
             if state is None:

@@ -160,6 +160,21 @@ class DeployPlan:
     abort_rule: AbortRule | None = None
     #: seconds the committed canary is watched before ``abort_rule`` is judged
     bake: float = 30.0
+    #: bytes of the bundle file: devices fetch no more than this
+    size: int = 0
+    #: the devices may install an older version (or the same version with another model)
+    allow_downgrade: bool = False
+    #: the devices may install a model whose inputs differ from the one they serve
+    allow_schema_change: bool = False
+
+    def command(self) -> dict[str, Any]:
+        """The deploy command's body (the link signs it)."""
+        doc: dict[str, Any] = {"command": "deploy", "source": self.source, "sha256": self.sha256, "size": self.size}
+        if self.allow_downgrade:
+            doc["allow_downgrade"] = True
+        if self.allow_schema_change:
+            doc["allow_schema_change"] = True
+        return doc
 
 
 def deploy(
@@ -178,7 +193,7 @@ def deploy(
     )
     result.source = plan.source
     runner = Runner(link, result, on_change=on_change)
-    doc = {"command": "deploy", "source": plan.source, "sha256": plan.sha256}
+    doc = plan.command()
     steps = runner.stage(canary, "canary", doc, plan.timeout)
     reason = _canary_failure(steps)
     if reason is None and plan.abort_rule is not None and metrics is not None:

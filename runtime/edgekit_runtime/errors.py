@@ -6,11 +6,13 @@ RuntimeKitError
 ├── ConfigError      bad runtime settings (exit 2)
 │   └── MissingBackendError  the engine a bundle needs is not installed
 ├── BundleError      a bundle that cannot be opened or trusted (exit 3)
-│   └── SignatureError
+│   ├── SignatureError
+│   └── UnsafeModelError  a model that reaches outside its bundle (external data, custom ops, …)
 ├── ModelError       a model the backend cannot load or run (exit 3)
 │   └── SelfTestError  the model loads but does not give its golden outputs (exit 3)
 ├── InvalidInputError  a request that does not fit the model's schema (HTTP 400)
-└── TelemetryError   telemetry that cannot be stored or sent
+├── TelemetryError   telemetry that cannot be stored or sent
+└── CommandError     a fleet command the device refuses: unsigned, untrusted, stale, replayed, malformed
 """
 
 from __future__ import annotations
@@ -56,6 +58,20 @@ class SignatureError(BundleError):
     """A signature that is missing, malformed or made by an untrusted key."""
 
 
+class UnsafeModelError(BundleError):
+    """A model that can reach outside its bundle, or that cannot be checked; refused before any engine loads it."""
+
+    def __init__(self, message: str, *, source: str, reason: str) -> None:
+        """Record the model and why it was refused.
+
+        ``reason`` is one of ``external-data``, ``custom-op``, ``session-config``, ``ep-context-file``,
+        ``ort-format``, ``external-buffer``, ``outside-file``, ``malformed``, ``too-large``, ``unknown-backend``.
+        """
+        super().__init__(message)
+        self.source = source
+        self.reason = reason
+
+
 class ModelError(RuntimeKitError):
     """A model the backend cannot load or run."""
 
@@ -79,3 +95,12 @@ class InvalidInputError(RuntimeKitError):
 
 class TelemetryError(RuntimeKitError):
     """Telemetry that cannot be stored or sent."""
+
+
+class CommandError(RuntimeKitError):
+    """A fleet command the device will not run; ``command_id`` when the command named one (for its event)."""
+
+    def __init__(self, message: str, *, command_id: str | None = None) -> None:
+        """Keep the command's id, when it has one, so the refusal can be reported against it."""
+        super().__init__(message)
+        self.command_id = command_id

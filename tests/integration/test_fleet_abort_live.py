@@ -1,6 +1,7 @@
 """``edgekit fleet deploy --abort-if`` judged on live telemetry: three runtime processes under constant load, each
 sending a window a second to a Mosquitto of the module's own, a real collector process writing SQLite, and the
-operator's command as a process reading that database.
+operator's command as a process reading that database, serving the bundle over HTTP (``--serve``) and signing its
+commands (``--sign-key``).
 
 The devices run with ``--deploy-watch 0``: their own health watch lets any bundle that passes its self-test
 through, so what stops the slow bundle is the operator's rule alone. Each device starts from its command line's
@@ -104,7 +105,10 @@ def bundles(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fleet(bundles, tmp_path_factory):
-    """A broker, a collector into ``telemetry.db``, three devices under load, a recorder: (broker, db, recorder)."""
+    """A broker, a collector into ``telemetry.db``, three devices under load, a recorder: (broker, db, recorder).
+
+    The devices trust the key pair's ``.pub``; the operator's command signs with its ``.key``.
+    """
     public, made = bundles
     folder = tmp_path_factory.mktemp("abort")
     broker = Mosquitto(folder / "broker")
@@ -138,10 +142,11 @@ def fleet(bundles, tmp_path_factory):
         broker.stop()
 
 
-def edgekit_deploy(broker, db, bundle, rule) -> tuple[subprocess.CompletedProcess, dict | None]:
+def edgekit_deploy(broker, db, bundle, rule, key) -> tuple[subprocess.CompletedProcess, dict | None]:
     command = [
         *(EDGEKIT, "fleet", "deploy", str(bundle), "--broker", broker.url, "--fleet", FLEET, "--json"),
-        *("--devices", ",".join(NAMES), "--canary", "30%", "--shared-path", "--timeout", "30"),
+        *("--sign-key", str(key), "--serve", "127.0.0.1:0"),
+        *("--devices", ",".join(NAMES), "--canary", "30%", "--timeout", "30"),
         *("--abort-if", rule, "--db", str(db), "--bake", "3"),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -168,9 +173,9 @@ def committed_at(result: dict, device: str) -> float:
 
 
 def test_a_good_bundle_under_a_generous_rule_completes(bundles, fleet):
-    _, made = bundles
+    public, made = bundles
     broker, db, recorder = fleet
-    done, result = edgekit_deploy(broker, db, made["2.0.0"], GENEROUS_RULE)
+    done, result = edgekit_deploy(broker, db, made["2.0.0"], GENEROUS_RULE, public.with_suffix(".key"))
     assert done.returncode == 0, done.stderr
     assert result is not None
     assert result["outcome"] == "completed"
@@ -183,11 +188,11 @@ def test_a_good_bundle_under_a_generous_rule_completes(bundles, fleet):
 
 
 def test_a_slow_bundle_the_device_commits_is_stopped_by_the_rule_on_live_telemetry(bundles, fleet):
-    _, made = bundles
+    public, made = bundles
     broker, db, recorder = fleet
     before = {name: recorder.version(name) for name in NAMES}
     started = time.time()
-    done, result = edgekit_deploy(broker, db, made["slow"], SLOW_RULE)
+    done, result = edgekit_deploy(broker, db, made["slow"], SLOW_RULE, public.with_suffix(".key"))
     assert done.returncode == 5, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -1,5 +1,6 @@
 """Issue 7's bundle over MQTT alone: retained chunks with a hash each, fetched by a real runtime process from a
-real Mosquitto, resumed after the device or the broker went away, refused when a chunk is damaged."""
+real Mosquitto, resumed after the device or the broker went away, refused when a chunk is damaged or the signed
+command's size is not the bundle's."""
 
 from __future__ import annotations
 
@@ -60,6 +61,13 @@ def split(bundle: Path) -> tuple[str, dict[str, bytes], list[str]]:
     return sha, {f"{base}/manifest": manifest, **dict(zip(chunk_topics, pieces, strict=True))}, chunk_topics
 
 
+def deploy_of(bundle: Path, **extra) -> dict:
+    """A deploy command's fields for ``bundle`` over MQTT (its chunks published by the test, as it likes)."""
+    data = bundle.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    return {"command": "deploy", "source": mqtt_source(sha), "sha256": sha, "size": len(data), **extra}
+
+
 def fetching_details(operator, command_id: str, name: str) -> list[str]:
     return [
         e["detail"]
@@ -79,6 +87,7 @@ def test_the_cli_sends_the_bundle_over_the_broker_and_clears_it_afterwards(signe
     try:
         operator.wait_online("ch-1")
         command = [EDGEKIT, "fleet", "deploy", str(bundles["2.0.0"]), "--broker", mosquitto.url, "--fleet", FLEET]
+        command += ["--sign-key", str(public.with_suffix(".key"))]
         command += ["--devices", "ch-1", "--chunk-kib", "8", "--json", "--timeout", "60"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
@@ -106,7 +115,7 @@ def test_a_device_killed_mid_fetch_resumes_with_the_chunks_it_had(signed, mosqui
     server = device("ch-2", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "1")
     try:
         operator.wait_online("ch-2")
-        first = operator.command("ch-2", command="deploy", source=mqtt_source(sha), sha256=sha)
+        first = operator.command("ch-2", **deploy_of(bundles["2.0.0"]))
         wait_for(lambda: partial_chunks(tmp_path / "ch-2", sha) == half, 20, "half the chunks on the device")
     finally:
         server.stop(signal.SIGKILL)
@@ -115,7 +124,7 @@ def test_a_device_killed_mid_fetch_resumes_with_the_chunks_it_had(signed, mosqui
     try:
         assert "1.0.0" in server.ready_line
         wait_for(lambda: "failed" in operator.statuses(first, "ch-2"), 20, "the cut-off deploy ended")
-        second = operator.command("ch-2", command="deploy", source=mqtt_source(sha), sha256=sha)
+        second = operator.command("ch-2", **deploy_of(bundles["2.0.0"]))
         wait_for(lambda: "committed" in operator.statuses(second, "ch-2"), 60, "the resumed deploy")
     finally:
         server.stop()
@@ -133,7 +142,7 @@ def test_a_fetch_outlives_a_broker_restart(signed, mosquitto, operator, tmp_path
     server = device("ch-3", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "1")
     try:
         operator.wait_online("ch-3")
-        command = operator.command("ch-3", command="deploy", source=mqtt_source(sha), sha256=sha)
+        command = operator.command("ch-3", **deploy_of(bundles["2.0.0"]))
         wait_for(lambda: partial_chunks(tmp_path / "ch-3", sha) == third, 20, "a third of the chunks")
         saved = time.time()
         mosquitto.wait_saved(saved)
@@ -160,7 +169,7 @@ def test_a_damaged_chunk_fails_the_deploy_naming_it(signed, mosquitto, operator,
     server = device("ch-4", bundles["1.0.0"], public, mosquitto, tmp_path)
     try:
         operator.wait_online("ch-4")
-        command = operator.command("ch-4", command="deploy", source=mqtt_source(sha), sha256=sha)
+        command = operator.command("ch-4", **deploy_of(bundles["2.0.0"]))
         wait_for(lambda: "failed" in operator.statuses(command, "ch-4"), 30, "the failure")
     finally:
         server.stop()
@@ -170,7 +179,29 @@ def test_a_damaged_chunk_fails_the_deploy_naming_it(signed, mosquitto, operator,
 
 
 @pytest.fixture
-def operator(mosquitto):
-    watching = FleetRecorder(mosquitto.port, FLEET)
+def operator(signed, mosquitto):  # noqa: F811
+    watching = FleetRecorder(mosquitto.port, FLEET, sign_key=signed[0].with_suffix(".key"))
     yield watching
     watching.close()
+
+
+def test_a_manifest_that_is_not_the_signed_size_is_refused_before_any_chunk_is_fetched(
+    signed,  # noqa: F811
+    mosquitto,
+    operator,
+    tmp_path,
+):
+    public, bundles = signed
+    sha, messages, _ = split(bundles["2.0.0"])
+    publish_retained(mosquitto, messages)
+    size = bundles["2.0.0"].stat().st_size
+    server = device("ch-5", bundles["1.0.0"], public, mosquitto, tmp_path)
+    try:
+        operator.wait_online("ch-5")
+        command = operator.command("ch-5", **deploy_of(bundles["2.0.0"], size=size - 1))
+        failure = operator.wait_status(command, "failed", "ch-5")
+    finally:
+        server.stop()
+    assert f"bundle {sha[:12]}'s chunk manifest says {size} bytes, the signed command {size - 1}" in failure["detail"]
+    assert partial_chunks(tmp_path / "ch-5", sha) == 0  # nothing fetched past what was signed
+    assert operator.states["ch-5"]["model"]["version"] == "1.0.0"

@@ -1,9 +1,8 @@
-"""Issue 7's deploy over MQTT, end to end: real runtime processes under load, commands published on a real
-Mosquitto, the retained state and the events read back."""
+"""Issue 7's deploy over MQTT, end to end: real runtime processes under load, signed commands published on a real
+Mosquitto, bundles fetched over HTTP from loopback, the retained state and the events read back."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import time
@@ -41,8 +40,8 @@ def device(name, bundle, public, broker, folder, *extra) -> ServeProcess:
 
 
 @pytest.fixture
-def operator(mosquitto):
-    watching = FleetRecorder(mosquitto.port, FLEET)
+def operator(signed, mosquitto):
+    watching = FleetRecorder(mosquitto.port, FLEET, sign_key=signed[0].with_suffix(".key"))
     yield watching
     watching.close()
 
@@ -60,8 +59,7 @@ def test_a_signed_bundle_reaches_three_devices_under_load_without_a_failed_reque
         for load in loads:
             load.start(rows)
         wait_for(lambda: all(load.done > 50 for load in loads), 20, "load on every device")
-        sha = hashlib.sha256(bundles["2.0.0"].read_bytes()).hexdigest()
-        command = operator.command("@lab", command="deploy", source=str(bundles["2.0.0"]), sha256=sha)
+        command = operator.deploy("@lab", bundles["2.0.0"])
         wait_for(lambda: all("committed" in operator.statuses(command, n) for n in names), 60, "three commits")
         wait_for(lambda: all(operator.states[n]["model"]["version"] == "2.0.0" for n in names), 20, "the new state")
         answered = [load.done for load in loads]
@@ -120,7 +118,7 @@ def test_a_bundle_that_does_not_verify_is_refused_and_the_old_one_serves_on(
     server = device("pi-9", bundles["1.0.0"], public, mosquitto, tmp_path)
     try:
         operator.wait_online("pi-9")
-        command = operator.command("pi-9", command="deploy", source=str(bad))
+        command = operator.deploy("pi-9", bad)
         wait_for(lambda: "refused" in operator.statuses(command, "pi-9"), 20, "the refusal")
         httpx.post(f"{server.url}/predict", json={"features": [0.0] * 64}, timeout=10).raise_for_status()
     finally:
@@ -135,7 +133,7 @@ def test_a_device_killed_mid_deploy_comes_back_serving_a_verified_model(signed, 
     public, bundles = signed
     server = device("pi-5", bundles["1.0.0"], public, mosquitto, tmp_path, "--deploy-watch", "30")
     operator.wait_online("pi-5")
-    command = operator.command("pi-5", command="deploy", source=str(bundles["2.0.0"]))
+    command = operator.deploy("pi-5", bundles["2.0.0"])
     try:
         wait_for(lambda: "watching" in operator.statuses(command, "pi-5"), 30, "the watch to start")
     finally:
@@ -187,7 +185,7 @@ def test_a_bundle_that_passes_its_self_test_but_is_too_slow_under_traffic_is_rol
     try:
         wait_for(lambda: load.done > 200, 20, "load")
         operator.wait_online("pi-7")
-        command = operator.command("pi-7", command="deploy", source=str(slow))
+        command = operator.deploy("pi-7", slow)
         wait_for(lambda: {"committed", "rolled_back"} & set(operator.statuses(command, "pi-7")), 60, "a verdict")
         done_before = load.done
         wait_for(lambda: load.done > done_before + 100, 20, "load after the rollback")
@@ -242,7 +240,7 @@ def test_a_bundle_that_passes_its_self_test_but_errors_under_traffic_is_rolled_b
     try:
         wait_for(lambda: load.done > 200, 20, "load")
         operator.wait_online("pi-8")
-        command = operator.command("pi-8", command="deploy", source=str(erring))
+        command = operator.deploy("pi-8", erring)
         wait_for(lambda: {"committed", "rolled_back"} & set(operator.statuses(command, "pi-8")), 60, "a verdict")
         failed_at_verdict = len(load.failures)
         done_before = load.done

@@ -1,6 +1,6 @@
-"""Issue 7's operator CLI, end to end: ``edgekit fleet deploy`` as a process, three real runtime processes, a
-Mosquitto of the module's own, and a plain MQTT client that records every command and event in the order the
-broker delivered them."""
+"""Issue 7's operator CLI, end to end: ``edgekit fleet deploy --sign-key`` as a process, three real runtime
+processes, a Mosquitto of the module's own, and a plain MQTT client that records every command and event in the
+order the broker delivered them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekit_runtime.fleet.signed_command import SCHEMA
 from tests.brokers import Mosquitto
 from tests.integration.fleet_rig import FleetRecorder, device_args, signed_digits
 from tests.integration.rig import wait_for
@@ -25,13 +26,13 @@ EDGEKIT = str(Path(sys.executable).parent / "edgekit")
 
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory):
-    """A key pair, and the digits MLP signed with it as 1.0.0 and 2.0.0."""
-    return signed_digits(tmp_path_factory.mktemp("signed"))
+    """A key pair, and the digits MLP signed with it as 1.0.0, 2.0.0 and 3.0.0."""
+    return signed_digits(tmp_path_factory.mktemp("signed"), ("1.0.0", "2.0.0", "3.0.0"))
 
 
 @pytest.fixture(scope="module")
 def fleet(signed, tmp_path_factory):
-    """A broker, three devices of group ``lab`` serving 1.0.0, and a recorder: (broker, recorder)."""
+    """A broker, three devices of group ``lab`` serving 1.0.0, and a recorder: (broker, recorder, signing key)."""
     public, bundles = signed
     folder = tmp_path_factory.mktemp("operator")
     broker = Mosquitto(folder / "broker")
@@ -47,7 +48,7 @@ def fleet(signed, tmp_path_factory):
         for device in devices:
             device.wait_ready()
         recorder.wait_online(*NAMES)
-        yield broker, recorder
+        yield broker, recorder, public.with_suffix(".key")
     finally:
         for device in devices:
             device.stop()
@@ -55,8 +56,9 @@ def fleet(signed, tmp_path_factory):
         broker.stop()
 
 
-def edgekit_deploy(broker, bundle, *extra) -> tuple[subprocess.CompletedProcess, dict | None]:
+def edgekit_deploy(broker, key, bundle, *extra) -> tuple[subprocess.CompletedProcess, dict | None]:
     command = [EDGEKIT, "fleet", "deploy", str(bundle), "--broker", broker.url, "--fleet", FLEET, "--json", *extra]
+    command += ["--sign-key", str(key)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     try:
         result = json.loads(done.stdout)
@@ -67,8 +69,8 @@ def edgekit_deploy(broker, bundle, *extra) -> tuple[subprocess.CompletedProcess,
 
 def test_deploy_goes_to_the_canary_first_then_to_the_rest(signed, fleet):
     _, bundles = signed
-    broker, recorder = fleet
-    done, result = edgekit_deploy(broker, bundles["2.0.0"], "--canary", "34%", "--timeout", "60")
+    broker, recorder, key = fleet
+    done, result = edgekit_deploy(broker, key, bundles["2.0.0"], "--canary", "34%", "--timeout", "60")
     assert done.returncode == 0, done.stderr
     assert result is not None
     assert result["outcome"] == "completed"
@@ -80,16 +82,17 @@ def test_deploy_goes_to_the_canary_first_then_to_the_rest(signed, fleet):
     assert all(committed)
     sent = recorder.index("cmd", "op-3", id_prefix=prefix)
     assert sent, "op-3 got no command"
+    assert all(doc["envelope"]["schema"] == SCHEMA for doc in recorder.docs("cmd", id_prefix=prefix))  # signed
     assert min(sent) > max(c[0] for c in committed), "op-3 got its command before the canary committed"
     wait_for(lambda: all(recorder.version(n) == "2.0.0" for n in NAMES), 20, "the new version in the states")
 
 
 def test_a_refused_canary_stops_the_rollout(signed, fleet, tmp_path):
     _, bundles = signed
-    broker, recorder = fleet
+    broker, recorder, key = fleet
     bad = unsigned(bundles["2.0.0"], tmp_path / "unsigned.edgebundle")
     started = time.time()
-    done, result = edgekit_deploy(broker, bad, "--canary", "34%", "--timeout", "30")
+    done, result = edgekit_deploy(broker, key, bad, "--canary", "34%", "--timeout", "30")
     assert done.returncode == 5, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -107,9 +110,9 @@ def test_a_refused_canary_stops_the_rollout(signed, fleet, tmp_path):
 
 def test_serve_mode_devices_fetch_over_http_from_the_cli(signed, fleet):
     _, bundles = signed
-    broker, recorder = fleet
+    broker, recorder, key = fleet
     done, result = edgekit_deploy(
-        broker, bundles["1.0.0"], "--serve", "127.0.0.1:0", "--group", "lab", "--canary", "50%", "--timeout", "60"
+        broker, key, bundles["3.0.0"], "--serve", "127.0.0.1:0", "--group", "lab", "--canary", "50%", "--timeout", "60"
     )
     assert done.returncode == 0, done.stderr
     assert result is not None

@@ -35,8 +35,9 @@ def start(bundle: Path, public: Path, broker, folder: Path) -> ServeProcess:
     return server
 
 
-def set_config(broker, *pairs: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+def set_config(broker, key: Path, *pairs: str) -> tuple[subprocess.CompletedProcess, dict | None]:
     command = [EDGEKIT, "fleet", "set-config", *pairs, "--broker", broker.url, "--fleet", FLEET]
+    command += ["--sign-key", str(key)]
     done = subprocess.run(
         [*command, "--devices", "pi-1", "--timeout", "20", "--json"],
         capture_output=True,
@@ -57,13 +58,14 @@ def watched(watcher: FleetRecorder, seconds: float) -> bool:
 
 def test_set_config_is_applied_at_once_refused_whole_and_kept_across_a_restart(signed, mosquitto, tmp_path):
     public, bundles = signed
-    watcher = FleetRecorder(mosquitto.port, FLEET)
+    key = public.with_suffix(".key")
+    watcher = FleetRecorder(mosquitto.port, FLEET, sign_key=key)
     server = start(bundles["1.0.0"], public, mosquitto, tmp_path)
     try:
         wait_for(lambda: watched(watcher, 30.0), 20, "the state with the flag's deploy_watch", server.log)
         Draft202012Validator(SCHEMA).validate(watcher.states.get("pi-1", {}))
 
-        done, result = set_config(mosquitto, "deploy_watch=0", "log_level=info")
+        done, result = set_config(mosquitto, key, "deploy_watch=0", "log_level=info")
         assert done.returncode == 0, done.stderr
         assert result is not None
         assert result["outcome"] == "completed"
@@ -74,11 +76,11 @@ def test_set_config_is_applied_at_once_refused_whole_and_kept_across_a_restart(s
         kept = (tmp_path / "pi-1" / "config.json").read_text()
 
         # the device's own deploy now watches for 0 s, not the flag's 30
-        deploy = watcher.command("pi-1", command="deploy", source=str(bundles["2.0.0"]))
+        deploy = watcher.deploy("pi-1", bundles["2.0.0"])
         wait_for(lambda: "committed" in watcher.statuses(deploy), 30, "the deploy to commit", server.log)
         assert watcher.event(deploy, "watching")["detail"] == "0 s"
 
-        done, result = set_config(mosquitto, "deploy_watch=5", "colour=red", "max_error_rate=2")
+        done, result = set_config(mosquitto, key, "deploy_watch=5", "colour=red", "max_error_rate=2")
         assert done.returncode == 1, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr

@@ -1,16 +1,23 @@
-"""The device agent: fleet commands over MQTT in, progress out as events (issue 7).
+"""The device agent: fleet commands over MQTT in, progress out as events (issues 7 and 17).
 
 Commands arrive on ``edgekit/{fleet}/{device}/cmd``, ``edgekit/{fleet}/@all/cmd`` and
 ``edgekit/{fleet}/@{group}/cmd`` for each ``--group`` (``@`` cannot start a device name, so group topics never
-collide with a device's). A command is JSON: ``{"id": "...", "command": "deploy", "source": SOURCE,
-"sha256": "..."}`` (``SOURCE``: ``mqtt:SHA256`` for a bundle published in chunks over MQTT, see
-:mod:`edgekit_runtime.fleet.chunks`, an http(s) URL or a path on the device), ``{"id", "command": "rollback"}``,
+collide with a device's). Each is signed by the fleet's owner (:mod:`edgekit_runtime.fleet.signed_command`): the
+agent opens the envelope through its :class:`~edgekit_runtime.fleet.signed_command.CommandGate` and runs only
+what a trusted key signed, for this device, recently, and once. A device started without trusted keys has no
+gate: it still sends telemetry, and refuses every command, saying why (read-only).
+
+A command's body is JSON: ``{"id": "...", "command": "deploy", "source": SOURCE, "sha256": "...", "size": N}``
+(``SOURCE``: ``mqtt:SHA256`` for a bundle published in chunks over MQTT, see :mod:`edgekit_runtime.fleet.chunks`,
+or an http(s) URL; ``allow_downgrade`` and ``allow_schema_change`` may say yes to what is refused otherwise, see
+:func:`edgekit_runtime.fleet.deploy.judge_candidate`), ``{"id", "command": "rollback"}``,
 ``{"id", "command": "status"}``, ``{"id", "command": "rebirth"}`` (the retained state published again) or
 ``{"id", "command": "set-config", "config": {...}}`` (:mod:`edgekit_runtime.fleet.settings`). Its progress goes
 to ``edgekit/{fleet}/{device}/events`` as ``edgekit.event/1`` messages, one per step (docs/telemetry.md).
 
-Commands run one at a time on the agent's thread, never on the server's event loop; the same id twice (QoS 1
-delivers at least once) runs once. The MQTT connection is the telemetry publisher's: one client per device.
+Commands are checked and run one at a time on the agent's thread, never on the server's event loop or the MQTT
+thread, which only queues them (a bounded queue: a flood is dropped, not stored). The same id twice (QoS 1 delivers
+at least once) runs once. The MQTT connection is the telemetry publisher's: one client per device.
 """
 
 from __future__ import annotations
@@ -23,19 +30,30 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from edgekit_runtime.fleet.deploy import DeployCommand, Phase
+from edgekit_runtime.errors import CommandError
+from edgekit_runtime.fleet.deploy import DEFAULT_MAX_BUNDLE, DeployCommand, Phase
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from edgekit_runtime.fleet.chunks import ChunkFetcher
     from edgekit_runtime.fleet.deploy import Deployer
+    from edgekit_runtime.fleet.signed_command import CommandGate
     from edgekit_runtime.telemetry.mqtt import Topics
     from edgekit_runtime.telemetry.publisher import Publisher
 
 logger = logging.getLogger("edgekit_runtime.fleet")
 
 EVENT_SCHEMA = "edgekit.event/1"
+#: commands waiting for the agent's thread at most; more are dropped (with a log line)
+QUEUE = 64
+#: bytes of a command message read at most when the device has no gate to say otherwise
+MAX_COMMAND_BYTES = 64 << 10
+#: why a device without trusted keys refuses every command
+READ_ONLY = (
+    "this device trusts no key (started without --trust), so it takes no fleet commands and sends telemetry only: "
+    "restart it with --trust OWNER.pub to let the fleet's owner steer it"
+)
 
 
 def command_topics(topics: Topics, groups: Sequence[str]) -> list[str]:
@@ -58,19 +76,28 @@ class Agent:
         deployer: Deployer,
         groups: Sequence[str] = (),
         chunks: ChunkFetcher | None = None,
+        *,
+        gate: CommandGate | None = None,
+        max_bundle_bytes: int = DEFAULT_MAX_BUNDLE,
     ) -> None:
         """Subscribe (on every connection) and route messages here; :meth:`start` runs the commands.
 
-        ``chunks``: takes the messages of bundles published over MQTT (and is the deployer's fetch).
+        ``chunks``: takes the messages of bundles published over MQTT (and is the deployer's fetch); ``gate``: opens
+        signed commands (``None``: the device takes none, see :data:`READ_ONLY`); ``max_bundle_bytes``: the largest
+        bundle a deploy may name.
         """
         self.publisher = publisher
         self.topics = topics
         self.deployer = deployer
         self.chunks = chunks
+        self.gate = gate
+        self.max_bundle_bytes = max_bundle_bytes
         if chunks is not None:
             deployer.fetch = chunks.fetch_command
         deployer.emit = self.emit
-        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(QUEUE)
+        self._targets = {topic: topic.split("/")[2] for topic in command_topics(topics, groups)}
+        self._max_bytes = gate.policy.max_bytes if gate is not None else MAX_COMMAND_BYTES
         self._seen: set[str] = set()
         self._thread: threading.Thread | None = None
         self._kind = "deploy"
@@ -81,24 +108,26 @@ class Agent:
             "status": self._status,
             "rebirth": self._rebirth,
         }
-        for topic in command_topics(topics, groups):
+        for topic in self._targets:
             publisher.subscribe(topic)
         publisher.on_message = self._receive
-        publisher.update_state(groups=list(groups))  # the operator's --group reads it from the retained state
+        # the operator's --group reads the groups from the retained state, and anyone whether commands are taken
+        publisher.update_state(groups=list(groups), commands="signed" if gate is not None else "refused: no --trust")
 
     def _receive(self, topic: str, payload: bytes) -> None:
-        """On the MQTT thread: parse and queue (nothing slow here)."""
+        """On the MQTT thread: queue a command from one of the agent's topics (nothing slow here)."""
         if self.chunks is not None and self.chunks.offer(topic, payload):
             return
+        target = self._targets.get(topic)
+        if target is None:
+            return  # not a topic of this device's
+        if len(payload) > self._max_bytes:
+            logger.warning("fleet: a command of %d bytes on %s is over the limit: dropped unread", len(payload), topic)
+            return
         try:
-            doc = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            logger.warning("fleet: a command on %s is not JSON: ignored", topic)
-            return
-        if not isinstance(doc, dict):
-            logger.warning("fleet: a command on %s is not a JSON object: ignored", topic)
-            return
-        self._queue.put(doc)
+            self._queue.put_nowait((target, payload))
+        except queue.Full:
+            logger.warning("fleet: %d commands are waiting already: one on %s was dropped", QUEUE, topic)
 
     def emit(self, command_id: str, phase: Phase | str, detail: str = "", command: str | None = None) -> None:
         """Publish one step of a command (``command``: the kind; by default the one running)."""
@@ -124,18 +153,37 @@ class Agent:
 
     def stop(self) -> None:
         """Finish the command running now, then stop."""
-        self._queue.put(None)
+        self._queue.put(None)  # waits for a place: the thread keeps taking
         if self._thread is not None:
             self._thread.join(60)
             self._thread = None
 
     def _run(self) -> None:
-        while (doc := self._queue.get()) is not None:
+        while (message := self._queue.get()) is not None:
+            self.take(*message)
+
+    def take(self, target: str, payload: bytes) -> None:
+        """Open a command that arrived on ``target``'s topic and run it, or report why not (a ``refused`` event)."""
+        doc: dict[str, Any] = {}
+        try:
+            if self.gate is None:
+                raise CommandError(READ_ONLY, command_id=_plain_id(payload))  # noqa: TRY301  (one refusal path)
+            doc = self.gate.open(payload, target)
             self._handle_safely(doc)
+        except CommandError as exc:
+            logger.warning("fleet: a command on %s was refused: %s", target, exc)
+            if exc.command_id is not None:
+                command = doc.get("command")
+                known = command if isinstance(command, str) and command in self.commands else "unknown"
+                self.emit(exc.command_id, Phase.REFUSED, str(exc), command=known)
+        except Exception:  # the gate's own bug must not stop the agent
+            logger.exception("fleet: a command could not be checked")
 
     def _handle_safely(self, doc: dict[str, Any]) -> None:
         try:
             self.handle(doc)
+        except CommandError:
+            raise
         except Exception as exc:  # one command's bug must not stop the next, nor leave the operator waiting
             logger.exception("fleet: a command failed unexpectedly")
             command_id = doc.get("id")
@@ -143,7 +191,7 @@ class Agent:
                 self.emit(command_id, Phase.FAILED, f"the device failed unexpectedly ({type(exc).__name__}: {exc})")
 
     def handle(self, doc: dict[str, Any]) -> None:
-        """Run one command."""
+        """Run one command whose envelope was opened (its signature, target, age and nonce checked)."""
         command_id, command = doc.get("id"), doc.get("command")
         if not isinstance(command_id, str) or not 1 <= len(command_id) <= 128:  # noqa: PLR2004
             logger.warning("fleet: a command without a usable id was ignored: %.200s", doc)
@@ -151,7 +199,7 @@ class Agent:
         if command_id in self._seen:
             return  # delivered again: it ran already
         self._seen.add(command_id)
-        self._kind = str(command)
+        self._kind = command if isinstance(command, str) and command in self.commands else "unknown"
         run = self.commands.get(command) if isinstance(command, str) else None
         if run is None:
             known = ", ".join(self.commands)
@@ -173,12 +221,23 @@ class Agent:
         self.deployer.rollback(command_id)
 
     def _deploy(self, command_id: str, doc: dict[str, Any]) -> None:
-        source, sha256 = doc.get("source"), doc.get("sha256")
-        if not isinstance(source, str) or not source or (sha256 is not None and not isinstance(sha256, str)):
-            self.emit(
-                command_id,
-                Phase.REFUSED,
-                "a deploy needs 'source' (mqtt:SHA256, a URL or a path) and, optionally, 'sha256'",
-            )
-            return
-        self.deployer.deploy(DeployCommand(command_id, source, sha256))
+        self.deployer.deploy(DeployCommand.from_doc(command_id, doc, max_bytes=self.max_bundle_bytes))
+
+
+def _plain_id(payload: bytes) -> str | None:
+    """The id of an unsigned command (to refuse it by name), when it has a usable one."""
+    from edgekit_runtime.fleet.signed_command import COMMAND_ID  # noqa: PLC0415
+
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    if isinstance(doc.get("body"), str):  # an envelope
+        try:
+            doc = orjson.loads(doc["body"])
+        except orjson.JSONDecodeError:
+            return None
+    value = doc.get("id") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) and COMMAND_ID.match(value) else None

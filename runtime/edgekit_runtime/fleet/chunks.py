@@ -30,7 +30,7 @@ import orjson
 
 from edgekit_runtime.errors import BundleError
 from edgekit_runtime.fleet.deploy import fetch_source
-from edgekit_runtime.fleet.models import SHA256, write_atomically
+from edgekit_runtime.fleet.models import PARTIAL, SHA256, remove_partials, write_atomically
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -42,7 +42,6 @@ MANIFEST_SCHEMA = "edgekit.bundle-chunks/1"
 SOURCE_PREFIX = "mqtt:"
 #: chunks larger than this are refused (a broker's message limit is usually lower anyway)
 MAX_CHUNK = 16 << 20
-PARTIAL = ".partial-"
 
 
 def bundle_topic(fleet: str, sha256: str) -> str:
@@ -150,19 +149,32 @@ class ChunkFetcher:
         sha256 = command.source[len(SOURCE_PREFIX) :]
         if command.sha256 is not None and command.sha256 != sha256:
             raise BundleError(f"the command's sha256 is not the one in its source {command.source}: send it again")
-        return self.fetch(sha256, note)
+        return self.fetch(sha256, note, size=command.size)
 
     def partial(self, sha256: str) -> Path:
         """Where the verified chunks of a bundle wait."""
         return self.root / f"{PARTIAL}{sha256}"
 
-    def fetch(self, sha256: str, note: Callable[[str], None] = lambda _d: None) -> Iterator[bytes]:
-        """The bundle's bytes, chunk by chunk, once every chunk is here and checked."""
+    def fetch(
+        self, sha256: str, note: Callable[[str], None] = lambda _d: None, *, size: int | None = None
+    ) -> Iterator[bytes]:
+        """The bundle's bytes, chunk by chunk, once every chunk is here and checked.
+
+        ``size``: the bundle's bytes as the signed command says; a manifest that says otherwise is refused before
+        any chunk is fetched. Chunks of other bundles (an abandoned fetch) are removed first: a device keeps the
+        chunks of one bundle at most, the one it is fetching.
+        """
         if not SHA256.match(sha256):
             raise BundleError(f"'{sha256}' is not a sha256: an mqtt: source is mqtt:<the bundle's sha256>")
         folder = self.partial(sha256)
-        folder.mkdir(parents=True, exist_ok=True)
+        remove_partials(self.root, keep=sha256)
         manifest = ChunkManifest.parse(self._one(f"{bundle_topic(self.fleet, sha256)}/manifest"), sha256)
+        if size is not None and manifest.size != size:
+            raise BundleError(
+                f"bundle {sha256[:12]}'s chunk manifest says {manifest.size} bytes, the signed command {size}: "
+                "publish the bundle again"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
         have = {i for i in range(len(manifest.chunks)) if self._verified(folder, manifest, i)}
         self._room(manifest, have)
         note(

@@ -27,6 +27,8 @@ SUFFIX = ".edgebundle"
 STATE = "state.json"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
+#: the prefix of a folder of chunks of a bundle being fetched over MQTT (:mod:`edgekit_runtime.fleet.chunks`)
+PARTIAL = ".partial-"
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -54,6 +56,17 @@ def write_atomically(path: Path, chunks: Iterable[bytes]) -> str:
         raise
     _fsync_dir(path.parent)
     return digest.hexdigest()
+
+
+def remove_partials(root: Path, keep: str | None = None) -> list[str]:
+    """Delete the chunk folders in ``root`` but ``keep``'s (a bundle's sha256); the hashes deleted."""
+    gone = []
+    for folder in root.glob(f"{PARTIAL}*"):
+        sha = folder.name[len(PARTIAL) :]
+        if sha != keep:
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(sha)
+    return gone
 
 
 class ModelStore:
@@ -126,11 +139,21 @@ class ModelStore:
         Chunks of unfinished fetches over MQTT go too: a deploy ended since.
         """
         wanted = {sha for sha in keep if sha}
-        for partial in self.root.glob(".partial-*"):
-            shutil.rmtree(partial, ignore_errors=True)
+        remove_partials(self.root)
         gone = []
         for bundle in self.root.glob(f"*{SUFFIX}"):
             if bundle.stem not in wanted:
                 bundle.unlink(missing_ok=True)
                 gone.append(bundle.stem)
         return gone
+
+    def clean(self, keep_partial: str | None = None) -> None:
+        """At start: delete what an interrupted write or fetch left behind.
+
+        Staging files (``.incoming.*``, a record's temporary copy) always go; chunk folders go but
+        ``keep_partial``'s, the bundle the last deploy was fetching over MQTT, so sending that deploy again resumes.
+        """
+        for leftover in self.root.glob(".*"):
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
+        remove_partials(self.root, keep=keep_partial)

@@ -7,15 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit_runtime.fleet.agent import Agent
 from edgekit_runtime.fleet.chunks import ChunkFetcher
-from edgekit_runtime.fleet.deploy import Deployer, Health, HealthPolicy, Phase, recover
+from edgekit_runtime.fleet.command_journal import CommandJournal
+from edgekit_runtime.fleet.deploy import DEFAULT_MAX_BUNDLE, Deployer, Health, HealthPolicy, Phase, recover
 from edgekit_runtime.fleet.models import ModelStore
 from edgekit_runtime.fleet.settings import ConfigFile, DeviceConfig, SetConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from edgekit_runtime.fleet.signed_command import CommandPolicy
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.app import App
+    from edgekit_runtime.signing import TrustedKey
     from edgekit_runtime.telemetry.service import Telemetry
 
 MODELS = "models"
@@ -36,7 +39,7 @@ class AppProbe:
     def snapshot(self) -> Health:
         """The counters now."""
         requests, errors, seconds = self.app.inference_counts
-        return Health(int(requests), int(errors), float(seconds))
+        return Health(int(requests), int(errors), float(seconds), int(self.app.client_error_count))
 
 
 def model_store(state_dir: Path) -> ModelStore:
@@ -59,10 +62,15 @@ def start_agent(
     ended: tuple[Phase, str] | None = None,
     chunk_stall: float = 30.0,
     config: DeviceConfig | None = None,
+    trusted_keys: Sequence[TrustedKey] = (),
+    command_policy: CommandPolicy | None = None,
+    max_bundle_bytes: int = DEFAULT_MAX_BUNDLE,
 ) -> Agent:
     """Start the agent on ``telemetry``'s MQTT connection; ``ended``: a deploy the restart ended, to report.
 
-    ``config``: the settings in effect (``policy`` among them), which ``set-config`` changes.
+    ``config``: the settings in effect (``policy`` among them), which ``set-config`` changes; ``trusted_keys``: who
+    may command this device (none: it refuses every command, and still sends telemetry); ``open_model`` must
+    require a signature by one of them.
     """
     publisher = telemetry.publisher
     if publisher is None:  # pragma: no cover  (the command starts the agent only with --mqtt)
@@ -80,10 +88,17 @@ def start_agent(
         probe=AppProbe(app),
         emit=lambda *_: None,  # the agent sets its own
         policy=policy,
+        max_bundle_bytes=max_bundle_bytes,
     )
     store = deployer.store
     chunks = ChunkFetcher(publisher, publisher.topics.fleet, store.root, stall=chunk_stall)
-    agent = Agent(publisher, publisher.topics, deployer, groups, chunks)
+    gate = None
+    if trusted_keys:
+        from edgekit_runtime.fleet.signed_command import CommandGate  # noqa: PLC0415
+
+        journal = CommandJournal(telemetry.settings.state_dir)
+        gate = CommandGate(trusted_keys, fleet=publisher.topics.fleet, journal=journal, policy=command_policy)
+    agent = Agent(publisher, publisher.topics, deployer, groups, chunks, gate=gate, max_bundle_bytes=max_bundle_bytes)
     if config is not None:
         file = ConfigFile(telemetry.settings.state_dir)
         set_config = SetConfig(config, file, deployer=deployer, telemetry=telemetry, state=publisher, emit=agent.emit)

@@ -1,4 +1,5 @@
-"""``edgekit fleet devices|deploy|rollback|watch``: user errors are one line; the commands work on a real broker."""
+"""``edgekit fleet devices|deploy|rollback|set-config|watch``: user errors are one line; the commands work on a real
+broker. Commands to devices are signed: ``--sign-key`` (or ``$EDGEKIT_SIGN_KEY``) is the fleet owner's private key."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
+from edgekit.bundle.signing import generate_keypair
 from edgekit.cli import app
 from edgekit.fleet.bundle_source import BundleServer, LocalBundle, check_bundle
 
@@ -22,6 +24,12 @@ def bundle(tmp_path, digits):
 
     data = PackData(calib=digits / "mlp_calib.npz", eval=digits / "mlp_test.npz")
     return pack_source(str(digits / "mlp.onnx"), tmp_path, BundleOptions(name="digits-mlp", version="3.1.0"), data).path
+
+
+@pytest.fixture
+def keys(tmp_path):
+    """The fleet owner's key pair: (private, public)."""
+    return generate_keypair(tmp_path / "owner")
 
 
 def _one_line(result, code: int, words: str) -> None:
@@ -39,29 +47,72 @@ def _one_line(result, code: int, words: str) -> None:
         (["--abort-if", "error_rate>>1", "--db", "x.db"], 2, "not METRIC OP NUMBER"),
         (["--abort-if", "error_rate>0.1"], 2, "give --db"),
         (["--url", "http://x/b", "--serve", "127.0.0.1:0"], 2, "say where the bundle comes from: give one"),
-        (["--url", "http://x/b", "--shared-path"], 2, "say where the bundle comes from: give one"),
         (["--chunk-kib", "0"], 2, "--chunk-kib 0: give 1 to 16384"),
         (["--broker", "http://nope"], 2, "is not a broker URL"),
         (["--serve", "nowhere"], 2, "is not HOST:PORT"),
     ],
 )
-def test_bad_deploy_options_are_one_line(bundle, extra, code, words):
+def test_bad_deploy_options_are_one_line(bundle, keys, extra, code, words):
     args = ["fleet", "deploy", str(bundle), "--broker", "mqtt://127.0.0.1:1", "--fleet", "lab", *extra]
-    _one_line(runner.invoke(app, args), code, words)
+    _one_line(runner.invoke(app, [*args, "--sign-key", str(keys[0])]), code, words)
 
 
-def test_a_missing_or_foreign_bundle_is_one_line(tmp_path):
-    base = ["--broker", "mqtt://127.0.0.1:1", "--fleet", "lab"]
+def test_shared_path_is_gone():
+    result = runner.invoke(app, ["fleet", "deploy", "b.edgebundle", "--fleet", "lab", "--shared-path"])
+    assert result.exit_code == 2
+    assert "No such option: --shared-path" in result.stderr
+
+
+COMMANDS = {
+    "deploy": ["fleet", "deploy", "{bundle}"],
+    "rollback": ["fleet", "rollback"],
+    "set-config": ["fleet", "set-config", "deploy_watch=5"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_a_command_without_a_sign_key_is_one_line_before_any_broker(bundle, command):
+    args = [a.replace("{bundle}", str(bundle)) for a in command]
+    result = runner.invoke(
+        app, [*args, "--broker", "mqtt://127.0.0.1:1", "--fleet", "lab"], env={"EDGEKIT_SIGN_KEY": None}
+    )
+    _one_line(result, 2, "fleet commands are signed: give --sign-key KEY (or set EDGEKIT_SIGN_KEY)")
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_a_public_key_given_as_the_sign_key_is_one_line(bundle, keys, command):
+    args = [a.replace("{bundle}", str(bundle)) for a in command]
+    result = runner.invoke(app, [*args, "--broker", "mqtt://127.0.0.1:1", "--fleet", "lab", "--sign-key", str(keys[1])])
+    _one_line(result, 2, "is a public key: sign with the .key file, and give devices the .pub")
+
+
+def test_a_sign_key_that_is_not_there_is_one_line(tmp_path):
+    args = ["fleet", "rollback", "--broker", "mqtt://127.0.0.1:1", "--fleet", "lab"]
+    result = runner.invoke(app, [*args, "--sign-key", str(tmp_path / "none.key")])
+    _one_line(result, 2, "does not exist: make one with edgekit keygen")
+
+
+def test_the_sign_key_may_come_from_the_environment(keys):
+    from tests.brokers import free_port  # noqa: PLC0415
+
+    args = ["fleet", "rollback", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--fleet", "lab"]
+    result = runner.invoke(app, args, env={"EDGEKIT_SIGN_KEY": str(keys[0])})
+    _one_line(result, 1, "cannot reach the broker")  # past the key: it was read
+
+
+def test_a_missing_or_foreign_bundle_is_one_line(tmp_path, keys):
+    base = ["--broker", "mqtt://127.0.0.1:1", "--fleet", "lab", "--sign-key", str(keys[0])]
     _one_line(runner.invoke(app, ["fleet", "deploy", str(tmp_path / "none.edgebundle"), *base]), 1, "no bundle at")
     notes = tmp_path / "notes.edgebundle"
     notes.write_text("hello")
     _one_line(runner.invoke(app, ["fleet", "deploy", str(notes), *base]), 3, "is not an edgekit bundle")
 
 
-def test_an_unreachable_broker_is_one_line():
+def test_an_unreachable_broker_is_one_line(keys):
     from tests.brokers import free_port  # noqa: PLC0415
 
     args = ["fleet", "rollback", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--fleet", "lab"]
+    args += ["--sign-key", str(keys[0])]
     _one_line(runner.invoke(app, args), 1, "cannot reach the broker")
 
 

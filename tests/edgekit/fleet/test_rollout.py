@@ -45,8 +45,30 @@ class FakeFleet:
         return [target for target, _ in self.sent]
 
 
+SHA = "ab" * 32
+
+
 def plan(devices, **kw) -> DeployPlan:
-    return DeployPlan(source="/b.edgebundle", sha256="ab" * 32, targets=list(devices), **{"timeout": 1.0, **kw})
+    fields = {"source": f"mqtt:{SHA}", "sha256": SHA, "timeout": 1.0, "size": 4096, **kw}
+    return DeployPlan(targets=list(devices), **fields)
+
+
+def test_a_deploy_command_carries_the_bundle_s_hash_and_size_and_only_the_consents_given():
+    assert plan(["pi-1"]).command() == {"command": "deploy", "source": f"mqtt:{SHA}", "sha256": SHA, "size": 4096}
+    both = plan(["pi-1"], allow_downgrade=True, allow_schema_change=True).command()
+    assert both["allow_downgrade"] is True
+    assert both["allow_schema_change"] is True
+    only = plan(["pi-1"], allow_schema_change=True).command()
+    assert "allow_downgrade" not in only
+    assert only["allow_schema_change"] is True
+
+
+def test_every_device_is_sent_the_plan_s_command_with_its_own_id():
+    fleet = FakeFleet(dict.fromkeys(("pi-1", "pi-2"), "committed"))
+    url = f"http://10.0.0.5:8700/{SHA}.edgebundle"
+    deploy(fleet, plan(fleet.outcome, source=url, canary=0.5, allow_downgrade=True), rollout_id="r0")
+    want = {"command": "deploy", "source": url, "sha256": SHA, "size": 4096, "allow_downgrade": True}
+    assert fleet.sent == [("pi-1", {**want, "id": "r0-pi-1"}), ("pi-2", {**want, "id": "r0-pi-2"})]
 
 
 def test_the_rest_is_sent_the_bundle_only_after_the_canary_committed():

@@ -148,4 +148,22 @@ def test_the_deployers_fetch_takes_mqtt_sources_here_and_checks_the_hash_it_name
         fetcher.fetch_command(DeployCommand("b", mqtt_source(SHA), "1" * 64), lambda _d: None)
     local = tmp_path / "b.edgebundle"
     local.write_bytes(b"plain")
-    assert b"".join(fetcher.fetch_command(DeployCommand("c", str(local)), lambda _d: None)) == b"plain"
+    with pytest.raises(BundleError, match="never taken from the network"):  # a path on the device: never
+        b"".join(fetcher.fetch_command(DeployCommand("c", str(local)), lambda _d: None))
+
+
+def test_a_manifest_whose_size_is_not_the_signed_one_is_refused_before_any_chunk(tmp_path):
+    fetcher, broker = fetcher_for(published(), tmp_path)
+    with pytest.raises(BundleError, match=f"says {len(DATA)} bytes, the signed command 100"):
+        b"".join(fetcher.fetch_command(DeployCommand("a", mqtt_source(SHA), SHA, 100), lambda _d: None))
+    assert [t for t in broker.subscribed if not t.endswith("manifest")] == []
+    assert not fetcher.partial(SHA).exists()
+
+
+def test_a_new_fetch_removes_the_chunks_of_an_abandoned_one(tmp_path):
+    abandoned = tmp_path / f".partial-{'b' * 64}"
+    abandoned.mkdir()
+    (abandoned / "0").write_bytes(b"x" * 1000)
+    fetcher, _ = fetcher_for(published(), tmp_path)
+    assert b"".join(fetcher.fetch(SHA)) == DATA
+    assert not abandoned.exists()

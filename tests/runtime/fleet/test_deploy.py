@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
+from edgekit_runtime.fleet import deploy as deploy_module
 from edgekit_runtime.fleet.deploy import DeployCommand, Deployer, Health, HealthPolicy, Phase
 from edgekit_runtime.fleet.models import ModelStore
 from edgekit_runtime.model import LoadOptions, load
@@ -16,18 +18,27 @@ from tests.runtime.tamper import re_pinned_with_other_golden_outputs, tampered, 
 
 
 class Probe:
-    """Counters that grow by ``per_check`` requests (``errors`` of them failing) at each snapshot."""
+    """Counters that grow by ``per_check`` requests (``errors`` 5xx, ``refused`` 4xx) at each snapshot."""
 
-    def __init__(self, per_check: int = 0, errors: int = 0, seconds: float = 0.001) -> None:
+    def __init__(self, per_check: int = 0, errors: int = 0, seconds: float = 0.001, refused: int = 0) -> None:
         self.health = Health(0, 0, 0.0)
-        self.per_check, self.errors, self.seconds = per_check, errors, seconds
+        self.per_check, self.errors, self.seconds, self.refused = per_check, errors, seconds, refused
 
     def snapshot(self) -> Health:
         h = self.health
         self.health = Health(
-            h.requests + self.per_check, h.errors + self.errors, h.seconds + self.per_check * self.seconds
+            h.requests + self.per_check,
+            h.errors + self.errors,
+            h.seconds + self.per_check * self.seconds,
+            h.client_errors + self.refused,
         )
         return h
+
+
+def local_file(command, _note):
+    """The unit tests' fetch: the bundle file the command names (a device takes no paths from the network)."""
+    with Path(command.source).open("rb") as fh:
+        yield from iter(lambda: fh.read(1 << 16), b"")
 
 
 @pytest.fixture
@@ -47,6 +58,7 @@ def rig(tmp_path, signed_bundle, keys):
             emit=lambda cid, phase, detail: events.append((cid, phase, detail)),
             policy=policy or HealthPolicy(window=0),
             sleep=lambda _s: None,
+            fetch=local_file,
         )
 
     return make, store, events, swaps, serving
@@ -152,3 +164,123 @@ def test_the_first_deploy_keeps_the_command_lines_bundle_to_roll_back_to(rig, si
     assert deployer.rollback("r1") is Phase.ROLLED_BACK
     assert store.state()["current"] == old_sha
     assert swaps[-1].version == serving.version
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory, keys):
+    """The digits MLP signed as 0.9.0 and 2.0.0, and the digits CNN (other inputs) as 3.0.0, all 'digits-mlp'."""
+    from edgekit.bundle.pack import BundleOptions  # noqa: PLC0415
+    from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
+    from tests.runtime.conftest import DIGITS  # noqa: PLC0415
+
+    out = tmp_path_factory.mktemp("versions")
+
+    def pack(model: str, version: str, calib: str) -> Path:
+        options = BundleOptions(name="digits-mlp", version=version, signing_key=keys[0])
+        return pack_source(str(DIGITS / model), out / version, options, PackData(calib=DIGITS / calib)).path
+
+    return {
+        "0.9.0": pack("mlp.onnx", "0.9.0", "mlp_calib.npz"),
+        "2.0.0": pack("mlp.onnx", "2.0.0", "mlp_calib.npz"),
+        "cnn-3.0.0": pack("cnn.onnx", "3.0.0", "cnn_calib.npz"),
+    }
+
+
+def sized(command_id: str, path: Path, **flags) -> DeployCommand:
+    data = path.read_bytes()
+    return DeployCommand(command_id, str(path), hashlib.sha256(data).hexdigest(), len(data), **flags)
+
+
+def test_an_older_version_is_refused_unless_the_command_says_downgrade(rig, versions):
+    make, store, events, swaps, serving = rig
+    assert serving.version == "1.0.0"
+    deployer = make()
+    assert deployer.deploy(sized("d1", versions["0.9.0"])) is Phase.REFUSED
+    assert "older than digits-mlp 1.0.0 serving now: refusing a downgrade" in events[-1][2]
+    assert swaps == []
+    assert list(store.root.glob("*.edgebundle")) == []
+    assert deployer.deploy(sized("d2", versions["0.9.0"], allow_downgrade=True)) is Phase.COMMITTED
+    assert deployer.serving.version == "0.9.0"
+
+
+def test_a_newer_version_is_taken(rig, versions):
+    make, *_ = rig
+    assert make().deploy(sized("d1", versions["2.0.0"])) is Phase.COMMITTED
+
+
+def test_other_inputs_are_refused_unless_the_command_says_schema_change(rig, versions):
+    make, _store, events, swaps, _ = rig
+    deployer = make()
+    assert deployer.deploy(sized("d1", versions["cnn-3.0.0"])) is Phase.REFUSED
+    assert "differ from the serving model's" in events[-1][2]
+    assert "--allow-schema-change" in events[-1][2]
+    assert swaps == []
+    assert deployer.deploy(sized("d2", versions["cnn-3.0.0"], allow_schema_change=True)) is Phase.COMMITTED
+
+
+def test_a_bundle_larger_than_the_signed_size_is_refused_and_leaves_nothing(rig, versions):
+    make, store, events, swaps, _ = rig
+    path = versions["2.0.0"]
+    short = DeployCommand("d1", str(path), hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size - 1)
+    assert make().deploy(short) is Phase.FAILED
+    assert "more than the" in events[-1][2]
+    assert swaps == []
+    assert [p.name for p in store.root.iterdir() if p.name != "state.json"] == []
+
+
+def test_a_bundle_larger_than_the_devices_limit_is_refused(rig, versions):
+    make, _store, events, _, _ = rig
+    deployer = make()
+    deployer.max_bundle_bytes = 1000
+    assert deployer.deploy(sized("d1", versions["2.0.0"])) is Phase.FAILED
+    assert "more than the 1000 bytes" in events[-1][2]
+
+
+def test_no_room_on_the_disk_fails_before_fetching(rig, versions, monkeypatch):
+    make, _store, events, _, _ = rig
+    fetched = []
+    deployer = make()
+    deployer.fetch = lambda command, _note: fetched.append(command) or iter(())
+
+    class Full:
+        free = 10 << 20
+
+    monkeypatch.setattr(deploy_module.shutil, "disk_usage", lambda _path: Full)
+    assert deployer.deploy(sized("d1", versions["2.0.0"])) is Phase.FAILED
+    assert "not enough disk" in events[-1][2]
+    assert fetched == []
+
+
+def test_a_rise_in_4xx_answers_rolls_back(rig, versions):
+    make, _store, events, swaps, serving = rig
+    probe = Probe(per_check=100)
+
+    class RefusesOnceSwitched:
+        def snapshot(self) -> Health:
+            probe.refused = 60 if swaps else 0  # the new model refuses 60% of what the old one answered
+            return probe.snapshot()
+
+    deployer = make(probe=RefusesOnceSwitched(), policy=HealthPolicy(window=0))
+    assert deployer.deploy(sized("d1", versions["2.0.0"])) is Phase.ROLLED_BACK
+    assert "4xx answers" in events[-1][2]
+    assert swaps[-1] is serving
+
+
+def test_the_old_models_own_4xx_share_is_not_held_against_the_new_one():
+    policy = HealthPolicy(min_requests=20, max_client_error_rise=0.25)
+    before = Health(100, 0, 0.1, 50)  # clients already sent half their inputs wrong
+    assert policy.verdict(before, Health(100, 0, 0.1, 60)) is None
+    assert policy.verdict(before, Health(100, 0, 0.1, 80)) is not None
+
+
+def test_a_restart_removes_staging_files_and_chunks_but_the_last_fetchs(rig):
+    make, store, *_ = rig
+    (store.root / ".incoming.abc").write_bytes(b"x" * 100)
+    (store.root / ".state.json.tmp1").write_bytes(b"{}")
+    kept, other = store.root / f".partial-{'a' * 64}", store.root / f".partial-{'b' * 64}"
+    for folder in (kept, other):
+        folder.mkdir()
+        (folder / "0").write_bytes(b"chunk")
+    store.save({"deploy": {"id": "c1", "phase": "fetching", "source": f"mqtt:{'a' * 64}"}})
+    make().recover()
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([kept.name, "state.json"])
