@@ -184,6 +184,12 @@ def check_written(path: Path, run: Runner, *, signing_key: Path | None = None) -
         public = signing.load_private_key(signing_key).public_key()
         keys.append(TrustedKey(key_id(public), public, str(signing_key)))
     opened = open_verified(path, keys)
+    from edgekit_runtime.confinement import check_confined  # noqa: PLC0415
+
+    try:  # what the device refuses is never written as done: e.g. ort_config session settings in an ONNX model
+        check_confined(opened.read(opened.model["path"]), opened.model["backend"], source=opened.model_source)
+    except RuntimeKitError as exc:
+        raise BundleError(str(exc)) from exc
     result = self_test(Golden.from_bytes(opened.read(fmt.GOLDEN)), run)
     if not result.passed:
         raise BundleError(f"the bundle's own self-test fails on this host ({result.failure()}): report this as a bug")

@@ -186,7 +186,11 @@ def write_bundle(
         created=pack.created_time(options, fallback),
     )
     path = pack.write(members, pack.bundle_path(out_dir, name, options.version))
-    return pack.check_written(path, model_input.run, signing_key=options.signing_key)
+    try:
+        return pack.check_written(path, model_input.run, signing_key=options.signing_key)
+    except BaseException:
+        path.unlink(missing_ok=True)  # a bundle no device would take is not left to be shipped
+        raise
 
 
 def _model_input(source: str, data: PackData) -> tuple[pack.PackInput, str, TFLiteModel | None]:

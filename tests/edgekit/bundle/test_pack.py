@@ -170,3 +170,20 @@ def test_compression_summary_reads_a_report():
     assert summary["size_ratio"] == 0.25
     assert summary["speedup_by_batch"] == {"1": 2.0}
     assert summary["accuracy"] == {"original": 0.9, "chosen": 0.89}
+
+
+def test_a_model_the_device_would_refuse_is_never_packed(digits, tmp_path):
+    """An ONNX model with session settings in its metadata loads here, but no device takes it: pack refuses."""
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load(digits / "mlp.onnx")
+    onnx.helper.set_model_props(model, {"ort_config": '{"session_options": {"enable_profiling": true}}'})
+    onnx.save(model, tmp_path / "mlp.onnx")
+    with pytest.raises(BundleError, match="'ort_config' metadata"):
+        pack_source(
+            str(tmp_path / "mlp.onnx"),
+            tmp_path / "out",
+            BundleOptions(name="m"),
+            PackData(calib=digits / "mlp_calib.npz"),
+        )
+    assert not list((tmp_path / "out").glob("*.edgebundle"))
