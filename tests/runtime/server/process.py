@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 class ServeProcess:
     """``python -m edgekit_runtime.cli serve ...``: started, its ready line read, stopped by a signal."""
 
-    def __init__(self, args: list[str], log: Path, prefix: Sequence[str] = ()) -> None:
-        # prefix: a command the server runs under, e.g. ["taskset", "-c", "0"]
+    def __init__(self, args: list[str], log: Path, prefix: Sequence[str] = (), cwd: Path | None = None) -> None:
+        # prefix: a command the server runs under, e.g. ["taskset", "-c", "0"]; cwd: its working directory
         self.args = [*prefix, sys.executable, "-m", "edgekit_runtime.cli", "serve", *args]
         if "--state-dir" not in args and "--no-telemetry" not in args:
             self.args += ["--state-dir", str(log.parent / f"state-{log.stem}")]  # each server its own outbox
@@ -28,7 +28,7 @@ class ServeProcess:
         self.ready_line = ""
         self.url = ""
         with log.open("wb") as err:
-            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=err)
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=err, cwd=cwd)
 
     def wait_ready(self, timeout: float = 60.0) -> str:
         """The server's URL, from its ready line; fails with its stderr if it exits or takes too long."""
