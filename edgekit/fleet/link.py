@@ -75,6 +75,8 @@ class FleetLink:
         self._ready = threading.Event()
         self._refused: str | None = None
         self._subscribe_mid: int | None = None
+        #: what the broker answered each publish it refused (MQTT 5 PUBACK reason codes), by message id
+        self._refusals: dict[int, str] = {}
         self.client = Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"edgekit-operator-{socket.gethostname()}-{os.getpid()}-{time.monotonic_ns() % 10**6}",
@@ -83,6 +85,7 @@ class FleetLink:
         log_in(self.client, settings)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_publish = self._on_publish
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
@@ -135,6 +138,13 @@ class FleetLink:
             raise FleetError(f"cannot send {what} ({exc}): is the broker still there?") from exc
         if not all(info.is_published() for info in infos):
             raise FleetError(f"the broker did not take {what} in {timeout:g} s")
+        with self._lock:
+            refused = sorted({self._refusals.pop(info.mid) for info in infos if info.mid in self._refusals})
+        if refused:
+            raise FleetError(
+                f"the broker refused {what} ({', '.join(refused)}): check --username and that the broker's ACL lets "
+                "this account publish there (edgekit fleet provision's operator may)"
+            )
 
     def next_message(self, timeout: float) -> FleetMessage | None:
         """The next state or event message, or ``None`` after ``timeout`` seconds."""
@@ -172,6 +182,11 @@ class FleetLink:
         if refused:
             self._refused = f"subscriptions refused: {', '.join(refused)}"
         self._ready.set()
+
+    def _on_publish(self, _c: paho.Client, _u: object, mid: int, reason: ReasonCode, _p: Properties | None) -> None:
+        if reason.is_failure:  # Mosquitto answers "Not authorized" to a publish its ACL denies
+            with self._lock:
+                self._refusals[mid] = str(reason)
 
     def _on_disconnect(
         self, _c: paho.Client, _u: object, _f: DisconnectFlags, _r: ReasonCode, _p: Properties | None

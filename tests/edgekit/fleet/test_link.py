@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import orjson
 import paho.mqtt.client as paho
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -86,3 +87,49 @@ def test_a_link_without_a_sign_key_refuses_to_send_a_command():
     link = FleetLink(CollectorSettings("mqtt://127.0.0.1:1", fleet="lab"))  # never connected: nothing to send on
     with pytest.raises(FleetError, match="fleet commands are signed: give --sign-key KEY"):
         link.command("pi-1", {"id": "c-1", "command": "status"})
+
+
+@pytest.fixture
+def provisioned_broker(tmp_path):
+    """A broker configured by ``edgekit fleet provision`` alone: pi-1, pi-2, operator, collector."""
+    from edgekit.fleet.provision import Device, ProvisionRequest, provision  # noqa: PLC0415
+    from tests.brokers import Mosquitto, free_port  # noqa: PLC0415
+
+    port = free_port()
+    request = ProvisionRequest(fleet="lab", devices=(Device("pi-1"), Device("pi-2")), port=port, bind="127.0.0.1")
+    made = provision(tmp_path / "provisioned", request)
+    broker = Mosquitto(tmp_path / "broker", port, include=made.folder)
+    broker.start()
+    yield broker, made
+    broker.stop()
+
+
+def account(broker, made, name: str) -> CollectorSettings:
+    password = made.password_file(name).read_text().strip()
+    return CollectorSettings(broker.url, username=name, password=password, fleet="lab")
+
+
+def test_a_command_the_brokers_acl_refuses_is_an_error_not_a_silent_success(provisioned_broker):
+    broker, made = provisioned_broker
+    key = Ed25519PrivateKey.generate()
+    refused = r"the broker refused a command to pi-1 \(Not authorized\)"
+    with FleetLink(account(broker, made, "collector"), sign_key=key) as link, pytest.raises(FleetError, match=refused):
+        link.command("pi-1", {"id": "c-1", "command": "status"})
+    with FleetLink(account(broker, made, "operator"), sign_key=key) as link:
+        link.command("pi-1", {"id": "c-2", "command": "status"})  # the operator may
+
+
+def test_a_state_that_speaks_for_another_device_is_not_believed(provisioned_broker):
+    broker, made = provisioned_broker
+    thief = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    thief.username_pw_set("pi-2", made.password_file("pi-2").read_text().strip())
+    thief.connect("127.0.0.1", broker.port)
+    thief.loop_start()
+    try:
+        state = {"schema": "edgekit.state/1", "status": "online", "fleet": "lab", "device": "pi-1", "groups": ["x"]}
+        thief.publish("edgekit/lab/pi-2/state", orjson.dumps(state), qos=1, retain=True).wait_for_publish(10)
+        with FleetLink(account(broker, made, "operator")) as link:
+            assert link.collect_states(1.0) == []  # pi-2's topic, pi-1's name: a spoof
+    finally:
+        thief.loop_stop()
+        thief.disconnect()
