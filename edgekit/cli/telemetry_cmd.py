@@ -86,7 +86,7 @@ def collect(
         counts = collector.counts
     out.print(
         f"stopped: {counts.received} messages, {counts.stored} windows stored, {counts.duplicates} duplicates,"
-        f" {counts.rejected} rejected, {counts.states} states",
+        f" {counts.rejected} rejected ({counts.spoofed} speaking for another device), {counts.states} states",
         soft_wrap=True,
     )
 

@@ -105,7 +105,9 @@ def test_collect_runs_until_sigterm(mosquitto, tmp_path):
         stdout, _ = proc.communicate(timeout=20)
     _read(lines, seen)
     assert proc.returncode == 0, "".join(seen)
-    assert stdout.strip() == "stopped: 6 messages, 5 windows stored, 1 duplicates, 0 rejected, 0 states"
+    assert stdout.strip() == (
+        "stopped: 6 messages, 5 windows stored, 1 duplicates, 0 rejected (0 speaking for another device), 0 states"
+    )
     assert any("collecting lab from mqtt://127.0.0.1" in line and "as cli-test" in line for line in seen)
     assert not any("Traceback" in line for line in seen)
 
