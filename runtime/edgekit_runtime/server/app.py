@@ -3,8 +3,10 @@
 Each route belongs to a protocol, which names its metrics series and gives its error form. Whatever a
 request does wrong ends as a 4xx in that form: :class:`HttpError` for HTTP-level problems (size, JSON,
 content type, path, method), :class:`InvalidInputError` (400) for inputs that do not fit the model. A
-backend that fails on checked inputs is a 500 with its message, and anything unforeseen is a 500 too,
-logged with its traceback on the server side; neither stops the server.
+request with a body first takes its share of the memory budget (:mod:`.budget`): one that cannot have it
+in time is a 503, the only 5xx a client can cause. A backend that fails on checked inputs is a 500 with its
+message, and anything unforeseen is a 500 too, logged with its traceback on the server side; neither stops
+the server.
 """
 
 from __future__ import annotations
@@ -19,8 +21,18 @@ from typing import TYPE_CHECKING, Protocol
 
 from edgekit_runtime.errors import ConfigError, InvalidInputError, RuntimeKitError
 from edgekit_runtime.server import mlflow, oip, simple
-from edgekit_runtime.server.asgi import ClientGone, HttpError, Request, Response, read_body, send_response
+from edgekit_runtime.server.asgi import (
+    ClientGone,
+    HttpError,
+    Request,
+    Response,
+    ascii_int,
+    declared_length,
+    read_body,
+    send_response,
+)
 from edgekit_runtime.server.batching import MicroBatcher
+from edgekit_runtime.server.budget import MemoryBudget, upfront_cost
 from edgekit_runtime.server.inference import Inference
 from edgekit_runtime.server.metrics import CONTENT_TYPE, ServerMetrics, telemetry_metrics
 
@@ -49,6 +61,8 @@ ENDPOINTS = "/v2 (Open Inference Protocol), /predict, /invocations, /ping, /heal
 MODELS = "/v2/models/"
 #: the status recorded for a client that hangs up before its answer (nginx's convention)
 CLIENT_GONE = 499
+#: a request the memory budget turned away: load shed, not a failure of the model (counted in neither count)
+SHED = 503
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,8 @@ class _Serving:
     retired: bool = False
     #: this model's inference requests, those answered 5xx, and their seconds (a deploy's health)
     counts: list[float] = field(default_factory=lambda: [0, 0, 0.0])
+    #: this model's inference requests answered 4xx (a client that hung up, 499, is not an answer)
+    client_errors: int = 0
 
 
 class App:
@@ -154,6 +170,7 @@ class App:
         self.metrics = metrics
         self.max_body_bytes = settings.max_body_bytes
         self.body_timeout = settings.body_timeout
+        self.budget = MemoryBudget(settings.memory_budget, settings.memory_wait, metrics.memory_reserved)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._serving = self._build(model, infer)
 
@@ -167,10 +184,23 @@ class App:
         """The serving model's inference requests, those answered 5xx, and their seconds, since it was switched in.
 
         A request counts for the model it started on, so requests in flight at a switch do not count for the
-        next model: a deploy's health watch judges the new model by its own requests alone.
+        next model: a deploy's health watch judges the new model by its own requests alone. A 503 from the
+        memory budget is the server shedding load, not the model failing, so it is not an error here: any
+        client could otherwise send large bodies until a deploy rolled back.
         """
         requests, errors, seconds = self._serving.counts
         return int(requests), int(errors), float(seconds)
+
+    @property
+    def client_error_count(self) -> int:
+        """The serving model's inference requests answered 4xx since it was switched in.
+
+        They are counted as :attr:`inference_counts` counts: a request counts for the model it started on. A 4xx
+        is the client's mistake (a wrong shape, a body over the limit), so a deploy's health watch may want them
+        apart from the 5xx in :attr:`inference_counts`: a model whose input schema changed shows up here. A
+        client that hung up (499) is not counted.
+        """
+        return self._serving.client_errors
 
     @property
     def infer(self) -> Infer:
@@ -278,8 +308,10 @@ class App:
             if found is not None and found[0].inference:
                 counts = serving.counts
                 counts[0] += 1
-                counts[1] += status >= 500  # noqa: PLR2004
+                counts[1] += status >= 500 and status != SHED  # noqa: PLR2004
                 counts[2] += seconds
+                if 400 <= status < CLIENT_GONE:  # noqa: PLR2004
+                    serving.client_errors += 1
             self.metrics.requests.inc((protocol, str(status)))
             self.metrics.request_seconds.observe(seconds, (protocol,))
             if seen is not None and self.telemetry is not None:
@@ -316,11 +348,27 @@ class App:
                 405, f"{method} is not allowed on {path[:200]}: use {allowed}", headers=((b"allow", allowed.encode()),)
             )
         headers = dict(scope["headers"])
-        if method == "POST":
+        if method != "POST":
+            return await handler(Request(method, path, headers, b"", params))
+        memory = await self.budget.reserve(self._upfront(headers, route))
+        try:
             body = await read_body(headers, receive, self.max_body_bytes, stall_timeout=self.body_timeout)
-        else:
-            body = b""
-        return await handler(Request(method, path, headers, body, params))
+            request = Request(method, path, headers, body, params, memory)
+            del body  # the request holds it, and lets it go once the inputs are checked
+            return await handler(request)
+        finally:
+            memory.release()
+
+    def _upfront(self, headers: Mapping[bytes, bytes], route: Route) -> int:
+        """What a body reserves of the memory budget before it is read: what its headers say it may need."""
+        size = declared_length(headers, self.max_body_bytes)
+        encoding = headers.get(b"content-encoding", b"").strip().lower()
+        if size is None or encoding not in {b"", b"identity"}:  # chunked, or compressed: up to the limit
+            size = self.max_body_bytes
+        json_bytes = None
+        if route.protocol == "oip" and (raw := headers.get(oip.HEADER_LENGTH)) is not None:
+            json_bytes = ascii_int(raw)
+        return upfront_cost(size, json_bytes)
 
     async def render_metrics(self, request: Request) -> Response:  # noqa: ARG002
         """``GET /metrics``."""

@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, MutableMapping
+    from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+
+    import numpy as np
+
+    from edgekit_runtime.server.budget import Reservation
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -26,6 +30,8 @@ JSON = b"application/json"
 OCTET_STREAM = b"application/octet-stream"
 #: ``Content-Encoding`` → zlib ``wbits`` (HTTP's "deflate" is the zlib format, as tritonclient sends it)
 _ENCODINGS = {"gzip": 31, "deflate": 15}
+#: more significant digits than this, and a length is larger than any body (int() refuses over 4300 digits)
+_DIGITS = 18
 
 
 class HttpError(Exception):
@@ -54,6 +60,8 @@ class Request:
     body: bytes = b""
     #: what the route took from the path (model name and version for ``/v2/models/...``)
     params: tuple[str, ...] = ()
+    #: this request's share of the memory budget (``None``: it has no body, or the app has no budget)
+    memory: Reservation | None = None
 
     def header(self, name: bytes) -> str | None:
         """A header's value as text (Latin-1, as HTTP/1.1 has it), or ``None``."""
@@ -61,8 +69,25 @@ class Request:
         return None if value is None else value.decode("latin-1")
 
     def json(self) -> Any:  # noqa: ANN401
-        """The body parsed as JSON, or a 400 saying why it is not JSON."""
-        return parse_json(self.body, "body")
+        """The body parsed as JSON, or a 400 saying why it is not JSON; the body itself is let go."""
+        doc = self.parse(self.body, "body")
+        self.body = b""
+        return doc
+
+    def parse(self, data: bytes, what: str) -> Any:  # noqa: ANN401
+        """``data`` (the body, or its JSON part) parsed as JSON, once the memory budget holds what it decodes into."""
+        if self.memory is not None:
+            self.memory.for_json(len(self.body), data)
+        return parse_json(data, what)
+
+    def settle(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """The inputs are checked: the body goes, and the budget keeps what the arrays need while the model runs.
+
+        The handler drops its own references to the body and its JSON before it calls this.
+        """
+        self.body = b""
+        if self.memory is not None:
+            self.memory.keep(feeds.values())
 
 
 @dataclass
@@ -103,24 +128,44 @@ def require_json(request: Request) -> None:
             raise HttpError(415, f"charset '{charset.strip()[:40]}' is not supported: send UTF-8 JSON")
 
 
+def ascii_int(value: bytes) -> int | None:
+    """A header's decimal number, or ``None`` if it is not one.
+
+    Only ASCII digits count: ``"²".isdigit()`` is true, and ``int("²")`` fails. Past 18 significant digits the
+    number is 10**18, larger than any body (``int()`` refuses more than 4300 digits).
+    """
+    value = value.strip(b" \t")
+    if not value.isdigit():  # bytes.isdigit() is ASCII only
+        return None
+    value = value.lstrip(b"0") or b"0"
+    return 10**_DIGITS if len(value) > _DIGITS else int(value)
+
+
+def declared_length(headers: Mapping[bytes, bytes], limit: int) -> int | None:
+    """The ``Content-Length`` (``None`` if there is none: chunked); 413 if it is over ``limit``."""
+    raw = headers.get(b"content-length")
+    declared = None if raw is None else ascii_int(raw)
+    if declared is not None and declared > limit:
+        raise HttpError(413, _too_large(f"request body is {declared} bytes", limit))
+    return declared
+
+
 async def read_body(headers: dict[bytes, bytes], receive: Receive, limit: int, *, stall_timeout: float) -> bytes:
     """The whole body, decompressed if ``Content-Encoding`` says so; 413 past ``limit`` bytes either way.
 
     A declared ``Content-Length`` over the limit is refused before any of the body is read; uvicorn
-    discards what the client still sends and keeps the connection. A body that stops arriving part-way
-    (a ``Content-Length`` larger than what was sent) is a 408 after ``stall_timeout`` seconds, saying how
-    much came; the first chunk is awaited without a timer, which keeps the common one-chunk body cheap.
+    discards what the client still sends and keeps the connection. A body that does not arrive, or stops
+    arriving part-way (a ``Content-Length`` larger than what was sent), is a 408 after ``stall_timeout``
+    seconds, saying how much came.
     """
-    declared = headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, _too_large(f"request body is {int(declared)} bytes", limit))
+    declared = declared_length(headers, limit)
     chunks: list[bytes] = []
     size = 0
     while True:
         try:
-            message = await (asyncio.wait_for(receive(), stall_timeout) if chunks else receive())
+            message = await asyncio.wait_for(receive(), stall_timeout)
         except asyncio.TimeoutError:
-            expected = f"of the {int(declared)} declared " if declared is not None and declared.isdigit() else ""
+            expected = f"of the {declared} declared " if declared is not None else ""
             raise HttpError(
                 408,
                 f"request body stalled: {size} bytes {expected}arrived, then nothing for {stall_timeout:g} s; "

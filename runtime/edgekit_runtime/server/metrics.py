@@ -154,6 +154,17 @@ class ServerMetrics:
         self.batch_size = Histogram("edgekit_batch_size", "Samples per backend call.", BATCH_BUCKETS)
         self.inflight = Gauge("edgekit_inflight_requests", "HTTP requests being answered now.")
         self.inflight.set(0)
+        self.connections_closed = Counter(
+            "edgekit_connections_closed_total",
+            "Connections the server's limits closed: idle, header_timeout, head_too_large, evicted (for a new one "
+            "past --max-connections), refused (past it with none idle).",
+            ("reason",),
+        )
+        self.memory_reserved = Gauge(
+            "edgekit_memory_reserved_bytes",
+            "Memory budget held by requests now: their bodies and what they decode into.",
+        )
+        self.memory_reserved.set(0)
         self.model_info = Gauge(
             "edgekit_model_info", "The model being served (always 1).", ("name", "version", "sha256", "backend")
         )
@@ -180,6 +191,8 @@ class ServerMetrics:
             self.inference_seconds,
             self.batch_size,
             self.inflight,
+            self.connections_closed,
+            self.memory_reserved,
             self.model_info,
             self.load_seconds,
             self.start_time,

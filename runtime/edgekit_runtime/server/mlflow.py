@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from edgekit_runtime.server.asgi import HttpError, Response, json_response, require_json
+from edgekit_runtime.server.json_arrays import json_array
 from edgekit_runtime.server.simple import is_classifier, jsonable
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class MlflowScoring:
         self.model = model
         self.infer = infer
         self._names = [s.name for s in model.inputs]
+        self._dtypes = {s.name: s.dtype for s in model.inputs}
         features = ((model.manifest or {}).get("inputs") or [{}])[0].get("features")
         self._features: list[str] | None = list(features) if len(self._names) == 1 and features else None
         self._classifier = is_classifier(model)
@@ -64,7 +66,10 @@ class MlflowScoring:
                 400, f"the input must be a JSON object with exactly one of the fields {', '.join(FORMATS)}; got {got}"
             )
         key = found[0]
-        feeds = self.model.check(self._feeds(key, doc[key]))
+        values = self._feeds(key, doc[key])
+        feeds = self.model.check({n: json_array(v, str(n), self._dtypes.get(n)) for n, v in values.items()})
+        del values, doc  # the JSON can go while the model runs
+        request.settle(feeds)
         outputs = await self.infer(feeds)
         return json_response({"predictions": self.predictions(outputs)})
 

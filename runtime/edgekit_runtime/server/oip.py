@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from edgekit_runtime import __version__
-from edgekit_runtime.server.asgi import OCTET_STREAM, HttpError, Response, json_response, parse_json
+from edgekit_runtime.server.asgi import OCTET_STREAM, HttpError, Response, ascii_int, json_response
 from edgekit_runtime.server.oip_tensors import datatype, decode_inputs, encode_output, requested_outputs
 
 if TYPE_CHECKING:
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.asgi import Request
     from edgekit_runtime.server.inference import Infer
+    from edgekit_runtime.server.oip_tensors import InputTensor
     from edgekit_runtime.specs import TensorSpec
 
 EXTENSIONS = ["binary_tensor_data"]
@@ -98,13 +99,10 @@ class OpenInference:
             raise HttpError(400, f"request 'id' must be a string, got {request_id!r:.40}")
         tensors = decode_inputs(header, binary, has_header_length=has_length)
         wanted = requested_outputs(header, self._output_names)
-        for tensor in tensors:
-            expected = self._datatypes.get(tensor.name)
-            if expected is not None and tensor.datatype != expected:
-                raise HttpError(
-                    400, f"input '{tensor.name}' expects datatype {expected}, got {tensor.datatype}: convert it"
-                )
+        self._check_datatypes(tensors)
         feeds = self.model.check({t.name: t.array for t in tensors})
+        del header, binary, tensors  # the body and its JSON can go while the model runs
+        request.settle(feeds)
         outputs = await self.infer(feeds)
         docs: list[dict[str, Any]] = []
         chunks: list[bytes] = []
@@ -122,6 +120,14 @@ class OpenInference:
         head = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
         return Response(200, b"".join([head, *chunks]), OCTET_STREAM, [(HEADER_LENGTH, str(len(head)).encode())])
 
+    def _check_datatypes(self, tensors: list[InputTensor]) -> None:
+        for tensor in tensors:
+            expected = self._datatypes.get(tensor.name)
+            if expected is not None and tensor.datatype != expected:
+                raise HttpError(
+                    400, f"input '{tensor.name}' expects datatype {expected}, got {tensor.datatype}: convert it"
+                )
+
     def _check_model(self, params: tuple[str, ...]) -> None:
         name, version = params
         if name != self.model.name:
@@ -132,19 +138,18 @@ class OpenInference:
             )
 
 
-def _split_body(request: Request) -> tuple[Any, bytes, bool]:
+def _split_body(request: Request) -> tuple[Any, bytes | memoryview, bool]:
     """The JSON header and the binary data after it, by ``Inference-Header-Content-Length``."""
     body = request.body
     raw = request.headers.get(HEADER_LENGTH)
     if raw is None:
-        return parse_json(body, "body"), b"", False
-    text = raw.decode("latin-1").strip()
-    if not text.isdigit() or int(text) > len(body):
+        return request.json(), b"", False
+    length = ascii_int(raw)
+    if length is None or length > len(body):
         raise HttpError(
             400,
-            f"Inference-Header-Content-Length is {text[:40]!r} but must be the JSON header's length in bytes, "
-            f"0 to {len(body)} (the body's length)",
+            f"Inference-Header-Content-Length is {raw.decode('latin-1').strip()[:40]!r} but must be the JSON "
+            f"header's length in bytes, 0 to {len(body)} (the body's length)",
         )
-    length = int(text)
     what = f"JSON header (the body's first {length} bytes, by Inference-Header-Content-Length)"
-    return parse_json(body[:length], what), body[length:], True
+    return request.parse(body[:length], what), memoryview(body)[length:], True  # the arrays are views of the body

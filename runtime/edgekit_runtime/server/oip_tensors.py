@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekit_runtime.server.asgi import HttpError
+from edgekit_runtime.server.json_arrays import json_array
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,6 +40,9 @@ DATATYPES = {
 }
 NUMPY = {v: k for k, v in DATATYPES.items()}
 _LENGTH = struct.Struct("<I")
+#: NumPy's most dimensions (NPY_MAXDIMS: 32 before NumPy 2, 64 since), and most elements with 8-byte items
+MAX_DIMS = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
+MAX_ELEMENTS = sys.maxsize // 8
 
 
 def datatype(dtype: np.dtype[Any] | str) -> str:
@@ -56,7 +61,7 @@ class InputTensor:
     array: np.ndarray
 
 
-def decode_inputs(header: dict[str, Any], binary: bytes, *, has_header_length: bool) -> list[InputTensor]:
+def decode_inputs(header: dict[str, Any], binary: bytes | memoryview, *, has_header_length: bool) -> list[InputTensor]:
     """Every ``inputs`` entry of an inference request as an array of its declared shape and datatype."""
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or not inputs:
@@ -81,7 +86,7 @@ def decode_inputs(header: dict[str, Any], binary: bytes, *, has_header_length: b
 def _decode_input(
     index: int,
     doc: Any,  # noqa: ANN401
-    binary: bytes,
+    binary: bytes | memoryview,
     offset: int,
     *,
     has_header_length: bool,
@@ -89,7 +94,7 @@ def _decode_input(
     name, shape, kind, size = _describe(index, doc)
     count = math.prod(shape)
     if size is None:
-        return InputTensor(name, kind, _from_json(name, doc["data"], shape, count)), offset
+        return InputTensor(name, kind, _from_json(name, doc["data"], kind, shape, count)), offset
     if offset + size > len(binary):
         hint = "" if has_header_length else " (the Inference-Header-Content-Length header is missing)"
         raise HttpError(
@@ -107,11 +112,9 @@ def _describe(index: int, doc: Any) -> tuple[str, list[int], str, int | None]:  
     if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
         raise HttpError(400, f"inputs[{index}] must be an object with a 'name' string, 'shape', 'datatype', 'data'")
     name: str = doc["name"]
-    shape = doc.get("shape")
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise HttpError(400, f"input '{name}' needs 'shape', a list of non-negative integers, got {shape!r:.80}")
+    shape = _checked_shape(name, doc.get("shape"))
     kind = doc.get("datatype")
-    if kind not in NUMPY:
+    if not isinstance(kind, str) or kind not in NUMPY:
         raise HttpError(400, f"input '{name}' has datatype {kind!r:.40}: use one of {', '.join(NUMPY)}")
     parameters = doc.get("parameters", {})
     if not isinstance(parameters, dict):
@@ -128,13 +131,21 @@ def _describe(index: int, doc: Any) -> tuple[str, list[int], str, int | None]:  
     return name, shape, kind, size
 
 
-def _from_json(name: str, data: Any, shape: list[int], count: int) -> np.ndarray:  # noqa: ANN401
+def _checked_shape(name: str, shape: Any) -> list[int]:  # noqa: ANN401  (a JSON value)
+    """``shape``, if NumPy can make it: non-negative integers, at most 64 of them, not too many elements."""
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise HttpError(400, f"input '{name}' needs 'shape', a list of non-negative integers, got {shape!r:.80}")
+    if len(shape) > MAX_DIMS:
+        raise HttpError(400, f"input '{name}' has {len(shape)} dimensions, over the {MAX_DIMS} an array may have")
+    if math.prod(d for d in shape if d) > MAX_ELEMENTS:  # a zero dimension empties it, but NumPy still refuses
+        raise HttpError(400, f"input '{name}' has shape {shape!r:.80}, more elements than any array may hold")
+    return shape
+
+
+def _from_json(name: str, data: Any, kind: str, shape: list[int], count: int) -> np.ndarray:  # noqa: ANN401
     if not isinstance(data, list):
         raise HttpError(400, f"input '{name}' has 'data' that is not a JSON array: send its values, row-major")
-    try:
-        array = np.asarray(data)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise HttpError(400, f"input '{name}' has 'data' that is not a rectangular array ({exc})") from exc
+    array = json_array(data, name, kind)
     if array.size != count:
         raise HttpError(
             400, f"input '{name}' has {array.size} values in 'data' but shape {shape} needs {count}: make them agree"
@@ -142,7 +153,7 @@ def _from_json(name: str, data: Any, shape: list[int], count: int) -> np.ndarray
     return array.reshape(shape)
 
 
-def _from_binary(name: str, data: bytes, kind: str, shape: list[int], count: int) -> np.ndarray:
+def _from_binary(name: str, data: bytes | memoryview, kind: str, shape: list[int], count: int) -> np.ndarray:
     dtype = np.dtype(NUMPY[kind])
     if len(data) != count * dtype.itemsize:
         raise HttpError(
@@ -155,7 +166,7 @@ def _from_binary(name: str, data: bytes, kind: str, shape: list[int], count: int
     return np.frombuffer(data, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
 
 
-def _bytes_elements(name: str, data: bytes, count: int) -> np.ndarray:
+def _bytes_elements(name: str, data: bytes | memoryview, count: int) -> np.ndarray:
     values: list[str] = []
     offset = 0
     while offset < len(data):
@@ -169,7 +180,7 @@ def _bytes_elements(name: str, data: bytes, count: int) -> np.ndarray:
                 f"input '{name}' BYTES element {len(values)} says {length} bytes but {len(data) - offset} are left",
             )
         try:
-            values.append(data[offset : offset + length].decode())
+            values.append(str(data[offset : offset + length], "utf-8"))
         except UnicodeDecodeError as exc:
             raise HttpError(400, f"input '{name}' BYTES element {len(values)} is not UTF-8 text ({exc})") from exc
         offset += length

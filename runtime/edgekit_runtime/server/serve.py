@@ -6,6 +6,9 @@ to every accepted connection, and asyncio and uvloop set it on each accepted TCP
 small response is never held back by Nagle's algorithm waiting for the client's delayed ACK
 (tests/runtime/server/test_serve.py reads it back on the server's side of a live connection).
 
+Connections are uvicorn's httptools protocol with the limits of :mod:`.connections` (idle and head timeouts,
+a head size cap, a connection cap).
+
 SIGTERM and SIGINT stop the server gracefully: uvicorn stops accepting, lets requests in flight finish
 (up to ``graceful_timeout``), and returns. uvicorn then re-raises the signal into the handler that was in
 place before it started; we install one that only asks the server to exit, so the process ends with 0
@@ -17,8 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import ctypes
+import os
 import signal
 import socket
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +33,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.server.app import create_app
+from edgekit_runtime.server.connections import ConnectionLimits, Connections, GuardedConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -36,6 +43,28 @@ if TYPE_CHECKING:
     from edgekit_runtime.server.app import App
     from edgekit_runtime.server.settings import ServerSettings
     from edgekit_runtime.telemetry.service import Telemetry
+
+
+#: glibc's ``mallopt`` parameter for the trim threshold, and the threshold the server sets
+_M_TRIM_THRESHOLD = -1
+TRIM_THRESHOLD = 1 << 20
+
+
+def trim_freed_memory() -> None:
+    """Have glibc give freed heap memory back to the system past 1 MiB, as ``MALLOC_TRIM_THRESHOLD_`` does.
+
+    Left alone, glibc raises its mmap and trim thresholds each time a large block is freed, so what one large
+    JSON request took stays in the heap after it: sixteen 16 MiB JSON bodies in a row peaked at about 450 MiB,
+    and at about 390 MiB with this (docs/runtime.md, "Limits"). A ``MALLOC_TRIM_THRESHOLD_`` in the environment
+    wins; on other C libraries and systems nothing is done.
+    """
+    if sys.platform != "linux" or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover  (no mallopt in this C library)
+        return
+    mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -77,14 +106,19 @@ class Server(uvicorn.Server):
             self.on_ready()
 
 
-def uvicorn_config(app: App, settings: ServerSettings) -> uvicorn.Config:
-    """httptools, uvloop (``loop="auto"``); no access log, lifespan or proxy headers; our logger beside uvicorn's."""
+def uvicorn_config(app: App, settings: ServerSettings) -> GuardedConfig:
+    """The server's uvicorn settings: httptools under the connection limits, uvloop, no access log or lifespan."""
     logging_config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     level = settings.log_level.upper()  # uvicorn names level 5 TRACE when it is imported
     logging_config["loggers"]["edgekit_runtime"] = {"handlers": ["default"], "level": level, "propagate": False}
-    return uvicorn.Config(
+    limits = ConnectionLimits(
+        idle_timeout=settings.idle_timeout,
+        header_timeout=settings.header_timeout,
+        max_connections=settings.max_connections,
+    )
+    return GuardedConfig(
         app,
-        http="httptools",
+        connections=Connections(limits, app.metrics),
         loop="auto",
         ws="none",
         lifespan="off",
@@ -112,6 +146,7 @@ def serve(
     With ``telemetry``, inference requests are recorded; on the way out, after the last request, the open
     window is written and the publisher gets its drain time.
     """
+    trim_freed_memory()
     app = create_app(model, settings, telemetry)
     if on_app is not None:  # the fleet agent, which swaps the app's model
         on_app(app)

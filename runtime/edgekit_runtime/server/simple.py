@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from edgekit_runtime.server.asgi import HttpError, Response, json_response, require_json
+from edgekit_runtime.server.json_arrays import json_array
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -44,14 +45,9 @@ def jsonable(array: np.ndarray) -> Any:  # noqa: ANN401
     return array.tolist()
 
 
-def as_batch(value: Any, spec: TensorSpec) -> Any:  # noqa: ANN401
+def as_batch(value: Any, spec: TensorSpec) -> np.ndarray:  # noqa: ANN401
     """``value`` as an array, given its batch axis when it is one sample without it."""
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError, OverflowError) as exc:  # ragged rows
-        raise HttpError(
-            400, f"input '{spec.name}' is not a rectangular array ({exc}): every row needs the same length"
-        ) from exc
+    array = json_array(value, spec.name, spec.dtype)
     if spec.batched and spec.shape is not None and array.ndim == len(spec.shape) - 1:
         return array[np.newaxis]
     return array
@@ -80,6 +76,8 @@ class SimpleForm:
                 400, f"/predict serves one-input models and this one takes {names}: use POST /v2/models/NAME/infer"
             )
         feeds = self.model.check({self._input.name: as_batch(doc["features"], self._input)})
+        del doc  # the JSON can go while the model runs
+        request.settle(feeds)
         outputs = await self.infer(feeds)
         return json_response(self.answer(outputs))
 

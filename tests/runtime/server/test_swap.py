@@ -18,6 +18,7 @@ from edgekit_runtime.model import load
 from edgekit_runtime.server.app import create_app
 from edgekit_runtime.server.settings import ServerSettings
 from tests.runtime.server.conftest import DIGITS, thread_server
+from tests.runtime.server.raw_http import connect
 
 
 @pytest.fixture(scope="module")
@@ -118,4 +119,39 @@ def test_a_request_in_flight_at_a_swap_counts_for_the_model_it_started_on(versio
         assert statuses == [200]
         assert app.inference_counts == (0, 0, 0.0)  # the new model's health has none of the old one's requests
         assert httpx.post(f"{url}/predict", json={"features": row}, timeout=30).status_code == 200
+        assert app.inference_counts[:2] == (1, 0)
+
+
+def test_4xx_answers_count_apart_for_the_model_their_request_started_on(versions):
+    first, second = (load(path) for path in versions)
+    app = create_app(first, ServerSettings(port=0, concurrency=1, max_body_bytes=1 << 20, body_timeout=10))
+    row = np.load(DIGITS / "mlp_test.npz")["input"][0].tolist()
+    with thread_server(app, app.settings) as (url, _server), httpx.Client(base_url=url, timeout=30) as http:
+        statuses = [
+            http.post("/predict", json={"features": [row]}).status_code,
+            http.post("/predict", json={"features": [[0.5]]}).status_code,  # the wrong shape
+            http.post("/invocations", content=b"{").status_code,  # not JSON
+            http.post("/v2/models/digits-mlp/infer", json={"inputs": []}).status_code,
+            http.post("/v2/models/someone-else/infer", json={}).status_code,  # not this model
+            http.post("/predict", content=b" " * (2 << 20)).status_code,  # over --max-body-bytes
+            http.get("/predict").status_code,  # an inference route, the wrong method
+            http.get("/nowhere").status_code,  # not an inference route: not counted
+            http.get("/v2/models/digits-mlp").status_code,
+        ]
+        assert statuses == [200, 400, 400, 400, 404, 413, 405, 404, 200]
+        assert app.client_error_count == 6
+        assert app.inference_counts[:2] == (7, 0)  # inference_counts is as it was: 4xx are not errors there
+
+        # a request whose body is still arriving at the swap counts for the model it started on
+        with connect(url) as held:
+            held.sendall(b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{"feat')
+            deadline = time.monotonic() + 10
+            while app.budget.reserved == 0 and time.monotonic() < deadline:  # it is in, and reading its body
+                time.sleep(0.01)
+            app.swap_from_thread(second)
+            held.sendall(b'ures": 1}')  # the rest: valid JSON, not a valid input
+            assert held.recv(65536).startswith(b"HTTP/1.1 400")
+        assert app.client_error_count == 0
+        assert http.post("/predict", json={"features": [[0.5]]}).status_code == 400
+        assert app.client_error_count == 1
         assert app.inference_counts[:2] == (1, 0)
