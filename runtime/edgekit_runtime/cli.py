@@ -9,6 +9,7 @@ be trusted or run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -24,11 +25,15 @@ from edgekit_runtime.arg_types import watch as _watch
 from edgekit_runtime.errors import ConfigError, RuntimeKitError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from edgekit_runtime.fleet.deploy import Phase
     from edgekit_runtime.fleet.settings import DeviceConfig
+    from edgekit_runtime.fleet.signed_command import CommandPolicy
     from edgekit_runtime.model import LoadOptions, Model
     from edgekit_runtime.server.app import App
     from edgekit_runtime.server.settings import ServerSettings
-    from edgekit_runtime.telemetry.service import TelemetrySettings
+    from edgekit_runtime.telemetry.service import Telemetry, TelemetrySettings
 
 #: usage errors exit with this, as argparse's do
 USAGE = 2
@@ -54,7 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
-    from edgekit_runtime.server.settings import DEFAULT_MAX_BODY, LOG_LEVELS  # noqa: PLC0415  (no uvicorn)
+    from dataclasses import fields  # noqa: PLC0415
+
+    from edgekit_runtime.server.settings import (  # noqa: PLC0415
+        DEFAULT_MAX_BODY,
+        DEFAULT_MEMORY_BUDGET,
+        LOG_LEVELS,
+        ServerSettings,
+    )
+
+    default = {f.name: f.default for f in fields(ServerSettings)}  # the limits' defaults, where they are documented
 
     serve = commands.add_parser(
         "serve",
@@ -109,13 +123,59 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="with --max-batch: longest an idle engine waits for a batch to fill (default: 0, batch only what "
         "queues behind a busy engine)",
     )
-    serve.add_argument(
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="warning", help="server log level (default: warning)")
+    limits = serve.add_argument_group(
+        "limits", "What one client may take of the server (docs/runtime.md, Limits). Seconds may be fractions."
+    )
+    limits.add_argument(
         "--max-body-bytes",
         type=_count,
         default=DEFAULT_MAX_BODY,
-        help="largest request body (default: 16 MiB)",
+        help="largest request body, after decompression (default: 16 MiB)",
     )
-    serve.add_argument("--log-level", choices=LOG_LEVELS, default="warning", help="server log level (default: warning)")
+    limits.add_argument(
+        "--memory-budget-mb",
+        type=_positive,
+        default=DEFAULT_MEMORY_BUDGET / (1 << 20),
+        metavar="MIB",
+        help="memory that request bodies and the JSON and arrays they decode into may hold at once; more waits "
+        "(default: %(default)g)",
+    )
+    limits.add_argument(
+        "--memory-wait",
+        type=_positive,
+        default=default["memory_wait"],
+        metavar="SECONDS",
+        help="longest a request waits for room in the memory budget before a 503 (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_count,
+        default=default["max_connections"],
+        help="open connections; past it a new one closes the longest-idle one, or is closed if none is idle "
+        "(default: %(default)d)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_positive,
+        default=default["idle_timeout"],
+        metavar="SECONDS",
+        help="a connection with no request on it is closed after this (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--header-timeout",
+        type=_positive,
+        default=default["header_timeout"],
+        metavar="SECONDS",
+        help="a request head not complete this long after it began gets a 408 and is closed (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_positive,
+        default=default["body_timeout"],
+        metavar="SECONDS",
+        help="a request body that does not arrive, or stops, for this long gets a 408 (default: %(default)g)",
+    )
     _add_telemetry(serve)
     serve.set_defaults(run=_serve)
 
@@ -171,6 +231,20 @@ def _add_telemetry(serve: argparse.ArgumentParser) -> None:
         "commits once its self-test passed). set-config changes it, and what it set wins at the next start",
     )
     group.add_argument(
+        "--command-max-age",
+        type=_positive,
+        default=600.0,
+        metavar="SECONDS",
+        help="with --mqtt and --trust: how long after it was signed a fleet command is still taken (default: 600)",
+    )
+    group.add_argument(
+        "--max-bundle-mb",
+        type=_positive,
+        default=1024.0,
+        metavar="MB",
+        help="with --mqtt: the largest bundle a deploy may fetch, in MiB (default: 1024)",
+    )
+    group.add_argument(
         "--mqtt-reconnect-max",
         type=_positive,
         default=30.0,
@@ -221,7 +295,8 @@ def _device_config(args: argparse.Namespace) -> tuple[DeviceConfig | None, list[
     """What ``set-config`` changes: the flags, with its choices kept in the state directory on top (they win).
 
     The flags it overrides are changed in ``args``; returns the config (``None`` with --no-telemetry: no state
-    directory, no fleet agent) and what the kept choices changed, to say at start.
+    directory, no fleet agent) and what the kept choices changed, to say at start. Kept choices that no longer
+    pass the checks are ignored, with a warning: the device starts with the flags.
     """
     from edgekit_runtime.fleet.settings import ConfigFile, DeviceConfig, starting_config  # noqa: PLC0415
     from edgekit_runtime.telemetry.service import default_state_dir  # noqa: PLC0415
@@ -231,10 +306,12 @@ def _device_config(args: argparse.Namespace) -> tuple[DeviceConfig | None, list[
     flags = DeviceConfig(
         deploy_watch=args.deploy_watch, telemetry_interval=args.telemetry_interval, log_level=args.log_level
     )
-    config, changed = starting_config(flags, ConfigFile(args.state_dir or default_state_dir()))
+    start = starting_config(flags, ConfigFile(args.state_dir or default_state_dir()))
+    if start.ignored:
+        logging.getLogger("edgekit_runtime.fleet").warning("%s", start.ignored)
     for flag in ("deploy_watch", "telemetry_interval", "log_level"):
-        setattr(args, flag, getattr(config, flag))
-    return config, changed
+        setattr(args, flag, getattr(start.config, flag))
+    return start.config, list(start.changed)
 
 
 def _settings(args: argparse.Namespace) -> ServerSettings:
@@ -249,6 +326,12 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         max_batch=args.max_batch,
         max_delay_ms=0.0 if args.max_delay_ms is None else args.max_delay_ms,
         max_body_bytes=args.max_body_bytes,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
+        header_timeout=args.header_timeout,
+        max_connections=args.max_connections,
+        memory_budget=round(args.memory_budget_mb * (1 << 20)),
+        memory_wait=args.memory_wait,
         log_level=args.log_level,
     )
 
@@ -281,8 +364,9 @@ def load_for_serving(args: argparse.Namespace, settings: ServerSettings, path: P
 
 def _serve(args: argparse.Namespace) -> int:
     from edgekit_runtime.fleet import service as fleet  # noqa: PLC0415
+    from edgekit_runtime.fleet.agent import READ_ONLY  # noqa: PLC0415
     from edgekit_runtime.fleet.settings import CONFIG  # noqa: PLC0415
-    from edgekit_runtime.model import load  # noqa: PLC0415
+    from edgekit_runtime.fleet.signed_command import CommandPolicy  # noqa: PLC0415
     from edgekit_runtime.server.serve import listen, serve  # noqa: PLC0415
     from edgekit_runtime.telemetry.mqtt import check_name  # noqa: PLC0415
     from edgekit_runtime.telemetry.service import Telemetry  # noqa: PLC0415
@@ -293,6 +377,7 @@ def _serve(args: argparse.Namespace) -> int:
     config, overridden = _device_config(args)  # before the flags it may override are read
     settings = _settings(args)
     telemetry_settings = _telemetry(args)
+    command_policy = CommandPolicy(max_age=args.command_max_age)
     sock = listen(settings.host, settings.port)  # a port already taken fails before the model loads
     telemetry, ended, committed = None, None, None
     try:
@@ -324,20 +409,43 @@ def _serve(args: argparse.Namespace) -> int:
     for name in args.group:
         check_name("group", name)
 
+    if telemetry is not None and telemetry.publisher is not None and not options.trusted_keys:
+        notes.append(f"note: {READ_ONLY}")
+    with_agent = _agent_starter(args, options, telemetry, config, ended, command_policy)
+    serve(model, settings, sock=sock, on_ready=ready, telemetry=telemetry, on_app=with_agent)
+    return 0
+
+
+def _agent_starter(  # noqa: PLR0917  (what serve gathered, handed on)
+    args: argparse.Namespace,
+    options: LoadOptions,
+    telemetry: Telemetry | None,
+    config: DeviceConfig | None,
+    ended: tuple[Phase, str] | None,
+    command_policy: CommandPolicy,
+) -> Callable[[App], None]:
+    """What starts the fleet agent once the app exists (nothing without a broker)."""
+    from edgekit_runtime.fleet import service as fleet  # noqa: PLC0415
+    from edgekit_runtime.model import load  # noqa: PLC0415
+
+    deploys = dataclasses.replace(options, require_signature=True)  # --allow-unsigned is for MODEL alone
+
     def with_agent(app: App) -> None:
         if telemetry is not None and telemetry.publisher is not None:
             fleet.start_agent(
                 app,
                 telemetry,
-                open_model=lambda path: load(path, options),
+                open_model=lambda path: load(path, deploys),
                 groups=args.group,
                 policy=config.policy() if config is not None else None,
                 ended=ended,
                 config=config,
+                trusted_keys=options.trusted_keys,
+                command_policy=command_policy,
+                max_bundle_bytes=int(args.max_bundle_mb * (1 << 20)),
             )
 
-    serve(model, settings, sock=sock, on_ready=ready, telemetry=telemetry, on_app=with_agent)
-    return 0
+    return with_agent
 
 
 def _with_config(parser: argparse.ArgumentParser, argv: list[str] | None, path: Path) -> argparse.Namespace:
