@@ -5,7 +5,8 @@ The ``edgekit`` and ``edgekit-runtime`` lines run as processes in a scratch fold
 test's own Mosquitto reads the ``mosquitto.conf`` that ``edgekit fleet provision`` wrote (it runs as root here,
 where Mosquitto would otherwise switch to a user who cannot read the password files). The device's HTTP port
 is picked by the kernel (``--port 0``) and its state goes to the scratch folder (``--state-dir``, as
-:class:`ServeProcess` gives every server), so nothing of this machine's is touched. The rollout must exit 0 with the device serving version 2.0.0.
+:class:`ServeProcess` gives every server), so nothing of this machine's is touched. The rollout must exit 0
+with the device serving version 2.0.0.
 """
 
 from __future__ import annotations
