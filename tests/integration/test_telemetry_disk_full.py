@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from edgekit.bundle.pack import BundleOptions
-from edgekit.bundle.source import PackData, pack_source
 from edgekit_runtime.bundle import REFERENCE, open_bundle
 from edgekit_runtime.telemetry.mqtt import MqttSettings
 from edgekit_runtime.telemetry.publisher import PublisherSettings
@@ -45,31 +43,6 @@ DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 MODEL = {"name": "digits-mlp", "version": "1.0.0", "sha256": "0" * 64, "backend": "onnxruntime"}
 #: the runtime's line once a window is stored again: how many windows, and requests, were lost before it
 RECOVERED = re.compile(r"stores windows again \(seq (\d+)\); (\d+) before it \((\d+) requests\) were lost")
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    """The digits MLP with reference statistics: windows carry 64 features' numbers, several pages each."""
-    out = tmp_path_factory.mktemp("bundle")
-    data = PackData(calib=DIGITS / "mlp_calib.npz", eval=DIGITS / "mlp_test.npz")
-    return pack_source(str(DIGITS / "mlp.onnx"), out, BundleOptions(name="digits-mlp"), data).path
-
-
-@pytest.fixture(scope="module")
-def rows() -> np.ndarray:
-    with np.load(DIGITS / "mlp_test.npz") as data:
-        return np.asarray(data["input"], dtype=np.float32)
-
-
-@pytest.fixture
-def collector(mosquitto, tmp_path):
-    """The collector, subscribed (its session is in the broker, and saved)."""
-    running = Collector(mosquitto, tmp_path / "telemetry.db", tmp_path / "collector.log")
-    try:
-        running.subscribed(mosquitto)
-        yield running
-    finally:
-        running.stop()
 
 
 class Lines(logging.Handler):
