@@ -102,6 +102,11 @@ def validate(
                 + _shape_hint(spec, array.shape),
                 input_name=spec.name,
             )
+        if array.size == 0:  # engines fail on empty tensors in their own ways: never the model's fault
+            raise InvalidInputError(
+                f"input '{spec.name}' has shape {list(array.shape)}, which holds no values: send at least one sample",
+                input_name=spec.name,
+            )
         if spec.batched and array.ndim:
             if batch is not None and array.shape[0] != batch:
                 raise InvalidInputError(
@@ -197,7 +202,7 @@ class InputCheck:
             for i, d in fixed:
                 if shape[i] != d:
                     return validate(inputs, self.specs, max_elements=self.max_elements)
-            if self.max_elements is not None and array.size > self.max_elements:
+            if array.size == 0 or (self.max_elements is not None and array.size > self.max_elements):
                 return validate(inputs, self.specs, max_elements=self.max_elements)
             if self._check_batch:
                 if batch is not None and shape[0] != batch:

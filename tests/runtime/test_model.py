@@ -72,6 +72,8 @@ def test_predict_converts_json_numbers_and_refuses_what_does_not_fit(model):
         model.predict({"input": [["a"] * 64]})
     with pytest.raises(InvalidInputError, match="not a rectangular array"):
         model.predict({"input": [[1.0] * 64, [1.0]]})
+    with pytest.raises(InvalidInputError, match=r"has shape \[0, 64\], which holds no values"):
+        model.predict({"input": np.zeros((0, 64), np.float32)})  # ONNX Runtime fails on it: the fuzz found a 500
 
 
 def test_a_plain_onnx_file_loads_unverified():
