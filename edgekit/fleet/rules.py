@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ConfigError, FleetError
 from edgekit.telemetry.messages import NAME
+from edgekit_runtime.fleet.events import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
 #: the statuses that end a command on a device
-FINAL = ("committed", "rolled_back", "refused", "failed", "done")
+FINAL = FINAL_STATUSES
 #: the metrics ``--abort-if`` knows, and what each means
 METRICS = {
     "error_rate": "failed requests over all requests in the windows since the commit (0 to 1)",

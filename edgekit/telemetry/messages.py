@@ -21,27 +21,14 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from edgekit.errors import TelemetryError
+from edgekit_runtime.fleet import events
 
 WINDOW_SCHEMA = "edgekit.telemetry/1"
 BATCH_SCHEMA = "edgekit.telemetry-batch/1"
 STATE_SCHEMA = "edgekit.state/1"
-EVENT_SCHEMA = "edgekit.event/1"
-#: the commands a device reports progress on
-EVENT_COMMANDS = ("deploy", "rollback", "set-config", "status", "rebirth")
-#: the steps of a command, in the order a deploy goes through them; the last five end it
-EVENT_STATUSES = (
-    "received",
-    "fetching",
-    "verifying",
-    "testing",
-    "switching",
-    "watching",
-    "committed",
-    "rolled_back",
-    "failed",
-    "refused",
-    "done",
-)
+# the commands a device reports progress on, and the steps of a command in the order a deploy goes through them:
+# the runtime's, defined once there
+EVENT_SCHEMA, EVENT_COMMANDS, EVENT_STATUSES = events.EVENT_SCHEMA, events.EVENT_COMMANDS, events.EVENT_STATUSES
 #: the longest command id kept (the agent makes short ones; this bounds what a broken sender can store)
 MAX_ID_LENGTH = 128
 #: the message kinds: the last level of the topic

@@ -32,6 +32,7 @@ import orjson
 
 from edgekit_runtime.errors import CommandError
 from edgekit_runtime.fleet.deploy import DEFAULT_MAX_BUNDLE, DeployCommand, Phase
+from edgekit_runtime.fleet.events import EVENT_SCHEMA, UNKNOWN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("edgekit_runtime.fleet")
 
-EVENT_SCHEMA = "edgekit.event/1"
 #: commands waiting for the agent's thread at most; more are dropped (with a log line)
 QUEUE = 64
 #: bytes of a command message read at most when the device has no gate to say otherwise
@@ -174,7 +174,7 @@ class Agent:
             logger.warning("fleet: a command on %s was refused: %s", target, exc)
             if exc.command_id is not None:
                 command = doc.get("command")
-                known = command if isinstance(command, str) and command in self.commands else "unknown"
+                known = command if isinstance(command, str) and command in self.commands else UNKNOWN
                 self.emit(exc.command_id, Phase.REFUSED, str(exc), command=known)
         except Exception:  # the gate's own bug must not stop the agent
             logger.exception("fleet: a command could not be checked")
@@ -199,7 +199,7 @@ class Agent:
         if command_id in self._seen:
             return  # delivered again: it ran already
         self._seen.add(command_id)
-        self._kind = command if isinstance(command, str) and command in self.commands else "unknown"
+        self._kind = command if isinstance(command, str) and command in self.commands else UNKNOWN
         run = self.commands.get(command) if isinstance(command, str) else None
         if run is None:
             known = ", ".join(self.commands)
@@ -226,7 +226,7 @@ class Agent:
 
 def _plain_id(payload: bytes) -> str | None:
     """The id of an unsigned command (to refuse it by name), when it has a usable one."""
-    from edgekit_runtime.fleet.signed_command import COMMAND_ID  # noqa: PLC0415
+    from edgekit_runtime.fleet.signed_command import COMMAND_ID
 
     try:
         doc = orjson.loads(payload)

@@ -92,7 +92,7 @@ def test_every_status_and_command_is_in_the_schema(validator):
     for status in EVENT_STATUSES:
         assert validator.is_valid(event(status)), status
         assert parse(event(status)).event is not None
-    for command in ("deploy", "rollback", "set-config", "status", "rebirth"):
+    for command in ("deploy", "rollback", "set-config", "status", "rebirth", "unknown"):
         assert validator.is_valid(event("done", command=command, model=None))
         assert parse(event("done", command=command)).event.command == command
     assert not validator.is_valid(event("installing"))
@@ -153,3 +153,15 @@ def test_a_share_group_splits_events_too(mosquitto, tmp_path):
             collector.stop()
         for store in stores:
             store.close()
+
+
+def test_a_refusal_of_a_command_the_device_could_not_read_is_stored():
+    """An unsigned or unknown command is refused with command 'unknown': the operator sees why in the database."""
+    stored = parse(event("refused", command="unknown", detail="commands must be signed")).event
+    assert (stored.command, stored.status) == ("unknown", "refused")
+
+
+def test_the_statuses_are_the_runtimes_own():
+    from edgekit_runtime.fleet.deploy import Phase
+
+    assert (*(p.value for p in Phase), "done") == EVENT_STATUSES
