@@ -132,7 +132,7 @@ class CompressOptions:
         if not self.targets or set(self.targets) - set(TARGETS) or len(set(self.targets)) != len(self.targets):
             raise ConfigError(f"--to '{','.join(self.targets)}' is not a list of targets: name onnx, tflite or both")
         if "tflite" in self.targets:
-            from edgekit.measure.litert import require_litert  # noqa: PLC0415
+            from edgekit.measure.litert import require_litert
 
             if self.tflite_layout not in IO_LAYOUTS:
                 raise ConfigError(
@@ -339,7 +339,7 @@ def _search(  # noqa: PLR0917  (compress's state, passed on)
     options: auto.AutoOptions,
 ) -> _Made:
     """Auto mode: the chosen model only is written."""
-    from edgekit.auto.flow import run_auto  # noqa: PLC0415
+    from edgekit.auto.flow import run_auto
 
     outcome = run_auto(
         original=loaded, prepared=prepared, candidates=candidates, ctx=ctx, meter=meter, probe=probe, options=options
@@ -352,7 +352,7 @@ def _load_data(options: CompressOptions, specs: Sequence[TensorSpec]) -> tuple[D
     calib = evaluation = None
     if options.calib is not None:
         if options.calib.is_dir():
-            from edgekit.images import load_folder  # noqa: PLC0415  (needs Pillow, an extra)
+            from edgekit.images import load_folder  # needs Pillow, an extra
 
             calib = load_folder(options.calib, specs, options.preprocess)
         else:

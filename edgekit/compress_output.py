@@ -78,12 +78,12 @@ def bundle(  # noqa: PLR0917  (compress's state, passed on)
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...],
 ) -> None:
     """Bundle the result (``report.chosen``) into ``stage``; the report lists the bundle before it goes inside it."""
-    from datetime import datetime, timezone  # noqa: PLC0415
+    from datetime import datetime, timezone
 
-    from edgekit.bundle import pack  # noqa: PLC0415
-    from edgekit.bundle.manifest import name_from  # noqa: PLC0415
-    from edgekit.bundle.source import converted_tflite_input, in_layout, onnx_input, write_bundle  # noqa: PLC0415
-    from edgekit.tflite import TFLiteModel  # noqa: PLC0415
+    from edgekit.bundle import pack
+    from edgekit.bundle.manifest import name_from
+    from edgekit.bundle.source import converted_tflite_input, in_layout, onnx_input, write_bundle
+    from edgekit.tflite import TFLiteModel
 
     if bundle_options.preprocessing is None and preprocess is not None:
         bundle_options = dataclasses.replace(bundle_options, preprocessing=preprocess.to_json())

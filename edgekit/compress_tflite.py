@@ -249,7 +249,7 @@ def static_shapes(
 
     The batch stays free here (the writer makes it 1).
     """
-    from edgekit.graph_stats import graph_inputs  # noqa: PLC0415
+    from edgekit.graph_stats import graph_inputs
 
     shapes = {}
     for spec in graph_inputs(prepared):
@@ -288,7 +288,7 @@ def run_target(  # noqa: PLR0917  (compress's state, passed on)
     With ``--to tflite`` alone its error is raised (nothing is written); with ``--to onnx,tflite`` it goes
     into the report (:class:`TFLiteResult` ``error`` and ``exit_code``) and the ONNX results are written.
     """
-    from edgekit.model_io import model_bytes  # noqa: PLC0415
+    from edgekit.model_io import model_bytes
 
     runner, outputs = meter.outputs("original", model_bytes(loaded.model))
     reference = Reference(runner.output_names, outputs, probe)

@@ -82,7 +82,7 @@ class WeightStats:
 
 def dtype_name(elem_type: int) -> str:
     """NumPy-style name of an ONNX element type (``1`` → ``float32``)."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
     if elem_type == onnx.TensorProto.BFLOAT16:
         return "bfloat16"
@@ -124,7 +124,7 @@ def _tensor_weight(t: onnx.TensorProto) -> tuple[str, int, int]:
     name = dtype_name(t.data_type)
     itemsize = {"bfloat16": 2, "bool": 1}.get(name)
     if itemsize is None:
-        import numpy as np  # noqa: PLC0415
+        import numpy as np
 
         try:
             itemsize = np.dtype(name).itemsize
@@ -135,8 +135,8 @@ def _tensor_weight(t: onnx.TensorProto) -> tuple[str, int, int]:
 
 def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
     """The tensor a ``Constant`` node produces, or ``None`` for forms that cannot be an initializer."""
-    import numpy as np  # noqa: PLC0415
-    from onnx import numpy_helper  # noqa: PLC0415
+    import numpy as np
+    from onnx import numpy_helper
 
     for attr in node.attribute:
         tensor: onnx.TensorProto

@@ -116,7 +116,7 @@ def resolve(pre: Preprocess, spec: TensorSpec) -> tuple[tuple[int, int], Layout,
 def load_folder(folder: Path, specs: Sequence[TensorSpec], pre: Preprocess | None = None, limit: int = 256) -> Dataset:
     """Read up to ``limit`` images from ``folder`` (sorted by name) as inputs of a one-input model."""
     try:
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image
     except ImportError as exc:
         raise MissingExtraError("calibration from an image folder", "images", "Pillow") from exc
     pre = pre or Preprocess()

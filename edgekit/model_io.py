@@ -40,8 +40,8 @@ class LoadedModel:
 
 def load_model(path: Path) -> LoadedModel:
     """Load an ONNX model with its external data, or raise a :class:`ModelError` that says why not."""
-    import onnx  # noqa: PLC0415  (lazy: keep the CLI's start-up light)
-    from google.protobuf.message import DecodeError  # noqa: PLC0415
+    import onnx  # lazy: keep the CLI's start-up light
+    from google.protobuf.message import DecodeError
 
     path = Path(path)
     if not path.exists():
@@ -83,7 +83,7 @@ def _not_onnx_hint(path: Path) -> str:
 
 def _check_external_data(model: onnx.ModelProto, path: Path) -> list[Path]:
     """Name the missing side file and the tensor that needs it, before onnx gives a vaguer error."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data  # noqa: PLC0415
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     found: list[Path] = []
     for tensor in model.graph.initializer:
@@ -113,7 +113,7 @@ def save_model(model: onnx.ModelProto, path: Path) -> list[Path]:
 
     Returns every file written (the model, and the side file when there is one).
     """
-    import onnx  # noqa: PLC0415
+    import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ def digits() -> Path:
 @pytest.fixture
 def mosquitto(tmp_path_factory):
     """A Mosquitto of the test's own, started on a free loopback port (tests may kill and restart it)."""
-    from tests.brokers import Mosquitto  # noqa: PLC0415
+    from tests.brokers import Mosquitto
 
     broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
     broker.start()
@@ -34,10 +34,10 @@ def tls_mosquitto(tmp_path_factory):
     Users ``pi-1`` (password ``device-pw``) and ``collector`` (``s3cret``); ``pki`` has ``ca.pem``,
     ``client.pem`` and ``client.key`` (``tests/certs.py``).
     """
-    import subprocess  # noqa: PLC0415
+    import subprocess
 
-    from tests.brokers import MOSQUITTO_PASSWD, Mosquitto  # noqa: PLC0415
-    from tests.certs import make_pki  # noqa: PLC0415
+    from tests.brokers import MOSQUITTO_PASSWD, Mosquitto
+    from tests.certs import make_pki
 
     folder = tmp_path_factory.mktemp("tls-broker")
     pki = make_pki(folder / "pki")

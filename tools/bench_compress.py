@@ -164,7 +164,7 @@ def run_edgekit(
 
 def run_baseline(model: Path, out: Path) -> str | None:
     """``quantize_dynamic(model, out)`` with every default; the error text if it fails."""
-    from onnxruntime.quantization import quantize_dynamic  # noqa: PLC0415
+    from onnxruntime.quantization import quantize_dynamic
 
     root = logging.getLogger()
     level = root.level
@@ -228,8 +228,8 @@ def read_report(report: dict[str, Any], edge: Variant) -> list[str]:
 
 def bench(case: Case, work: Path, threads: int | None, say: Callable[[str], None]) -> Row:
     """Everything for one model."""
-    from edgekit.compress_target import default_threads  # noqa: PLC0415
-    from edgekit.cpu import host_cpu  # noqa: PLC0415
+    from edgekit.compress_target import default_threads
+    from edgekit.cpu import host_cpu
 
     row = Row(case, Variant(size=case.model.stat().st_size), Variant(), Variant(), threads or 0)
     say(f"{case.key}: edgekit compress --mode {case.mode}")
@@ -309,7 +309,7 @@ def _cross_check(reported: Variant, measured: Variant) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the bench and print the table."""
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
     choices = ("det", "rec", "cls", "cnn", "mlp")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)

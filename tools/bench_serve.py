@@ -86,10 +86,10 @@ def _timed(fns: Sequence[Callable[[Any], object]], feeds: object, seconds: float
 
 def in_process(model: DigitsModel, threads: int, seconds: float, cpus: Sequence[int] | None) -> list[InProcess]:
     """``session.run`` against ``edgekit_runtime.load(bundle).predict`` at batch 1 and 32, on the servers' CPUs."""
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
-    import edgekit_runtime  # noqa: PLC0415
-    from edgekit_runtime.backends import BackendSettings  # noqa: PLC0415
+    import edgekit_runtime
+    from edgekit_runtime.backends import BackendSettings
 
     before = os.sched_getaffinity(0)
     if cpus:
@@ -269,7 +269,7 @@ def machine() -> dict[str, Any]:
         ),
         platform.processor(),
     )
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+    from importlib.metadata import PackageNotFoundError, version
 
     def installed(dist: str) -> str:
         try:
@@ -324,7 +324,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the bench, print the tables, write the JSON."""
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
     args = parse_args(argv)
     console = Console(stderr=True, highlight=False)

@@ -187,7 +187,7 @@ def footnotes(rows: list[Row]) -> list[str]:
 
 def print_table(rows: list[Row], console: Console) -> None:
     """The rich table, then the notes."""
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     table = Table(title="edgekit compress vs quantize_dynamic (defaults)", title_justify="left")
     for col in COLUMNS:

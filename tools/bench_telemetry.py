@@ -125,7 +125,7 @@ class Variant:
 
 def stored_windows(state: Path) -> tuple[int, int]:
     """Windows in a stopped server's outbox and the requests they count."""
-    from edgekit_runtime.telemetry.outbox import Outbox  # noqa: PLC0415
+    from edgekit_runtime.telemetry.outbox import Outbox
 
     path = state / "telemetry.db"
     if not path.exists():

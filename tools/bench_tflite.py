@@ -113,9 +113,9 @@ class Run:
 
 def cases(keys: list[str], cache: Path | None, samples: int) -> list[Case]:
     """Fetch models and make data for the chosen cases, in the order asked."""
-    import mtcnn_data  # noqa: PLC0415
-    import mtcnn_nets  # noqa: PLC0415
-    import ppocr_data  # noqa: PLC0415
+    import mtcnn_data
+    import mtcnn_nets
+    import ppocr_data
 
     fetched = fetch(
         [k for k in keys if k in {"rnet", "onet", "cls"}] + (["lfw"] if {"rnet", "onet"} & set(keys) else []), cache
@@ -210,7 +210,7 @@ def bench_case(case: Case, seconds: float, work: Path) -> list[Result]:
 
 def onnx2tf_case(case: Case, python: str, seconds: float, work: Path) -> Result:
     """onnx2tf's FP32 ``.tflite`` of the same model, from another environment, timed in this one's LiteRT."""
-    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+    from ai_edge_litert.interpreter import Interpreter
 
     out = work / f"onnx2tf-{case.key}"
     cmd = [python, "-m", "onnx2tf", "-i", str(case.path), "-o", str(out)]

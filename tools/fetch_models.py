@@ -163,14 +163,14 @@ def _loadable(path: Path) -> bool:
     if path.suffix == ".pt":  # torch.save: a zip, or a pickle in its legacy format (facenet-pytorch's are)
         return zipfile.is_zipfile(path) or path.read_bytes()[:2] == _PICKLE_2
     if path.suffix == ".npy":
-        import numpy as np  # noqa: PLC0415
+        import numpy as np
 
         try:
             np.load(path, allow_pickle=False, mmap_mode="r")
         except (OSError, ValueError):
             return False
         return True
-    import onnx  # noqa: PLC0415  (only needed when a file has no recorded checksum)
+    import onnx  # only needed when a file has no recorded checksum
 
     try:
         onnx.load(str(path), load_external_data=False)
@@ -186,11 +186,11 @@ def _exported(model: Model, weights: Path) -> Path:
     if target.is_file() and target.stat().st_mtime >= weights.stat().st_mtime and _loadable(target):
         return target
     try:
-        import mtcnn_nets  # noqa: PLC0415  (tools/ is this script's folder)
-        import onnx  # noqa: PLC0415
+        import mtcnn_nets  # tools/ is this script's folder
+        import onnx
 
-        from edgekit.importers import ImportOptions  # noqa: PLC0415
-        from edgekit.importers.torch import import_torch_module  # noqa: PLC0415
+        from edgekit.importers import ImportOptions
+        from edgekit.importers.torch import import_torch_module
     except ImportError as exc:
         raise FetchError(f"exporting {model.name} to ONNX needs torch ({exc}): pip install 'edgekit[torch]'") from exc
     print(f"exporting {model.name} to {target}", file=sys.stderr)

@@ -82,17 +82,17 @@ class SimModel:
 
 def run_devices(args: argparse.Namespace) -> int:
     """Worker: run devices ``first`` .. ``first + count - 1`` until the duration is over; write a report."""
-    from edgekit_runtime.fleet.agent import Agent  # noqa: PLC0415
-    from edgekit_runtime.fleet.chunks import ChunkFetcher  # noqa: PLC0415
-    from edgekit_runtime.fleet.command_journal import CommandJournal  # noqa: PLC0415
-    from edgekit_runtime.fleet.deploy import Deployer, Health, HealthPolicy  # noqa: PLC0415
-    from edgekit_runtime.fleet.models import ModelStore  # noqa: PLC0415
-    from edgekit_runtime.fleet.signed_command import CommandGate  # noqa: PLC0415
-    from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
-    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics  # noqa: PLC0415
-    from edgekit_runtime.telemetry.outbox import Outbox  # noqa: PLC0415
-    from edgekit_runtime.telemetry.publisher import Publisher, PublisherSettings  # noqa: PLC0415
-    from edgekit_runtime.telemetry.recorder import Identity, Recorder, RecorderSettings  # noqa: PLC0415
+    from edgekit_runtime.fleet.agent import Agent
+    from edgekit_runtime.fleet.chunks import ChunkFetcher
+    from edgekit_runtime.fleet.command_journal import CommandJournal
+    from edgekit_runtime.fleet.deploy import Deployer, Health, HealthPolicy
+    from edgekit_runtime.fleet.models import ModelStore
+    from edgekit_runtime.fleet.signed_command import CommandGate
+    from edgekit_runtime.signing import load_trusted_keys
+    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+    from edgekit_runtime.telemetry.outbox import Outbox
+    from edgekit_runtime.telemetry.publisher import Publisher, PublisherSettings
+    from edgekit_runtime.telemetry.recorder import Identity, Recorder, RecorderSettings
 
     class NoTraffic:
         def snapshot(self) -> Health:
@@ -158,21 +158,21 @@ def run_devices(args: argparse.Namespace) -> int:
 
 def make_keys(folder: Path) -> tuple[Path, Path]:
     """The run's fleet key pair, ``folder/fleet.key`` and ``folder/fleet.pub`` (as ``edgekit keygen`` writes them)."""
-    from edgekit.bundle.signing import generate_keypair  # noqa: PLC0415
+    from edgekit.bundle.signing import generate_keypair
 
     return generate_keypair(folder / "fleet")
 
 
 def roll_out(url: str, kib: int, devices: int, timeout: float, key: Path) -> dict[str, Any]:
     """Publish ``kib`` KiB as a chunked bundle, send ``deploy`` (signed by ``key``) to ``@all``, time every commit."""
-    import hashlib  # noqa: PLC0415
+    import hashlib
 
-    import paho.mqtt.client as paho  # noqa: PLC0415
-    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
 
-    from edgekit.bundle.signing import load_private_key  # noqa: PLC0415
-    from edgekit_runtime.fleet.chunks import bundle_topic, manifest_for, mqtt_source  # noqa: PLC0415
-    from edgekit_runtime.fleet.signed_command import seal  # noqa: PLC0415
+    from edgekit.bundle.signing import load_private_key
+    from edgekit_runtime.fleet.chunks import bundle_topic, manifest_for, mqtt_source
+    from edgekit_runtime.fleet.signed_command import seal
 
     data = os.urandom(kib * 1024)
     sha = hashlib.sha256(data).hexdigest()

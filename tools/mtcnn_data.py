@@ -24,7 +24,7 @@ _PIXELS = 255.0
 
 def _resized(patch: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """A jittered crop of ``patch`` (HxW or HxWx3, values 0..255) resized to ``size`` x ``size`` x 3."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     h, w = patch.shape[:2]
     scale = rng.uniform(0.85, 1.0)
@@ -41,7 +41,7 @@ def crops(lfw: Path, size: int, count: int, rng: np.random.Generator) -> tuple[n
 
     About a third are LFW faces, a third LFW non-faces and a third pieces of the sample photos.
     """
-    from sklearn.datasets import load_sample_images  # noqa: PLC0415
+    from sklearn.datasets import load_sample_images
 
     patches = np.load(lfw) * _PIXELS
     photos = [np.asarray(image, dtype=np.float32) for image in load_sample_images().images]

@@ -133,7 +133,7 @@ def _weights(name: str) -> Path:
     tools = str(Path(__file__).resolve().parent)
     if tools not in sys.path:  # edgekit's importer loads this file by path: its neighbours are not importable yet
         sys.path.insert(0, tools)
-    import fetch_models  # noqa: PLC0415
+    import fetch_models
 
     path: Path = fetch_models.default_cache() / fetch_models.MODELS[name].filename
     if not path.is_file():

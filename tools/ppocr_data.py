@@ -51,7 +51,7 @@ def _ppocr_normalize(image: PILImage.Image) -> np.ndarray:
 
 
 def _with_noise(image: PILImage.Image, rng: np.random.Generator) -> PILImage.Image:
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     pixels = np.asarray(image, dtype=np.float32) + rng.normal(0.0, 4.0, (image.height, image.width, 3))
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
@@ -59,7 +59,7 @@ def _with_noise(image: PILImage.Image, rng: np.random.Generator) -> PILImage.Ima
 
 def render_page(rng: np.random.Generator, size: int) -> PILImage.Image:
     """A light page with several lines of dark text in varied sizes: the detector's input."""
-    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
+    from PIL import Image, ImageDraw, ImageFont
 
     page = Image.new("RGB", (size, size), _paper(rng))
     draw = ImageDraw.Draw(page)
@@ -76,7 +76,7 @@ def render_page(rng: np.random.Generator, size: int) -> PILImage.Image:
 
 def render_line(rng: np.random.Generator) -> PILImage.Image:
     """One tightly cropped line of text, as the detector would hand it to the classifier."""
-    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
+    from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=int(rng.integers(20, 40)))
     text = _phrase(rng)
@@ -89,7 +89,7 @@ def render_line(rng: np.random.Generator) -> PILImage.Image:
 
 def cls_input(line: PILImage.Image, height: int = 48, width: int = 192) -> np.ndarray:
     """PP-OCR's classifier preprocessing: height 48, aspect kept (width at most 192), zero padding right."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     resized_w = min(width, math.ceil(height * line.width / line.height))
     chw = _ppocr_normalize(line.resize((resized_w, height), Image.Resampling.BILINEAR))
@@ -105,7 +105,7 @@ def det_data(rng: np.random.Generator, samples: int, size: int) -> dict[str, np.
 
 def cls_data(rng: np.random.Generator, samples: int) -> dict[str, np.ndarray]:
     """Rendered text lines, every other one turned 180° (label 1, PP-OCR's ``'180'`` class)."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     labels = np.arange(samples) % 2
     lines = [render_line(rng) for _ in range(samples)]

@@ -104,11 +104,11 @@ class DigitsModel:
 
 def prepare_model(folder: Path) -> DigitsModel:
     """Fit, pickle, save for MLflow, bundle; everything under ``folder``."""
-    from sklearn.datasets import load_digits  # noqa: PLC0415
-    from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415
-    from sklearn.neural_network import MLPClassifier  # noqa: PLC0415
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
 
-    from edgekit_runtime.bundle import open_bundle  # noqa: PLC0415
+    from edgekit_runtime.bundle import open_bundle
 
     x, y = load_digits(return_X_y=True)
     with warnings.catch_warnings():
@@ -142,9 +142,9 @@ def prepare_model(folder: Path) -> DigitsModel:
 
 def _save_mlflow(clf: object, path: Path) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import logging  # noqa: PLC0415
+    import logging
 
-    import mlflow.sklearn  # noqa: PLC0415
+    import mlflow.sklearn
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # it warns that pickles run code: we made this one
     mlflow.sklearn.save_model(clf, str(path), serialization_format="pickle", pip_requirements=[])

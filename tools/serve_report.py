@@ -288,7 +288,7 @@ def markdown(servers: list[ServerResult], inproc: list[InProcess], notes: list[s
 
 def print_tables(servers: list[ServerResult], inproc: list[InProcess], notes: list[str], console: Console) -> None:
     """The rich tables, then the notes."""
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     def table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> Table:
         out = Table(title=title, title_justify="left")

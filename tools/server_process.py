@@ -251,7 +251,7 @@ def request(
 
 def free_port() -> int:
     """A TCP port nothing listens on now."""
-    import socket  # noqa: PLC0415
+    import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

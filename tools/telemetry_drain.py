@@ -181,10 +181,10 @@ def real_window(bundle: Path, samples: Any, folder: Path, requests: int = 1000) 
 
     Inputs are counted against the bundle's reference, labels counted, system numbers sampled.
     """
-    import edgekit_runtime  # noqa: PLC0415
-    from edgekit_runtime.telemetry.outbox import Outbox  # noqa: PLC0415
-    from edgekit_runtime.telemetry.recorder import Identity, Recorder  # noqa: PLC0415
-    from edgekit_runtime.telemetry.system import SystemSampler  # noqa: PLC0415
+    import edgekit_runtime
+    from edgekit_runtime.telemetry.outbox import Outbox
+    from edgekit_runtime.telemetry.recorder import Identity, Recorder
+    from edgekit_runtime.telemetry.system import SystemSampler
 
     model = edgekit_runtime.load(bundle)
     identity = {"name": model.name, "version": model.version, "sha256": model.sha256, "backend": model.backend.name}
@@ -244,8 +244,8 @@ class DrainResult:
 
 def raw_payloads(window: bytes, count: int) -> list[bytes]:
     """``count`` copies of ``window`` as the publisher sends them, each with its ``seq`` (1..count)."""
-    from edgekit_runtime.telemetry.outbox import Entry  # noqa: PLC0415
-    from edgekit_runtime.telemetry.session import window_bytes  # noqa: PLC0415
+    from edgekit_runtime.telemetry.outbox import Entry
+    from edgekit_runtime.telemetry.session import window_bytes
 
     return [window_bytes(Entry(seq, 0.0, window), 0, count - seq + 1) for seq in range(1, count + 1)]
 
@@ -290,7 +290,7 @@ def raw_paho(port: int, payloads: list[bytes], max_inflight: int, topic: str, ti
 
 def fill_outbox(path: Path, window: bytes, count: int) -> float:
     """Append ``count`` windows to a new outbox at ``path`` (durably, one by one); appends per second."""
-    from edgekit_runtime.telemetry.outbox import Outbox  # noqa: PLC0415
+    from edgekit_runtime.telemetry.outbox import Outbox
 
     with Outbox(path, outbox_limits(count * len(window))) as outbox:
         start = time.perf_counter()
@@ -301,7 +301,7 @@ def fill_outbox(path: Path, window: bytes, count: int) -> float:
 
 def outbox_limits(payload_bytes: int) -> Any:  # noqa: ANN401
     """Bounds that keep ``payload_bytes`` (the default 64 MiB would drop the oldest windows of a big backlog)."""
-    from edgekit_runtime.telemetry.outbox import OutboxLimits  # noqa: PLC0415
+    from edgekit_runtime.telemetry.outbox import OutboxLimits
 
     return OutboxLimits(max_bytes=max(64 << 20, 2 * payload_bytes))
 
@@ -310,9 +310,9 @@ def publisher_drain(
     template: Path, port: int, settings: PublisherSettings, *, case: str, title: str, timeout: float
 ) -> DrainResult:
     """Copy the filled outbox ``template``, start a :class:`Publisher` on it, time until the outbox is empty."""
-    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics  # noqa: PLC0415
-    from edgekit_runtime.telemetry.outbox import Outbox  # noqa: PLC0415
-    from edgekit_runtime.telemetry.publisher import Publisher  # noqa: PLC0415
+    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+    from edgekit_runtime.telemetry.outbox import Outbox
+    from edgekit_runtime.telemetry.publisher import Publisher
 
     path = template.with_name(f"{case}.db")
     shutil.copyfile(template, path)
@@ -347,7 +347,7 @@ def drains(
     say: Callable[[str], None],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Raw paho, then the publisher packing and not, in turns, each counted by a subscriber; and the setup."""
-    from edgekit_runtime.telemetry.publisher import PublisherSettings  # noqa: PLC0415
+    from edgekit_runtime.telemetry.publisher import PublisherSettings
 
     n, inflight, timeout = windows, PublisherSettings().max_inflight, max(60.0, windows / 100)
     say("drain: recording a real window (1,000 digits requests)")

@@ -109,7 +109,7 @@ def run_auto(
 
 
 def _named(model: onnx.ModelProto) -> onnx.ModelProto:
-    import onnx  # noqa: PLC0415
+    import onnx
 
     out = onnx.ModelProto()
     out.CopyFrom(model)

@@ -64,7 +64,7 @@ class AutoOptions:
         if not self.time_limit > 0:
             raise ConfigError(f"--time-limit {self.time_limit:g} is not a duration: give seconds, more than 0")
         if self.metric is not None:
-            from edgekit.auto.metrics import BUILTIN, load_user_metric  # noqa: PLC0415
+            from edgekit.auto.metrics import BUILTIN, load_user_metric
 
             if ":" in self.metric:
                 load_user_metric(self.metric)  # import errors now, before any work

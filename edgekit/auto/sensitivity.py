@@ -60,7 +60,7 @@ def dequantized_consumers(model: onnx.ModelProto) -> list[str]:
 
 def float_tensors(model: onnx.ModelProto) -> set[str]:
     """Names of the float32 tensors the model's nodes produce, by shape inference."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
@@ -75,7 +75,7 @@ def float_tensors(model: onnx.ModelProto) -> set[str]:
 
 def expose(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
     """A copy whose graph outputs include the float32 tensors ``names`` where a node produces them."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
     wanted = set(names)
     out = onnx.ModelProto()
@@ -90,7 +90,7 @@ def expose(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
 
 
 def _activations(model: onnx.ModelProto, feeds: Sequence[dict[str, np.ndarray]], threads: int) -> dict[str, np.ndarray]:
-    from edgekit.measure.session import OrtRunner  # noqa: PLC0415
+    from edgekit.measure.session import OrtRunner
 
     runner = OrtRunner(model.SerializeToString(), threads=threads, label="model with exposed tensors")
     outputs = runner.run_batches(feeds)

@@ -179,12 +179,12 @@ def check_written(path: Path, run: Runner, *, signing_key: Path | None = None) -
     """Open ``path`` as a device would (signature included) and run its self-test with ``run``."""
     keys = []
     if signing_key is not None:
-        from edgekit_runtime.signing import TrustedKey, key_id  # noqa: PLC0415
+        from edgekit_runtime.signing import TrustedKey, key_id
 
         public = signing.load_private_key(signing_key).public_key()
         keys.append(TrustedKey(key_id(public), public, str(signing_key)))
     opened = open_verified(path, keys)
-    from edgekit_runtime.confinement import check_confined  # noqa: PLC0415
+    from edgekit_runtime.confinement import check_confined
 
     try:  # what the device refuses is never written as done: e.g. ort_config session settings in an ONNX model
         check_confined(opened.read(opened.model["path"]), opened.model["backend"], source=opened.model_source)
@@ -198,7 +198,7 @@ def check_written(path: Path, run: Runner, *, signing_key: Path | None = None) -
 
 def open_verified(path: Path, keys: Sequence[Any] = (), *, require_signature: bool | None = None) -> fmt.Bundle:
     """The runtime's :func:`~edgekit_runtime.bundle.open_bundle`, its errors mapped into edgekit's tree."""
-    from edgekit_runtime.errors import SignatureError as RuntimeSignatureError  # noqa: PLC0415
+    from edgekit_runtime.errors import SignatureError as RuntimeSignatureError
 
     try:
         return fmt.open_bundle(path, trusted_keys=keys, require_signature=require_signature)

@@ -26,7 +26,7 @@ def sign_bundle(path: Path, key_path: Path, out: Path | None = None) -> Bundle:
     members[SIGNATURE] = signing.sign_manifest(members[MANIFEST], key).to_bytes()
     target = out or path
     archive.write_atomic(target, archive.archive_bytes(members))
-    from edgekit_runtime.signing import TrustedKey, key_id  # noqa: PLC0415
+    from edgekit_runtime.signing import TrustedKey, key_id
 
     public = key.public_key()
     return open_verified(target, [TrustedKey(key_id(public), public, str(key_path))])

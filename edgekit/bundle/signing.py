@@ -23,8 +23,8 @@ PUBLIC_SUFFIX = ".pub"
 
 def generate_keypair(prefix: Path, *, overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``PREFIX.key`` and ``PREFIX.pub``; returns both paths."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     prefix = Path(prefix)
     private, public = prefix.with_name(prefix.name + PRIVATE_SUFFIX), prefix.with_name(prefix.name + PUBLIC_SUFFIX)
@@ -45,8 +45,8 @@ def generate_keypair(prefix: Path, *, overwrite: bool = False) -> tuple[Path, Pa
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """Read a PEM Ed25519 private key, or raise a :class:`ConfigError` that says what the file is instead."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     path = Path(path)
     if not path.is_file():

@@ -75,7 +75,7 @@ def onnx_input(
 
 def tflite_input(data: bytes, *, source: dict[str, Any]) -> pack.PackInput:
     """What :func:`edgekit.bundle.pack.build` needs to bundle a ``.tflite`` model."""
-    from edgekit.importers.tflite import host_specs, open_tflite  # noqa: PLC0415
+    from edgekit.importers.tflite import host_specs, open_tflite
 
     backend = open_tflite(data)
     inputs, outputs = host_specs(backend)
@@ -210,7 +210,7 @@ def _model_input(source: str, data: PackData) -> tuple[pack.PackInput, str, TFLi
 
 def _from_compress_output(folder: Path, variant: str | None) -> tuple[pack.PackInput, TFLiteModel | None]:
     """The result of a compress run (``report.json``'s ``chosen``), or the written variant named ``variant``."""
-    from edgekit.model_io import load_model  # noqa: PLC0415
+    from edgekit.model_io import load_model
 
     try:
         report = json.loads((folder / COMPRESS_REPORT).read_text(encoding="utf-8"))
@@ -237,7 +237,7 @@ def _from_compress_output(folder: Path, variant: str | None) -> tuple[pack.PackI
 
 
 def _converted_from_report(path: Path, entry: dict[str, Any]) -> TFLiteModel:
-    from edgekit.tflite import TFLiteModel  # noqa: PLC0415
+    from edgekit.tflite import TFLiteModel
 
     step = next((p for p in entry.get("passes", []) if p.get("name") == "tflite"), None)
     if step is None or "layouts" not in step.get("details", {}):

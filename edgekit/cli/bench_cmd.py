@@ -18,7 +18,7 @@ def bench_compare(
 ) -> None:
     """Put devices' bench results beside each other: latency, throughput, memory, cold start."""
     with user_errors():
-        from edgekit.bench_compare import compare  # noqa: PLC0415
+        from edgekit.bench_compare import compare
 
         rows, warnings = compare(files)
     for warning in warnings:

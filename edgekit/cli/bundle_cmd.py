@@ -66,8 +66,8 @@ def bundle_options(
     preprocess: str | None = None,
 ) -> BundleOptions:
     """The bundle options the commands share."""
-    from edgekit.bundle.pack import BundleOptions  # noqa: PLC0415
-    from edgekit.images import parse_preprocess  # noqa: PLC0415
+    from edgekit.bundle.pack import BundleOptions
+    from edgekit.images import parse_preprocess
 
     return BundleOptions(
         name=name,
@@ -104,7 +104,7 @@ def pack(
 ) -> None:
     """Pack a model into a signed, verifiable bundle without compressing it."""
     with user_errors():
-        from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
+        from edgekit.bundle.source import PackData, pack_source
 
         options = bundle_options(name, model_version, labels, sign_key, created, preprocess)
         data = PackData(calib=calib, eval=eval_data, input_shapes=shapes(input_shape), variant=variant)
@@ -128,8 +128,8 @@ def inspect(
 ) -> None:
     """Show what a bundle holds; every member's hash is checked on the way."""
     with user_errors():
-        from edgekit.bundle.pack import open_verified  # noqa: PLC0415
-        from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
+        from edgekit.bundle.pack import open_verified
+        from edgekit_runtime.signing import load_trusted_keys
 
         opened = open_verified(bundle, load_trusted_keys(trust), require_signature=False)
     if as_json:
@@ -204,8 +204,8 @@ def keygen(
 ) -> None:
     """Make an Ed25519 key pair: the .key signs bundles (keep it secret), the .pub goes to devices."""
     with user_errors():
-        from edgekit.bundle.signing import generate_keypair  # noqa: PLC0415
-        from edgekit_runtime.signing import load_public_key  # noqa: PLC0415
+        from edgekit.bundle.signing import generate_keypair
+        from edgekit_runtime.signing import load_public_key
 
         private, public = generate_keypair(output, overwrite=force)
         kid = load_public_key(public).key_id
@@ -221,7 +221,7 @@ def sign(
 ) -> None:
     """Sign a bundle (its members are verified first: a tampered bundle is never signed)."""
     with user_errors():
-        from edgekit.bundle.sign import sign_bundle  # noqa: PLC0415
+        from edgekit.bundle.sign import sign_bundle
 
         signed = sign_bundle(bundle, key, output)
     out.print(f"signed {signed.path} with key {signed.signature_key_id}", soft_wrap=True)
@@ -235,9 +235,9 @@ def verify(
 ) -> None:
     """Check a bundle as a device would: every hash, the signature, what the model references, the self-test."""
     with user_errors():
-        from edgekit.bundle.pack import open_verified  # noqa: PLC0415
-        from edgekit_runtime.confinement import check_confined  # noqa: PLC0415
-        from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
+        from edgekit.bundle.pack import open_verified
+        from edgekit_runtime.confinement import check_confined
+        from edgekit_runtime.signing import load_trusted_keys
 
         if not trust and not allow_unsigned:
             raise ConfigError("no --trust key given: pass the signer's .pub, or --allow-unsigned to check hashes only")
@@ -254,10 +254,10 @@ def verify(
 
 def _self_test(bundle: Bundle, model: bytes) -> str:
     """The golden self-test in the runtime's own backend for the bundle, one thread, as a device runs it."""
-    from edgekit.errors import BundleError  # noqa: PLC0415
-    from edgekit_runtime.backends import BackendSettings, open_backend  # noqa: PLC0415
-    from edgekit_runtime.bundle import GOLDEN  # noqa: PLC0415
-    from edgekit_runtime.golden import Golden, self_test  # noqa: PLC0415
+    from edgekit.errors import BundleError
+    from edgekit_runtime.backends import BackendSettings, open_backend
+    from edgekit_runtime.bundle import GOLDEN
+    from edgekit_runtime.golden import Golden, self_test
 
     name = str(bundle.model["backend"])
     backend = open_backend(name, model, BackendSettings(threads=1), source=bundle.model_source)
@@ -279,8 +279,8 @@ def convert(
 ) -> None:
     """Convert a model to ONNX with edgekit's importers (compress and bundle pack take these sources directly)."""
     with user_errors():
-        from edgekit.importers import ImportOptions, import_model  # noqa: PLC0415
-        from edgekit.model_io import save_model  # noqa: PLC0415
+        from edgekit.importers import ImportOptions, import_model
+        from edgekit.model_io import save_model
 
         if output.suffix != ".onnx":
             raise ConfigError(f"-o '{output}' does not end in .onnx: name the ONNX file to write")

@@ -48,7 +48,7 @@ def shapes(values: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
 
 
 def _timing(seconds: float) -> LatencyBudget:
-    from edgekit.measure.latency import LatencyBudget  # noqa: PLC0415
+    from edgekit.measure.latency import LatencyBudget
 
     if not seconds > 0:
         raise ConfigError(f"--timing {seconds:g} is not a duration: give seconds, more than 0")
@@ -56,7 +56,7 @@ def _timing(seconds: float) -> LatencyBudget:
 
 
 def _prefer(value: str) -> Prefer:
-    from edgekit.auto import PREFERENCES  # noqa: PLC0415
+    from edgekit.auto import PREFERENCES
 
     for choice in PREFERENCES:
         if value == choice:
@@ -66,13 +66,13 @@ def _prefer(value: str) -> Prefer:
 
 def _packed_as_is(model: Path, out_dir: Path, options: CompressOptions) -> bool:
     """A ``.tflite`` model is bundled as it is: edgekit does not compress TFLite (yet)."""
-    from edgekit.importers import detect  # noqa: PLC0415
+    from edgekit.importers import detect
 
     if detect(str(model)) != "tflite":
         return False
     if options.bundle is None:
         raise ConfigError("a .tflite model is packed as is, never compressed: drop --no-bundle to bundle it")
-    from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
+    from edgekit.bundle.source import PackData, pack_source
 
     data = PackData(calib=options.calib, eval=options.eval, input_shapes=options.input_shapes)
     built = pack_source(str(model), out_dir, options.bundle, data)
@@ -165,11 +165,11 @@ def compress(
 ) -> None:
     """Make a model smaller and faster for an edge device, and report what it gained and cost."""
     with user_errors():
-        from edgekit import auto, passes  # noqa: PLC0415
-        from edgekit.cli.bundle_cmd import bundle_options  # noqa: PLC0415
-        from edgekit.cli.report_view import render, summary_line  # noqa: PLC0415
-        from edgekit.compress import CompressOptions, compress  # noqa: PLC0415
-        from edgekit.images import parse_preprocess  # noqa: PLC0415
+        from edgekit import auto, passes
+        from edgekit.cli.bundle_cmd import bundle_options
+        from edgekit.cli.report_view import render, summary_line
+        from edgekit.compress import CompressOptions, compress
+        from edgekit.images import parse_preprocess
 
         if cleanup not in passes.cleanup.CLEANUP_METHODS:
             raise ConfigError(
@@ -264,8 +264,8 @@ def _target(name: str | None, *, explicit_to: bool) -> tuple[Target | None, tupl
     """The ``--target`` profile, and what ``--to`` defaults to: its format first, the other as the fallback."""
     if name is None:
         return None, ("onnx",)
-    from edgekit_runtime import targets  # noqa: PLC0415
-    from edgekit_runtime.errors import ConfigError as RuntimeConfigError  # noqa: PLC0415
+    from edgekit_runtime import targets
+    from edgekit_runtime.errors import ConfigError as RuntimeConfigError
 
     try:
         profile = targets.get(name)
@@ -274,7 +274,7 @@ def _target(name: str | None, *, explicit_to: bool) -> tuple[Target | None, tupl
     if profile.format != "tflite":
         return profile, ("onnx",)
     if not explicit_to:
-        from edgekit.measure.litert import require_litert  # noqa: PLC0415
+        from edgekit.measure.litert import require_litert
 
         try:
             require_litert(f"--target {name}")
@@ -284,7 +284,7 @@ def _target(name: str | None, *, explicit_to: bool) -> tuple[Target | None, tupl
 
 
 def _tflite_layout(value: str) -> IoLayout:
-    from edgekit.tflite.config import IO_LAYOUTS  # noqa: PLC0415
+    from edgekit.tflite.config import IO_LAYOUTS
 
     for choice in IO_LAYOUTS:
         if value == choice:

@@ -33,8 +33,8 @@ def dashboard(
 ) -> None:
     """Serve a web page of the fleet: devices, latency and throughput over time, drift, rollouts."""
     with user_errors():
-        from edgekit.fleet.dashboard import Dashboard, DashboardSettings  # noqa: PLC0415
-        from edgekit.telemetry.store import open_store  # noqa: PLC0415
+        from edgekit.fleet.dashboard import Dashboard, DashboardSettings
+        from edgekit.telemetry.store import open_store
 
         settings = DashboardSettings(host=host, port=port)
         with open_store(db, create=False) as store:

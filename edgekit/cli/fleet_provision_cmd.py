@@ -40,7 +40,7 @@ def provision_cmd(
     passwords unless given to --rotate.
     """
     with user_errors():
-        from edgekit.fleet.provision import Device, ProvisionRequest, provision  # noqa: PLC0415
+        from edgekit.fleet.provision import Device, ProvisionRequest, provision
 
         request = ProvisionRequest(
             fleet=fleet,

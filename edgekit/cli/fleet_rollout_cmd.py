@@ -50,8 +50,8 @@ SIGN_KEY = typer.Option(
 
 
 def _sign_key(path: Path | None) -> Ed25519PrivateKey:
-    from edgekit.bundle.signing import load_private_key  # noqa: PLC0415
-    from edgekit.errors import ConfigError  # noqa: PLC0415
+    from edgekit.bundle.signing import load_private_key
+    from edgekit.errors import ConfigError
 
     if path is None:
         raise ConfigError(
@@ -70,8 +70,8 @@ def _settings(
     username: str | None = None,
     password_file: Path | None = None,
 ) -> CollectorSettings:
-    from edgekit.cli.telemetry_cmd import _read_password  # noqa: PLC0415
-    from edgekit.telemetry.collector import CollectorSettings  # noqa: PLC0415
+    from edgekit.cli.telemetry_cmd import _read_password
+    from edgekit.telemetry.collector import CollectorSettings
 
     return CollectorSettings(
         broker=broker,
@@ -85,9 +85,9 @@ def _settings(
 
 
 def _targets(link: FleetLink, devices: str | None, group: str | None) -> list[str]:
-    from edgekit.errors import ConfigError  # noqa: PLC0415
-    from edgekit.fleet.rollout import find_targets  # noqa: PLC0415
-    from edgekit.fleet.rules import parse_devices  # noqa: PLC0415
+    from edgekit.errors import ConfigError
+    from edgekit.fleet.rollout import find_targets
+    from edgekit.fleet.rules import parse_devices
 
     if devices and group:
         raise ConfigError("--devices and --group both choose devices: give one of them")
@@ -100,17 +100,17 @@ def _live(enabled: bool) -> Iterator[Callable[[RolloutResult], None]]:
     if not enabled or not err.is_terminal:
         yield lambda _r: None
         return
-    from rich.live import Live  # noqa: PLC0415
+    from rich.live import Live
 
-    from edgekit.cli.fleet_view import rollout_table  # noqa: PLC0415
+    from edgekit.cli.fleet_view import rollout_table
 
     with Live(console=err, refresh_per_second=8, transient=True) as live:
         yield lambda result: live.update(rollout_table(result))
 
 
 def _report(result: RolloutResult, as_json: bool) -> None:
-    from edgekit.cli.fleet_view import rollout_table, summary_line  # noqa: PLC0415
-    from edgekit.errors import FleetError, RolloutAbortedError  # noqa: PLC0415
+    from edgekit.cli.fleet_view import rollout_table, summary_line
+    from edgekit.errors import FleetError, RolloutAbortedError
 
     if as_json:
         out.print_json(json.dumps(result.to_json()))
@@ -166,14 +166,14 @@ def deploy(
     HTTP server for it.
     """
     with user_errors():
-        from edgekit.errors import ConfigError  # noqa: PLC0415
-        from edgekit.fleet.bundle_mqtt import PublishedBundle, chunk_bytes  # noqa: PLC0415
-        from edgekit.fleet.bundle_source import BundleServer, check_bundle, parse_serve  # noqa: PLC0415
-        from edgekit.fleet.link import FleetLink  # noqa: PLC0415
-        from edgekit.fleet.rollout import DeployPlan, store_metrics  # noqa: PLC0415
-        from edgekit.fleet.rollout import deploy as run_deploy  # noqa: PLC0415
-        from edgekit.fleet.rules import parse_abort_if, parse_canary  # noqa: PLC0415
-        from edgekit.telemetry.store import open_store  # noqa: PLC0415
+        from edgekit.errors import ConfigError
+        from edgekit.fleet.bundle_mqtt import PublishedBundle, chunk_bytes
+        from edgekit.fleet.bundle_source import BundleServer, check_bundle, parse_serve
+        from edgekit.fleet.link import FleetLink
+        from edgekit.fleet.rollout import DeployPlan, store_metrics
+        from edgekit.fleet.rollout import deploy as run_deploy
+        from edgekit.fleet.rules import parse_abort_if, parse_canary
+        from edgekit.telemetry.store import open_store
 
         fraction = parse_canary(canary)
         rule = parse_abort_if(abort_if) if abort_if is not None else None
@@ -233,8 +233,8 @@ def rollback(
 ) -> None:
     """Serve the previous committed model again on the devices, and wait for their results."""
     with user_errors():
-        from edgekit.fleet.link import FleetLink  # noqa: PLC0415
-        from edgekit.fleet.rollout import rollback as run_rollback  # noqa: PLC0415
+        from edgekit.fleet.link import FleetLink
+        from edgekit.fleet.rollout import rollback as run_rollback
 
         settings, signer = _settings(broker, fleet, ca, cert, key, username, password_file), _sign_key(sign_key)
         with FleetLink(settings, sign_key=signer) as link:
@@ -266,10 +266,10 @@ def set_config(
 ) -> None:
     """Change settings on the devices at once (kept across restarts); each takes all of them or refuses all."""
     with user_errors():
-        from edgekit.errors import ConfigError  # noqa: PLC0415
-        from edgekit.fleet.link import FleetLink  # noqa: PLC0415
-        from edgekit.fleet.rollout import set_config as run_set_config  # noqa: PLC0415
-        from edgekit.fleet.rules import parse_settings  # noqa: PLC0415
+        from edgekit.errors import ConfigError
+        from edgekit.fleet.link import FleetLink
+        from edgekit.fleet.rollout import set_config as run_set_config
+        from edgekit.fleet.rules import parse_settings
 
         values = parse_settings(pairs)
         if timeout <= 0:
@@ -296,10 +296,10 @@ def watch(
 ) -> None:
     """Show the fleet's states and command steps live, until Ctrl-C (or --once, --duration)."""
     with user_errors():
-        from rich.live import Live  # noqa: PLC0415
+        from rich.live import Live
 
-        from edgekit.cli.fleet_view import WatchView  # noqa: PLC0415
-        from edgekit.fleet.link import FleetLink  # noqa: PLC0415
+        from edgekit.cli.fleet_view import WatchView
+        from edgekit.fleet.link import FleetLink
 
         view = WatchView(fleet)
         end = time.monotonic() + (1.0 if once else duration if duration is not None else float("inf"))
@@ -325,8 +325,8 @@ def devices_cmd(
 ) -> None:
     """List the devices the collector knows: online, model, last seen, p99, error rate, drift."""
     with user_errors():
-        from edgekit.cli.fleet_view import devices_table  # noqa: PLC0415
-        from edgekit.telemetry.store import open_store  # noqa: PLC0415
+        from edgekit.cli.fleet_view import devices_table
+        from edgekit.telemetry.store import open_store
 
         with open_store(db, create=False) as store:
             rows = [row for row in store.summary() if fleet is None or row.fleet == fleet]

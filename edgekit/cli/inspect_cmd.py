@@ -18,7 +18,7 @@ def inspect(
 ) -> None:
     """Show a model's inputs, outputs, opsets, ops, parameters and whether it is quantized."""
     with user_errors():
-        from edgekit.inspect_model import inspect_path  # noqa: PLC0415
+        from edgekit.inspect_model import inspect_path
 
         summary = inspect_path(model)
     if as_json:

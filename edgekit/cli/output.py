@@ -53,7 +53,7 @@ class RichProgress:
         if not self.enabled or not err.is_terminal or len(items) < 2:  # noqa: PLR2004
             yield from items
             return
-        from rich.progress import track  # noqa: PLC0415
+        from rich.progress import track
 
         yield from track(items, description=description, console=err, transient=True)
 

@@ -53,8 +53,8 @@ def collect(
 ) -> None:
     """Subscribe to the fleet's telemetry and store every window once, until SIGTERM or Ctrl-C."""
     with user_errors():
-        from edgekit.telemetry.collector import Collector, CollectorSettings  # noqa: PLC0415
-        from edgekit.telemetry.store import open_store  # noqa: PLC0415
+        from edgekit.telemetry.collector import Collector, CollectorSettings
+        from edgekit.telemetry.store import open_store
 
         settings = CollectorSettings(
             broker=broker,
@@ -98,7 +98,7 @@ def show(
 ) -> None:
     """One line per device: status, model, windows, requests, errors, latency p99, drift, gaps, last seen."""
     with user_errors():
-        from edgekit.telemetry.store import open_store  # noqa: PLC0415
+        from edgekit.telemetry.store import open_store
 
         with open_store(db, create=False) as store:
             where = store.where

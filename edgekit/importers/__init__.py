@@ -123,21 +123,21 @@ def import_model(source: str, options: ImportOptions | None = None) -> Imported:
 def _importer(kind: Kind) -> Importer:
     # lazy: each importer pulls in its own heavy dependency (skl2onnx, torch) only when used
     if kind == "sklearn":
-        from edgekit.importers.sklearn import import_sklearn  # noqa: PLC0415
+        from edgekit.importers.sklearn import import_sklearn
 
         return import_sklearn
     if kind == "mlflow":
-        from edgekit.importers.mlflow import import_mlflow  # noqa: PLC0415
+        from edgekit.importers.mlflow import import_mlflow
 
         return import_mlflow
     if kind == "torch":
-        from edgekit.importers.torch import import_torch  # noqa: PLC0415
+        from edgekit.importers.torch import import_torch
 
         return import_torch
     if kind == "tflite":
-        from edgekit.importers.tflite import import_tflite  # noqa: PLC0415
+        from edgekit.importers.tflite import import_tflite
 
         return import_tflite
-    from edgekit.importers.onnx import import_onnx  # noqa: PLC0415
+    from edgekit.importers.onnx import import_onnx
 
     return import_onnx

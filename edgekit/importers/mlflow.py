@@ -129,7 +129,7 @@ def read_signature(spec: dict[str, Any], mlmodel: Path) -> Signature:
 
 def _read_mlmodel(mlmodel: Path) -> dict[str, Any]:
     try:
-        import yaml  # noqa: PLC0415
+        import yaml
     except ImportError as exc:
         raise MissingExtraError("reading MLflow models", "mlflow", "pyyaml") from exc
     if not mlmodel.is_file():
@@ -198,7 +198,7 @@ def _import_pytorch(
     conf: dict[str, Any], *, signature: Signature, options: ImportOptions, mlmodel: Path, source: str
 ) -> Imported:
     # lazy: torch is imported only for a pytorch flavor
-    from edgekit.importers.torch import import_torch, import_torch_module  # noqa: PLC0415
+    from edgekit.importers.torch import import_torch, import_torch_module
 
     data = _member({"model_data": "data", **conf}, "model_data", mlmodel)
     if (data / "model.pt2").is_file():  # the ExportedProgram keeps its own shapes
@@ -214,7 +214,7 @@ def _import_pytorch(
 def _load_torch_module(path: Path) -> torch.nn.Module:
     """``torch.load`` a whole module: like a pickle, this runs code from the file."""
     try:
-        import torch  # noqa: PLC0415
+        import torch
     except ImportError as exc:
         raise MissingExtraError("importing MLflow PyTorch models", "torch", "torch") from exc
     try:

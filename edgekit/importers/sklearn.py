@@ -60,11 +60,11 @@ def load_estimator(path: Path, fmt: str) -> object:
     else:
         try:
             if fmt == "joblib":
-                import joblib  # type: ignore[import-untyped]  # noqa: PLC0415  (ships with scikit-learn; untyped)
+                import joblib  # type: ignore[import-untyped]  # ships with scikit-learn; untyped
 
                 estimator = joblib.load(path)
             else:
-                import pickle  # noqa: PLC0415
+                import pickle
 
                 with path.open("rb") as fh:
                     estimator = pickle.load(fh)  # noqa: S301  (the module docstring warns: pickles run code)
@@ -108,7 +108,7 @@ def unpickling_error(path: Path, exc: Exception) -> ModelError:
 
 def _load_skops(path: Path) -> object:
     try:
-        import skops.io  # noqa: PLC0415
+        import skops.io
     except ImportError as exc:
         raise MissingExtraError("reading .skops models", "sklearn", "skops") from exc
     try:
@@ -131,9 +131,9 @@ def _load_skops(path: Path) -> object:
 
 
 def _check_estimator(estimator: object, path: Path) -> None:
-    from sklearn.base import BaseEstimator  # noqa: PLC0415
-    from sklearn.exceptions import NotFittedError  # noqa: PLC0415
-    from sklearn.utils.validation import check_is_fitted  # noqa: PLC0415
+    from sklearn.base import BaseEstimator
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
 
     if not isinstance(estimator, BaseEstimator):
         cls = type(estimator)
@@ -162,9 +162,9 @@ def convert_estimator(
     ``n_features`` is the feature count another source gives (an MLflow signature), used when the
     estimator has no ``n_features_in_``; ``options.input_shapes`` may give it too, and a name for the input.
     """
-    from skl2onnx import convert_sklearn  # noqa: PLC0415
-    from skl2onnx.common.data_types import FloatTensorType  # noqa: PLC0415
-    from sklearn.base import is_classifier  # noqa: PLC0415
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.base import is_classifier
 
     input_name, features = _input(estimator, options, n_features)
     classifier = is_classifier(estimator)
@@ -215,7 +215,7 @@ def _input(estimator: object, options: ImportOptions, n_features: int | None) ->
 
 
 def _conversion_error(estimator: object, exc: Exception) -> ModelError:
-    from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator  # noqa: PLC0415
+    from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
 
     top = type(estimator).__name__
     if isinstance(exc, (MissingShapeCalculator, MissingConverter)):
@@ -241,8 +241,8 @@ def _bool_attributes_as_ints() -> Iterator[None]:
     ("Expected an int, got a boolean") where older protobuf took it as 0/1. So, only during the
     conversion, such a list is made of ints; the original function is put back in ``finally``.
     """
-    import numpy as np  # noqa: PLC0415
-    import onnx.helper  # noqa: PLC0415
+    import numpy as np
+    import onnx.helper
 
     original = onnx.helper.make_attribute
 
@@ -267,8 +267,8 @@ def _bool_attributes_as_ints() -> Iterator[None]:
 def require_sklearn() -> None:
     """Raise :class:`MissingExtraError` unless scikit-learn and skl2onnx are installed."""
     try:
-        import skl2onnx  # noqa: F401, PLC0415
-        import sklearn  # noqa: F401, PLC0415
+        import skl2onnx  # noqa: F401
+        import sklearn  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError("importing scikit-learn models", "sklearn", "skl2onnx") from exc
 

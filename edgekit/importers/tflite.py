@@ -39,7 +39,7 @@ def import_tflite(source: str, options: ImportOptions) -> Imported:  # noqa: ARG
 
 def open_tflite(data: bytes, *, label: str = "the .tflite model") -> LiteRtBackend:
     """The runtime's LiteRT backend for ``data``, one thread (the same answers every time)."""
-    from edgekit_runtime.backends import litert  # noqa: PLC0415
+    from edgekit_runtime.backends import litert
 
     try:
         return litert.open_model(data, BackendSettings(threads=1))

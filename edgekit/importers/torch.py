@@ -55,7 +55,7 @@ def import_torch(source: str, options: ImportOptions) -> Imported:
 def import_torch_module(module: torch.nn.Module, options: ImportOptions, *, source: str) -> Imported:
     """Export ``module`` (put in eval mode) on float32 example inputs of ``options.input_shapes``."""
     _require_torch()
-    import torch  # noqa: PLC0415
+    import torch
 
     if not options.input_shapes:
         raise ModelError("PyTorch models need example input shapes: pass --input-shape input=1,3,224,224")
@@ -68,7 +68,7 @@ def import_torch_module(module: torch.nn.Module, options: ImportOptions, *, sour
 
 
 def _import_program(path: Path, options: ImportOptions, *, source: str) -> Imported:
-    import torch  # noqa: PLC0415
+    import torch
 
     if not path.is_file():
         raise ModelError(f"ExportedProgram file '{path}' does not exist: check the path", path=path)
@@ -113,8 +113,8 @@ def _export(
     source: str,
 ) -> Imported:
     """Run torch.onnx.export (dynamo), name the outputs, bring the opset down to the one asked for."""
-    import onnx  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import onnx
+    import torch
 
     opset = max(options.opset or TORCH_MIN_OPSET, TORCH_MIN_OPSET)
     try:
@@ -169,7 +169,7 @@ def _static_batch_notes(model: onnx.ModelProto) -> list[str]:
 
 def _call_factory(path: Path, name: str, source: str) -> torch.nn.Module:
     """Import ``path``, call its ``name()`` and check it returned an ``nn.Module``."""
-    import torch  # noqa: PLC0415
+    import torch
 
     module = _load_module(path)
     factory = getattr(module, name, None)
@@ -236,11 +236,11 @@ def _load_module(path: Path) -> ModuleType:
 def _require_torch() -> None:
     """Check that torch, and the onnxscript its exporter needs, are installed."""
     try:
-        import torch  # noqa: F401, PLC0415
+        import torch  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError(_FEATURE, "torch", "torch") from exc
     try:
-        import onnxscript  # noqa: F401, PLC0415
+        import onnxscript  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError(_FEATURE, "torch", "onnxscript") from exc
 

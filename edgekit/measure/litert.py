@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 def require_litert(feature: str) -> None:
     """Raise :class:`MissingExtraError` now when LiteRT is not installed (before any work)."""
-    import importlib.util  # noqa: PLC0415
+    import importlib.util
 
     if importlib.util.find_spec("ai_edge_litert") is None and importlib.util.find_spec("tflite_runtime") is None:
         raise MissingExtraError(feature, "litert", "ai-edge-litert")
@@ -38,7 +38,7 @@ class LiteRtRunner:
 
     def __init__(self, model: TFLiteModel, *, threads: int = 1, label: str = "TFLite model") -> None:
         """Load ``model.data``; LiteRT's load errors become :class:`ModelError`."""
-        from edgekit_runtime.backends import litert  # noqa: PLC0415
+        from edgekit_runtime.backends import litert
 
         try:
             self.backend = litert.open_model(model.data, BackendSettings(threads=threads))

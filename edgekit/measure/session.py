@@ -17,7 +17,7 @@ class OrtRunner:
 
     def __init__(self, model_bytes: bytes, *, threads: int, label: str = "model") -> None:
         """Create the session, mapping ORT's load errors to :class:`ModelError`."""
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

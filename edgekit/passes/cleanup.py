@@ -68,7 +68,7 @@ class Cleanup:
 
 
 def _onnxslim(model: onnx.ModelProto) -> onnx.ModelProto:
-    import onnxslim  # noqa: PLC0415
+    import onnxslim
 
     with contextlib.redirect_stdout(io.StringIO()):  # onnxslim prints a summary table
         result: onnx.ModelProto = onnxslim.slim(model)
@@ -76,8 +76,8 @@ def _onnxslim(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _ort_basic(model: onnx.ModelProto, workdir: Path) -> onnx.ModelProto:
-    import onnx  # noqa: PLC0415
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnx
+    import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         out_path = Path(tmp) / "basic.onnx"

@@ -41,7 +41,7 @@ class ConvertFp16:
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassOutput:  # noqa: ARG002
         """Return the float16 model."""
-        from onnxconverter_common import float16  # noqa: PLC0415
+        from onnxconverter_common import float16
 
         if weight_stats(model).bytes_by_dtype.get("float32", 0) == 0:
             raise PassError("nothing to convert: the model has no float32 weights", pass_name=self.name)

@@ -32,7 +32,7 @@ def gemm_to_matmul(model: onnx.ModelProto) -> int:
     (so exclusions by name still apply); a transposed weight is added as a new initializer, shared
     by every Gemm that used the original. Returns how many Gemms were rewritten.
     """
-    from onnx import helper, numpy_helper  # noqa: PLC0415
+    from onnx import helper, numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
     transposed: dict[str, str] = {}

@@ -45,9 +45,9 @@ class PruneMagnitude:
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassOutput:  # noqa: ARG002
         """Return a copy with pruned weights."""
-        import numpy as np  # noqa: PLC0415
-        import onnx  # noqa: PLC0415
-        from onnx import numpy_helper  # noqa: PLC0415
+        import numpy as np
+        import onnx
+        from onnx import numpy_helper
 
         out = onnx.ModelProto()
         out.CopyFrom(model)

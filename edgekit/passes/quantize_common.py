@@ -104,7 +104,7 @@ def check_exclusions(model: onnx.ModelProto, names: Iterable[str]) -> None:
 
 def working_copy(model: onnx.ModelProto, pass_name: str, nodes_to_exclude: Iterable[str]) -> onnx.ModelProto:
     """A copy to quantize: refuses models with nothing to quantize, names every node, checks exclusions."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
     require_float_weights(model, pass_name)
     work = onnx.ModelProto()

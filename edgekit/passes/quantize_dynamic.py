@@ -58,8 +58,8 @@ class QuantizeDynamic:
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassOutput:
         """Return the dynamically quantized model."""
-        import onnx  # noqa: PLC0415
-        from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
         work = working_copy(model, self.name, self.config.nodes_to_exclude)
         rewritten = gemm_to_matmul(work) if "MatMul" in self.config.op_types else 0

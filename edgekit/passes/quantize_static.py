@@ -84,7 +84,7 @@ class QuantizeStatic:
 
     def run(self, model: onnx.ModelProto, ctx: PassContext) -> PassOutput:
         """Calibrate on ``ctx.calibration`` and return the QDQ model."""
-        import onnx  # noqa: PLC0415
+        import onnx
 
         work = working_copy(model, self.name, self.config.nodes_to_exclude)
         if not ctx.calibration:
@@ -131,7 +131,7 @@ class QuantizeStatic:
 
     def _quantize(self, src: Path, dst: Path, ctx: PassContext, reduce_range: bool, tmp: Path) -> list[str]:
         """Run quantize_static; returns warnings about workarounds it needed."""
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static  # noqa: PLC0415
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         method = {
             "minmax": CalibrationMethod.MinMax,
@@ -178,8 +178,8 @@ _PER_CHANNEL_OPSET = 13
 
 def to_qdq_opset(model: onnx.ModelProto, old: int) -> onnx.ModelProto:
     """Convert from opset ``old`` (< 13) to 13: onnxruntime's quantizer does not, and writes an invalid graph."""
-    import onnx  # noqa: PLC0415
-    from onnx import version_converter  # noqa: PLC0415
+    import onnx
+    from onnx import version_converter
 
     try:
         converted = version_converter.convert_version(model, _PER_CHANNEL_OPSET)
@@ -198,7 +198,7 @@ def prepare_for_quantization(
     The budgeted search runs this once and then the pass with ``preprocess=False`` on every trial,
     so node names (which exclusions use) are those of the model the quantizer sees.
     """
-    import onnx  # noqa: PLC0415
+    import onnx
 
     opset = default_opset(model)
     if per_channel and opset < _PER_CHANNEL_OPSET:
@@ -222,7 +222,7 @@ def _raised_in(exc: BaseException, function: str) -> bool:
 
 def _preprocess(src: Path, dst: Path, warnings: list[str]) -> Path:
     """Onnxruntime's recommended pre-processing; skipped with a warning when it cannot run."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     # when symbolic shape inference is incomplete, onnxruntime saves a debug copy of the model into the
     # current folder: run it from the scratch folder so nothing lands in the user's
@@ -250,7 +250,7 @@ def _working_directory(path: Path) -> Iterator[None]:
 
 def calibration_reader(batches: Iterator[dict[str, np.ndarray]]) -> object:
     """An onnxruntime ``CalibrationDataReader`` that reads each batch once."""
-    from onnxruntime.quantization import CalibrationDataReader  # noqa: PLC0415
+    from onnxruntime.quantization import CalibrationDataReader
 
     class _Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:

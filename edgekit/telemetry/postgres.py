@@ -50,7 +50,7 @@ class PostgresStore(StoreContext):
     def __init__(self, url: str, *, create: bool = True) -> None:
         """Connect to ``url`` and, with ``create``, make the tables if they are missing."""
         try:
-            import psycopg  # noqa: PLC0415
+            import psycopg
         except ImportError as exc:
             raise MissingExtraError("the PostgreSQL store", "postgres", "psycopg") from exc
         self._psycopg = psycopg

@@ -244,7 +244,7 @@ def open_store(url: str | Path, *, create: bool = True) -> SQLiteStore | Postgre
             raise ConfigError(f"--db '{text}' names no file: write sqlite:///relative.db or sqlite:////abs/path.db")
         return SQLiteStore(Path(path[1:]), create=create)
     if scheme in ("postgresql", "postgres"):
-        from edgekit.telemetry.postgres import PostgresStore  # noqa: PLC0415
+        from edgekit.telemetry.postgres import PostgresStore
 
         return PostgresStore(text, create=create)
     raise ConfigError(
@@ -357,14 +357,14 @@ class SQLiteStore(StoreContext):
 
     def series(self, device: str, *, since: float, fleet: str | None = None) -> list[SeriesPoint]:
         """The device's windows that ended at ``since`` or later, oldest first (``fleet``: only that fleet's)."""
-        from edgekit.telemetry.queries import series_points, series_query  # noqa: PLC0415
+        from edgekit.telemetry.queries import series_points, series_query
 
         sql, params = series_query(device, since=since, fleet=fleet)
         return series_points(self._read(sql, params))
 
     def latest_events(self, *, commands: int = 20) -> list[CommandStep]:
         """The latest step of each device in each of the ``commands`` most recent command ids."""
-        from edgekit.telemetry.queries import LATEST_EVENTS, command_steps  # noqa: PLC0415
+        from edgekit.telemetry.queries import LATEST_EVENTS, command_steps
 
         if not self._read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'", ()):
             return []  # a database an older collector wrote: no command has reported yet

@@ -55,7 +55,7 @@ class Params:
 
 def qdq_params(qdq: onnx.ModelProto) -> dict[str, Params]:
     """The per-tensor activation scales of a QDQ model, by ONNX value name; uint8 ones as their int8 equal."""
-    from onnx import numpy_helper  # noqa: PLC0415
+    from onnx import numpy_helper
 
     inits = {t.name: numpy_helper.to_array(t) for t in qdq.graph.initializer}
     found = {}
@@ -80,12 +80,12 @@ def qdq_params(qdq: onnx.ModelProto) -> dict[str, Params]:
 
 def static_qdq(model: onnx.ModelProto, calibration: Sequence[Mapping[str, np.ndarray]]) -> onnx.ModelProto:
     """Run the static INT8 pass (per-channel, int8 activations, full range) to get its activation scales."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
-    from edgekit.cpu import host_cpu  # noqa: PLC0415
-    from edgekit.passes.base import PassContext  # noqa: PLC0415
-    from edgekit.passes.quantize_static import QuantizeStatic, QuantizeStaticConfig  # noqa: PLC0415
-    from edgekit.passes.validate import lift_constants  # noqa: PLC0415
+    from edgekit.cpu import host_cpu
+    from edgekit.passes.base import PassContext
+    from edgekit.passes.quantize_static import QuantizeStatic, QuantizeStaticConfig
+    from edgekit.passes.validate import lift_constants
 
     work = onnx.ModelProto()
     work.CopyFrom(model)
@@ -99,7 +99,7 @@ def static_qdq(model: onnx.ModelProto, calibration: Sequence[Mapping[str, np.nda
 
 def _interpreter(data: bytes) -> Any:  # noqa: ANN401  (LiteRT has no types)
     try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: PLC0415
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError as exc:
         raise MissingExtraError("calibrating the INT8 TFLite variant", "litert", "ai-edge-litert") from exc
     # no XNNPACK: a delegate keeps the tensors inside it to itself

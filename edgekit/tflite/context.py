@@ -36,7 +36,7 @@ class Value:
 
 def attrs(node: onnx.NodeProto) -> dict[str, Any]:
     """A node's attributes as Python values."""
-    from onnx import helper  # noqa: PLC0415
+    from onnx import helper
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 

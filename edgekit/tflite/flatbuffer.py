@@ -55,7 +55,7 @@ def tensor_type_name(dtype: np.dtype[np.generic]) -> str:
 
 def serialize(graph: Graph, *, description: str = "edgekit") -> bytes:
     """The FlatBuffer bytes of a one-subgraph model with a ``serving_default`` signature."""
-    import flatbuffers  # type: ignore[import-untyped]  # noqa: PLC0415
+    import flatbuffers  # type: ignore[import-untyped]
 
     size = sum(t.data.nbytes for t in graph.tensors if t.data is not None)
     builder = flatbuffers.Builder(size + 4096 + 256 * len(graph.tensors))
@@ -63,7 +63,7 @@ def serialize(graph: Graph, *, description: str = "edgekit") -> bytes:
 
 
 def _schema() -> Any:  # noqa: ANN401  (the generated package has no types)
-    import tflite  # type: ignore[import-untyped]  # noqa: PLC0415
+    import tflite  # type: ignore[import-untyped]
 
     return tflite
 

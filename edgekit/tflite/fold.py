@@ -27,7 +27,7 @@ def _single_consumer(graph: onnx.GraphProto, name: str) -> onnx.NodeProto | None
 
 
 def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:  # noqa: ANN401
-    from onnx import helper  # noqa: PLC0415
+    from onnx import helper
 
     for a in node.attribute:
         if a.name == name:
@@ -37,7 +37,7 @@ def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:  # noqa: ANN401
 
 def _replace_init(graph: onnx.GraphProto, name: str, array: np.ndarray) -> str:
     """Add ``array`` as a new initializer named after ``name``; return the new name."""
-    from onnx import numpy_helper  # noqa: PLC0415
+    from onnx import numpy_helper
 
     taken = {t.name for t in graph.initializer}
     new = f"{name}_folded"
@@ -61,7 +61,7 @@ def _drop_nodes(graph: onnx.GraphProto, dropped: set[str]) -> None:
 
 
 def _conv_params(graph: onnx.GraphProto, conv: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray] | None:
-    from onnx import numpy_helper  # noqa: PLC0415
+    from onnx import numpy_helper
 
     inits = {t.name: t for t in graph.initializer}
     if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in inits:  # noqa: PLR2004
@@ -87,7 +87,7 @@ def _set_conv_params(graph: onnx.GraphProto, conv: onnx.NodeProto, w: np.ndarray
 
 def fold_batchnorm(model: onnx.ModelProto) -> None:
     """``Conv → BatchNormalization`` with constant parameters becomes one ``Conv``."""
-    from onnx import numpy_helper  # noqa: PLC0415
+    from onnx import numpy_helper
 
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
@@ -113,7 +113,7 @@ def fold_batchnorm(model: onnx.ModelProto) -> None:
 
 def fold_conv_add(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
     """``Conv → Add(per-channel constant)`` becomes one ``Conv`` with that bias."""
-    from onnx import numpy_helper  # noqa: PLC0415
+    from onnx import numpy_helper
 
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
@@ -144,7 +144,7 @@ def fold_conv_add(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) ->
 
 def matmul_add_to_gemm(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
     """``MatMul(x[M, K], W) → Add(b[N])`` becomes ``Gemm`` (one FULLY_CONNECTED with a bias)."""
-    from onnx import helper, numpy_helper  # noqa: PLC0415
+    from onnx import helper, numpy_helper
 
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}

@@ -55,7 +55,7 @@ class Prepared:
 
 def prepare(model: onnx.ModelProto, config: TFLiteConfig) -> Prepared:
     """A copy of ``model`` with static shapes and folded constants (see the module docstring)."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
     work = onnx.ModelProto()
     work.CopyFrom(model)
@@ -129,7 +129,7 @@ def _fix_input_shapes(model: onnx.ModelProto, config: TFLiteConfig) -> None:
 
 
 def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
-    import onnx  # noqa: PLC0415
+    import onnx
 
     try:
         return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
@@ -155,7 +155,7 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 
 def _annotate_ml_shapes(model: onnx.ModelProto) -> bool:
     """Shapes ONNX's inference leaves out for ``ai.onnx.ml`` ops the writer converts; return whether any was added."""
-    from onnx import helper  # noqa: PLC0415
+    from onnx import helper
 
     shapes = _shapes(model)
     types = {vi.name: vi.type.tensor_type.elem_type for vi in [*model.graph.input, *model.graph.value_info]}
@@ -175,7 +175,7 @@ def _annotate_ml_shapes(model: onnx.ModelProto) -> bool:
 
 
 def _dtypes(model: onnx.ModelProto) -> dict[str, np.dtype[Any]]:
-    from onnx import helper  # noqa: PLC0415
+    from onnx import helper
 
     out = {}
     graph = model.graph
@@ -188,7 +188,7 @@ def _dtypes(model: onnx.ModelProto) -> dict[str, np.dtype[Any]]:
 
 def _fold_constants(model: onnx.ModelProto) -> bool:
     """Evaluate nodes whose inputs are all constant (and ``Shape`` of static values); return whether any was."""
-    from onnx import numpy_helper  # noqa: PLC0415
+    from onnx import numpy_helper
 
     graph = model.graph
     constants = {t.name for t in graph.initializer}
@@ -225,8 +225,8 @@ def _fold(
     inputs = [i for i in node.input if i]
     if not inputs or any(i not in constants for i in inputs):
         return None
-    from onnx import helper, numpy_helper  # noqa: PLC0415
-    from onnx.reference import ReferenceEvaluator  # noqa: PLC0415
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
 
     by_name = {t.name: t for t in model.graph.initializer}
     feeds = {i: numpy_helper.to_array(by_name[i]) for i in inputs}

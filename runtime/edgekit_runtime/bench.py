@@ -124,7 +124,7 @@ def time_calls(
 
 def summarize(durations_ns: list[int], threads: int, batch: int) -> Timing:
     """Percentiles (NumPy's linear interpolation) and the mean of the calls, in milliseconds."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     ms = np.asarray(durations_ns, dtype=np.float64) / 1e6
     p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
@@ -133,7 +133,7 @@ def summarize(durations_ns: list[int], threads: int, batch: int) -> Timing:
 
 def sample_feeds(model: Model, golden: Mapping[str, np.ndarray] | None, batch: int) -> dict[str, np.ndarray]:
     """``batch`` samples for each input: the golden ones repeated, or random values of the input's shape."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     if not model.batched:  # a fixed batch: what the model takes, as its self-test ran it
         return {s.name: golden[s.name] if golden else _random(s, 1) for s in model.inputs}
@@ -148,7 +148,7 @@ def sample_feeds(model: Model, golden: Mapping[str, np.ndarray] | None, batch: i
 
 
 def _random(spec: TensorSpec, batch: int) -> np.ndarray:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     dims = list(spec.shape or ())
     shape = tuple(d if isinstance(d, int) else 1 for d in dims)
@@ -168,8 +168,8 @@ def _batch_of(feeds: Mapping[str, np.ndarray]) -> int:
 
 
 def _golden(path: Path, options: LoadOptions) -> dict[str, np.ndarray] | None:
-    from edgekit_runtime.bundle import GOLDEN, open_bundle  # noqa: PLC0415
-    from edgekit_runtime.golden import Golden  # noqa: PLC0415
+    from edgekit_runtime.bundle import GOLDEN, open_bundle
+    from edgekit_runtime.golden import Golden
 
     if path.suffix == ".onnx":
         return None
@@ -193,9 +193,9 @@ def _latency(
     say: Callable[[str], None],
 ) -> tuple[list[Timing], Model]:
     """Batch 1 at 1 … ``config.threads`` threads, a freshly loaded model each; the timings and the last model."""
-    import dataclasses  # noqa: PLC0415
+    import dataclasses
 
-    from edgekit_runtime.model import load  # noqa: PLC0415
+    from edgekit_runtime.model import load
 
     latency: list[Timing] = []
     model = None
@@ -222,7 +222,7 @@ def measure(
     target: Target | None = None,
 ) -> dict[str, Any]:
     """Measure ``path`` on this device (for ``target``'s profile, if given); the bench JSON document."""
-    from edgekit_runtime import cold_start  # noqa: PLC0415
+    from edgekit_runtime import cold_start
 
     golden = _golden(path, options)
     latency, model = _latency(path, config, options, golden, say)
@@ -357,10 +357,10 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure, print the table, write the JSON."""
-    from edgekit_runtime.model import LoadOptions  # noqa: PLC0415
-    from edgekit_runtime.platform_facts import gather  # noqa: PLC0415
-    from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
-    from edgekit_runtime.telemetry.service import default_state_dir  # noqa: PLC0415
+    from edgekit_runtime.model import LoadOptions
+    from edgekit_runtime.platform_facts import gather
+    from edgekit_runtime.signing import load_trusted_keys
+    from edgekit_runtime.telemetry.service import default_state_dir
 
     if args.allow_unsigned and not args.trust:
         raise ConfigError("--allow-unsigned only matters with --trust: leave it out, or add --trust KEYFILE")

@@ -59,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
-    from dataclasses import fields  # noqa: PLC0415
+    from dataclasses import fields
 
-    from edgekit_runtime.server.settings import (  # noqa: PLC0415
+    from edgekit_runtime.server.settings import (
         DEFAULT_MAX_BODY,
         DEFAULT_MEMORY_BUDGET,
         LOG_LEVELS,
@@ -255,11 +255,11 @@ def _add_telemetry(serve: argparse.ArgumentParser) -> None:
 
 def _telemetry(args: argparse.Namespace) -> TelemetrySettings | None:
     """The telemetry flags, checked; ``None`` with --no-telemetry."""
-    from edgekit_runtime.telemetry.mqtt import MqttSettings  # noqa: PLC0415
-    from edgekit_runtime.telemetry.outbox import OutboxLimits  # noqa: PLC0415
-    from edgekit_runtime.telemetry.publisher import PublisherSettings  # noqa: PLC0415
-    from edgekit_runtime.telemetry.recorder import RecorderSettings  # noqa: PLC0415
-    from edgekit_runtime.telemetry.service import TelemetrySettings, default_device, default_state_dir  # noqa: PLC0415
+    from edgekit_runtime.telemetry.mqtt import MqttSettings
+    from edgekit_runtime.telemetry.outbox import OutboxLimits
+    from edgekit_runtime.telemetry.publisher import PublisherSettings
+    from edgekit_runtime.telemetry.recorder import RecorderSettings
+    from edgekit_runtime.telemetry.service import TelemetrySettings, default_device, default_state_dir
 
     if args.no_telemetry:
         if args.mqtt:
@@ -298,8 +298,8 @@ def _device_config(args: argparse.Namespace) -> tuple[DeviceConfig | None, list[
     directory, no fleet agent) and what the kept choices changed, to say at start. Kept choices that no longer
     pass the checks are ignored, with a warning: the device starts with the flags.
     """
-    from edgekit_runtime.fleet.settings import ConfigFile, DeviceConfig, starting_config  # noqa: PLC0415
-    from edgekit_runtime.telemetry.service import default_state_dir  # noqa: PLC0415
+    from edgekit_runtime.fleet.settings import ConfigFile, DeviceConfig, starting_config
+    from edgekit_runtime.telemetry.service import default_state_dir
 
     if args.no_telemetry:
         return None, []
@@ -315,7 +315,7 @@ def _device_config(args: argparse.Namespace) -> tuple[DeviceConfig | None, list[
 
 
 def _settings(args: argparse.Namespace) -> ServerSettings:
-    from edgekit_runtime.server.settings import ServerSettings  # noqa: PLC0415
+    from edgekit_runtime.server.settings import ServerSettings
 
     if args.max_delay_ms is not None and args.max_batch is None:
         raise ConfigError("--max-delay-ms needs --max-batch: give both, or neither")
@@ -338,9 +338,9 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
 
 def load_options(args: argparse.Namespace, settings: ServerSettings) -> LoadOptions:
     """How bundles are verified and loaded: the trusted keys, and the engine's threads and providers."""
-    from edgekit_runtime.model import LoadOptions  # noqa: PLC0415
-    from edgekit_runtime.signing import load_trusted_keys  # noqa: PLC0415
-    from edgekit_runtime.telemetry.service import default_state_dir  # noqa: PLC0415
+    from edgekit_runtime.model import LoadOptions
+    from edgekit_runtime.signing import load_trusted_keys
+    from edgekit_runtime.telemetry.service import default_state_dir
 
     if args.allow_unsigned and not args.trust:
         raise ConfigError("--allow-unsigned only matters with --trust: leave it out, or add --trust KEYFILE")
@@ -355,7 +355,7 @@ def load_options(args: argparse.Namespace, settings: ServerSettings) -> LoadOpti
 
 def load_for_serving(args: argparse.Namespace, settings: ServerSettings, path: Path | None = None) -> Model:
     """The verified, self-tested model (``path``, else MODEL), checked against the server's settings."""
-    from edgekit_runtime.model import load  # noqa: PLC0415
+    from edgekit_runtime.model import load
 
     model = load(path or args.model, load_options(args, settings))
     settings.check_model(model)
@@ -363,13 +363,13 @@ def load_for_serving(args: argparse.Namespace, settings: ServerSettings, path: P
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from edgekit_runtime.fleet import service as fleet  # noqa: PLC0415
-    from edgekit_runtime.fleet.agent import READ_ONLY  # noqa: PLC0415
-    from edgekit_runtime.fleet.settings import CONFIG  # noqa: PLC0415
-    from edgekit_runtime.fleet.signed_command import CommandPolicy  # noqa: PLC0415
-    from edgekit_runtime.server.serve import listen, serve  # noqa: PLC0415
-    from edgekit_runtime.telemetry.mqtt import check_name  # noqa: PLC0415
-    from edgekit_runtime.telemetry.service import Telemetry  # noqa: PLC0415
+    from edgekit_runtime.fleet import service as fleet
+    from edgekit_runtime.fleet.agent import READ_ONLY
+    from edgekit_runtime.fleet.settings import CONFIG
+    from edgekit_runtime.fleet.signed_command import CommandPolicy
+    from edgekit_runtime.server.serve import listen, serve
+    from edgekit_runtime.telemetry.mqtt import check_name
+    from edgekit_runtime.telemetry.service import Telemetry
 
     if args.model is None:
         raise ConfigError("no model to serve: give MODEL, or 'model' in --config")
@@ -425,8 +425,8 @@ def _agent_starter(  # noqa: PLR0917  (what serve gathered, handed on)
     command_policy: CommandPolicy,
 ) -> Callable[[App], None]:
     """What starts the fleet agent once the app exists (nothing without a broker)."""
-    from edgekit_runtime.fleet import service as fleet  # noqa: PLC0415
-    from edgekit_runtime.model import load  # noqa: PLC0415
+    from edgekit_runtime.fleet import service as fleet
+    from edgekit_runtime.model import load
 
     deploys = dataclasses.replace(options, require_signature=True)  # --allow-unsigned is for MODEL alone
 
@@ -450,7 +450,7 @@ def _agent_starter(  # noqa: PLR0917  (what serve gathered, handed on)
 
 def _with_config(parser: argparse.ArgumentParser, argv: list[str] | None, path: Path) -> argparse.Namespace:
     """Parse again, with the config file's values as the defaults of the command's flags."""
-    from edgekit_runtime import config  # noqa: PLC0415
+    from edgekit_runtime import config
 
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
     for sub in commands.choices.values():

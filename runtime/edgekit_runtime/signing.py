@@ -55,7 +55,7 @@ class Signature:
 
 def key_id(key: Ed25519PublicKey) -> str:
     """The short, stable name of a public key."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization
 
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
@@ -63,8 +63,8 @@ def key_id(key: Ed25519PublicKey) -> str:
 
 def load_public_key(path: Path) -> TrustedKey:
     """Read a PEM Ed25519 public key, or raise a :class:`ConfigError` that says what the file is instead."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     path = Path(path)
     if not path.is_file():
@@ -113,7 +113,7 @@ def parse_signature(data: bytes) -> Signature:
 
 def verify(manifest: bytes, signature: Signature, keys: Iterable[TrustedKey]) -> TrustedKey:
     """The trusted key that made ``signature`` over ``manifest``, or a :class:`SignatureError` saying why none."""
-    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+    from cryptography.exceptions import InvalidSignature
 
     trusted = list(keys)
     match = next((k for k in trusted if k.key_id == signature.key_id), None)

@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cores_here() -> int:
     """The cores this process may use."""
-    from edgekit_runtime.server.settings import available_cores  # noqa: PLC0415  (no uvicorn import)
+    from edgekit_runtime.server.settings import available_cores  # no uvicorn import
 
     return available_cores()
 
@@ -91,7 +91,7 @@ def default_concurrency(args: argparse.Namespace, cores: int) -> int:
 
 def engine_settings(args: argparse.Namespace, concurrency: int, cores: int, state_dir: Path) -> BackendSettings:
     """The engine's threads and providers from ``--threads``, ``--target`` and ``--providers``."""
-    from edgekit_runtime.backends import BackendSettings, tensorrt_options  # noqa: PLC0415
+    from edgekit_runtime.backends import BackendSettings, tensorrt_options
 
     chosen: targets.Target | None = args.target
     if args.threads:
@@ -123,7 +123,7 @@ def warn_mismatch(chosen: targets.Target | None, platform: Platform | None = Non
     """Print :func:`mismatch_warnings` for this device (its facts gathered here unless given) on stderr."""
     if chosen is None:
         return
-    from edgekit_runtime.platform_facts import gather  # noqa: PLC0415
+    from edgekit_runtime.platform_facts import gather
 
     for line in mismatch_warnings(chosen, platform or gather(probe=False)):
         print(line, file=sys.stderr, flush=True)

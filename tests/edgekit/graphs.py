@@ -151,7 +151,7 @@ def random_input(shape: Sequence[int], seed: int = 1) -> np.ndarray:
 
 def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Every output of ``model`` on ``feeds``, computed by ONNX Runtime on the CPU."""
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

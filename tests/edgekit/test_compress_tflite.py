@@ -48,7 +48,7 @@ def tflite_only(digits, tmp_path_factory):
 
 
 def _bundle_options():
-    from edgekit.bundle.pack import BundleOptions  # noqa: PLC0415
+    from edgekit.bundle.pack import BundleOptions
 
     return BundleOptions(name="cnn-tflite")
 

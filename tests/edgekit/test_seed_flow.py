@@ -100,8 +100,8 @@ def test_compress_takes_a_pickle_directly(kind, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")  # mlflow's, on import
 def test_an_mlflow_folder_becomes_a_bundle_that_predicts_the_same(tmp_path):
-    import mlflow.sklearn  # noqa: PLC0415  (a test dependency only; edgekit never imports it)
-    from mlflow.models import infer_signature  # noqa: PLC0415
+    import mlflow.sklearn  # a test dependency only; edgekit never imports it
+    from mlflow.models import infer_signature
 
     model, x, _ = fitted("pipeline")
     folder = tmp_path / "mlmodel"

@@ -203,8 +203,8 @@ def test_a_missing_file_says_so(tmp_path):
 
 
 def test_the_runtime_verifier_imports_nothing_from_the_host(signed_bundle):
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
     code = (
         "import sys; from edgekit_runtime.bundle import open_bundle; "
@@ -298,7 +298,7 @@ def test_fields_the_runtime_does_not_read_may_be_anything(signed_bundle, keys, t
 
 
 def test_serve_says_what_is_wrong_with_a_signed_manifest_in_one_line(signed_bundle, keys, tmp_path, capsys):
-    from edgekit_runtime.cli import main  # noqa: PLC0415
+    from edgekit_runtime.cli import main
 
     bundle = _resigned(signed_bundle, tmp_path / "empty-1.0.0.edgebundle", keys[0], _set(["models"], []))
     code = main(["serve", str(bundle), "--trust", str(keys[1]), "--no-telemetry", "--port", "0"])

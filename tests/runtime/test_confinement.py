@@ -388,14 +388,14 @@ def test_the_check_needs_neither_onnx_nor_tflite():
 
 
 def test_the_crafted_tensors_are_what_onnx_calls_external_data():
-    from onnx.external_data_helper import uses_external_data  # noqa: PLC0415
+    from onnx.external_data_helper import uses_external_data
 
     assert uses_external_data(external("t"))
     assert external("t").data_type == TensorProto.UINT8
 
 
 def test_serve_refuses_the_attack_in_one_line(secret_beside_cwd, tmp_path, keys, capsys):
-    from edgekit_runtime.cli import main  # noqa: PLC0415
+    from edgekit_runtime.cli import main
 
     bundle = model_bundle(tmp_path / "leak-1.0.0.edgebundle", leaking_model().SerializeToString(), keys[0])
     code = main(["serve", str(bundle), "--trust", str(keys[1]), "--no-telemetry", "--port", "0"])

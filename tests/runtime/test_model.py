@@ -113,7 +113,7 @@ def test_what_is_not_a_model_says_so(tmp_path):
 
 
 def test_threads_and_providers_are_checked(signed_bundle):
-    from edgekit_runtime.backends import BackendSettings  # noqa: PLC0415
+    from edgekit_runtime.backends import BackendSettings
 
     with pytest.raises(ConfigError, match="threads 0"):
         load(signed_bundle, LoadOptions(backend=BackendSettings(threads=0)))
@@ -122,8 +122,8 @@ def test_threads_and_providers_are_checked(signed_bundle):
 
 
 def test_onnxruntime_usage_telemetry_is_off(tmp_path):
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
     code = f"import edgekit_runtime; edgekit_runtime.load({str(DIGITS / 'cnn.onnx')!r})"
     subprocess.run([sys.executable, "-c", code], check=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
@@ -166,7 +166,7 @@ def test_a_tflite_bundle_of_builtin_ops_loads(tmp_path, keys):
 
 
 def test_a_tflite_bundle_with_a_custom_op_is_refused_before_litert_sees_it(tmp_path, keys, monkeypatch):
-    from edgekit_runtime.backends import litert  # noqa: PLC0415
+    from edgekit_runtime.backends import litert
 
     model = tflite_model(custom="NoSuchOp")
     bundle = model_bundle(tmp_path / "custom-1.0.0.edgebundle", model, keys[0], golden=_abs_golden(), backend="litert")

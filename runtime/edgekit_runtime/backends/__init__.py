@@ -101,11 +101,11 @@ def import_failed(module: str, package: str, exc: ImportError, *, what: str, ext
 def open_backend(name: str, data: bytes, settings: BackendSettings, *, source: str = "model") -> Backend:
     """Load ``data`` (named ``source`` in errors) in the engine called ``name``, once it is checked confined."""
     if name == "onnxruntime":
-        from edgekit_runtime.backends import onnxruntime  # noqa: PLC0415
+        from edgekit_runtime.backends import onnxruntime
 
         return onnxruntime.open_model(data, settings, source=source)
     if name == "litert":
-        from edgekit_runtime.backends import litert  # noqa: PLC0415
+        from edgekit_runtime.backends import litert
 
         return litert.open_model(data, settings, source=source)
     raise ConfigError(f"backend '{name}' is unknown: this runtime has {', '.join(BACKENDS)}")

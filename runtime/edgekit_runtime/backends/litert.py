@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 def _interpreter_class() -> Any:  # noqa: ANN401
     try:
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+        from ai_edge_litert.interpreter import Interpreter
     except ImportError as litert:
         try:
-            from tflite_runtime.interpreter import Interpreter  # noqa: PLC0415
+            from tflite_runtime.interpreter import Interpreter
         except ImportError as exc:
             if importlib.util.find_spec("tflite_runtime") is None:  # report LiteRT's failure, the one preferred
                 raise import_failed(

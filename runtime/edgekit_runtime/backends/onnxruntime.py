@@ -50,7 +50,7 @@ def _ort(*, telemetry: bool = False) -> Any:  # noqa: ANN401
     if not telemetry:
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # read once, when ONNX Runtime initialises
     try:
-        import onnxruntime  # noqa: PLC0415
+        import onnxruntime
     except ImportError as exc:
         raise import_failed("onnxruntime", "onnxruntime", exc, what="ONNX models", extra="onnx") from exc
     return onnxruntime

@@ -94,7 +94,7 @@ def start_agent(
     chunks = ChunkFetcher(publisher, publisher.topics.fleet, store.root, stall=chunk_stall)
     gate = None
     if trusted_keys:
-        from edgekit_runtime.fleet.signed_command import CommandGate  # noqa: PLC0415
+        from edgekit_runtime.fleet.signed_command import CommandGate
 
         journal = CommandJournal(telemetry.settings.state_dir)
         gate = CommandGate(trusted_keys, fleet=publisher.topics.fleet, journal=journal, policy=command_policy)

@@ -164,7 +164,7 @@ class CommandGate:
         return body
 
     def _verify(self, kid: str, signature: bytes, body: bytes, command_id: str | None) -> None:
-        from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+        from cryptography.exceptions import InvalidSignature
 
         key = self.keys.get(kid)
         if key is None:

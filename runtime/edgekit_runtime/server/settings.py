@@ -25,7 +25,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 def open_file_limit() -> int | None:
     """How many files this process may have open (its soft ``RLIMIT_NOFILE``); ``None``: no limit, or not Unix."""
     try:
-        import resource  # noqa: PLC0415  (Unix only)
+        import resource  # Unix only
     except ImportError:  # pragma: no cover
         return None
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -110,7 +110,7 @@ class ServerSettings:
             )
 
     def _check_budget(self) -> None:
-        from edgekit_runtime.server.budget import MIB, largest_body, upfront_cost  # noqa: PLC0415
+        from edgekit_runtime.server.budget import MIB, largest_body, upfront_cost
 
         need = upfront_cost(self.max_body_bytes)
         if self.memory_budget < need:

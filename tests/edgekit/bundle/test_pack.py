@@ -174,7 +174,7 @@ def test_compression_summary_reads_a_report():
 
 def test_a_model_the_device_would_refuse_is_never_packed(digits, tmp_path):
     """An ONNX model with session settings in its metadata loads here, but no device takes it: pack refuses."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
     model = onnx.load(digits / "mlp.onnx")
     onnx.helper.set_model_props(model, {"ort_config": '{"session_options": {"enable_profiling": true}}'})

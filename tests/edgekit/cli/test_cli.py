@@ -165,7 +165,7 @@ def test_auto_mode_meets_a_budget_and_says_so_last(digits, tmp_path):
 
 
 def test_a_missed_budget_exits_5_and_the_last_line_says_by_how_much(tmp_path):
-    from tests.edgekit.graphs import sensitive_input, sensitive_model  # noqa: PLC0415
+    from tests.edgekit.graphs import sensitive_input, sensitive_model
 
     model, calib, out = tmp_path / "s.onnx", tmp_path / "calib.npz", tmp_path / "out"
     onnx.save(sensitive_model(), model)
@@ -182,7 +182,7 @@ def test_a_missed_budget_exits_5_and_the_last_line_says_by_how_much(tmp_path):
 
 
 def test_to_onnx_and_tflite_writes_onnx_and_exits_3_when_tflite_cannot_express_the_model(tmp_path):
-    from tests.edgekit.test_compress_tflite import _erf_model  # noqa: PLC0415
+    from tests.edgekit.test_compress_tflite import _erf_model
 
     model, out = _erf_model(tmp_path / "erf.onnx"), tmp_path / "out"
     args = ["compress", str(model), "-o", str(out), "--mode", "fp16", "--to", "onnx,tflite", "--no-bundle", *FAST]

@@ -19,8 +19,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def bundle(tmp_path, digits):
-    from edgekit.bundle.pack import BundleOptions  # noqa: PLC0415
-    from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
+    from edgekit.bundle.pack import BundleOptions
+    from edgekit.bundle.source import PackData, pack_source
 
     data = PackData(calib=digits / "mlp_calib.npz", eval=digits / "mlp_test.npz")
     return pack_source(str(digits / "mlp.onnx"), tmp_path, BundleOptions(name="digits-mlp", version="3.1.0"), data).path
@@ -93,7 +93,7 @@ def test_a_sign_key_that_is_not_there_is_one_line(tmp_path):
 
 
 def test_the_sign_key_may_come_from_the_environment(keys):
-    from tests.brokers import free_port  # noqa: PLC0415
+    from tests.brokers import free_port
 
     args = ["fleet", "rollback", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--fleet", "lab"]
     result = runner.invoke(app, args, env={"EDGEKIT_SIGN_KEY": str(keys[0])})
@@ -109,7 +109,7 @@ def test_a_missing_or_foreign_bundle_is_one_line(tmp_path, keys):
 
 
 def test_an_unreachable_broker_is_one_line(keys):
-    from tests.brokers import free_port  # noqa: PLC0415
+    from tests.brokers import free_port
 
     args = ["fleet", "rollback", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--fleet", "lab"]
     args += ["--sign-key", str(keys[0])]
@@ -117,7 +117,7 @@ def test_an_unreachable_broker_is_one_line(keys):
 
 
 def test_the_bundle_is_checked_and_served_over_http(bundle):
-    import urllib.request  # noqa: PLC0415
+    import urllib.request
 
     local = check_bundle(bundle)
     assert (local.name, local.version, len(local.sha256)) == ("digits-mlp", "3.1.0", 64)

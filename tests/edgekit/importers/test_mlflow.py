@@ -27,9 +27,9 @@ SPECIES = np.array(["setosa", "versicolor", "virginica"])
 @pytest.fixture(scope="module")
 def mlflow():
     """mlflow with its sklearn and onnx flavors, imported once (about 2 s)."""
-    import mlflow  # noqa: PLC0415  (a test dependency only: edgekit never imports it)
-    import mlflow.onnx  # noqa: PLC0415
-    import mlflow.sklearn  # noqa: PLC0415
+    import mlflow  # a test dependency only: edgekit never imports it
+    import mlflow.onnx
+    import mlflow.sklearn
 
     return mlflow
 
@@ -126,8 +126,8 @@ def test_onnx_flavor(folders):
 
 
 def test_pytorch_flavor_pickled_module(mlflow, tmp_path):
-    import mlflow.pytorch  # noqa: PLC0415  (registers the flavor)
-    import torch  # noqa: PLC0415
+    import mlflow.pytorch  # registers the flavor
+    import torch
 
     x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
     module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(dim=1)).eval()

@@ -33,7 +33,7 @@ def test_the_sql_runs_on_both_stores(store_url):
             with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
                 found = db.execute(query).fetchall()
         else:
-            import psycopg  # noqa: PLC0415
+            import psycopg
 
             with psycopg.connect(store_url) as db:
                 found = db.execute(query).fetchall()

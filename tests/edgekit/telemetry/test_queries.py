@@ -108,7 +108,7 @@ def test_a_database_without_the_events_table(tmp_path):
 
 
 def test_postgres_without_the_events_table(postgres_url):
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
     with open_store(postgres_url) as store:
         store.add_windows(windows(window(1)), events=events(event("received")))

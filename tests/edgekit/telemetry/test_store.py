@@ -189,7 +189,7 @@ def test_postgres_show_before_collect(postgres_url):
 
 
 def test_postgres_payload_is_jsonb_and_opening_twice_is_fine(postgres_url):
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
     with open_store(postgres_url) as store, open_store(postgres_url) as again:
         store.add_windows(rows(window(1, outputs={"classes": {"3": 40}})))
@@ -202,7 +202,7 @@ def test_postgres_payload_is_jsonb_and_opening_twice_is_fine(postgres_url):
 
 
 def test_postgres_reconnects_after_losing_its_connection(postgres_url):
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
     with open_store(postgres_url) as store:
         store.add_windows(rows(window(1)))

@@ -45,10 +45,10 @@ def test_the_error_line_is_what_the_writer_says():
 
 
 def test_the_command_line_examples_run(tmp_path, digits):
-    from typer.testing import CliRunner  # noqa: PLC0415
+    from typer.testing import CliRunner
 
-    from edgekit.bundle.signing import generate_keypair  # noqa: PLC0415
-    from edgekit.cli import app  # noqa: PLC0415
+    from edgekit.bundle.signing import generate_keypair
+    from edgekit.cli import app
 
     section = DOC.split("## From the command line", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
@@ -72,8 +72,8 @@ def test_the_command_line_examples_run(tmp_path, digits):
 
 
 def test_the_nhwc_refusal_is_what_the_runtime_says():
-    from edgekit_runtime.errors import InvalidInputError  # noqa: PLC0415
-    from edgekit_runtime.specs import TensorSpec, validate  # noqa: PLC0415
+    from edgekit_runtime.errors import InvalidInputError
+    from edgekit_runtime.specs import TensorSpec, validate
 
     shown = " ".join(DOC.split("a request still in NCHW is refused with\n", 1)[1].split("`")[1].split())
     with pytest.raises(InvalidInputError) as caught:

@@ -124,7 +124,7 @@ def test_no_manifest_fails_with_what_to_do(tmp_path):
     ],
 )
 def test_a_manifest_that_does_not_add_up_is_refused(change, why):
-    import orjson  # noqa: PLC0415
+    import orjson
 
     manifest, _ = manifest_for(DATA, CHUNK)
     doc = orjson.loads(manifest)

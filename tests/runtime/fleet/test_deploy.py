@@ -144,9 +144,9 @@ def test_a_new_store_serves_the_commands_model(rig):
 
 
 def test_the_first_deploy_keeps_the_command_lines_bundle_to_roll_back_to(rig, signed_bundle, keys, tmp_path):
-    from edgekit.bundle.pack import BundleOptions  # noqa: PLC0415
-    from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
-    from tests.runtime.conftest import DIGITS  # noqa: PLC0415
+    from edgekit.bundle.pack import BundleOptions
+    from edgekit.bundle.source import PackData, pack_source
+    from tests.runtime.conftest import DIGITS
 
     make, store, _events, swaps, serving = rig
     newer = pack_source(
@@ -169,9 +169,9 @@ def test_the_first_deploy_keeps_the_command_lines_bundle_to_roll_back_to(rig, si
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory, keys):
     """The digits MLP signed as 0.9.0 and 2.0.0, and the digits CNN (other inputs) as 3.0.0, all 'digits-mlp'."""
-    from edgekit.bundle.pack import BundleOptions  # noqa: PLC0415
-    from edgekit.bundle.source import PackData, pack_source  # noqa: PLC0415
-    from tests.runtime.conftest import DIGITS  # noqa: PLC0415
+    from edgekit.bundle.pack import BundleOptions
+    from edgekit.bundle.source import PackData, pack_source
+    from tests.runtime.conftest import DIGITS
 
     out = tmp_path_factory.mktemp("versions")
 

@@ -175,8 +175,8 @@ def test_a_batching_server_answers_concurrent_requests_with_their_own_rows():
 
 
 def test_max_batch_is_refused_for_a_model_without_a_free_batch_axis():
-    from edgekit_runtime.errors import ConfigError  # noqa: PLC0415
-    from edgekit_runtime.specs import TensorSpec  # noqa: PLC0415
+    from edgekit_runtime.errors import ConfigError
+    from edgekit_runtime.specs import TensorSpec
 
     model = load(DIGITS / "mlp.onnx")
     model.inputs = [TensorSpec("input", "float32", (1, 64))]

@@ -206,7 +206,7 @@ def test_json_data_may_be_nested_or_flat(mlp_server):
 
 
 def test_bytes_tensors_round_trip_through_the_binary_codec():
-    from edgekit_runtime.server.oip_tensors import decode_inputs, encode_output  # noqa: PLC0415
+    from edgekit_runtime.server.oip_tensors import decode_inputs, encode_output
 
     words = np.array([["héllo", ""], ["a", "bcd"]], dtype=object)
     doc, raw = encode_output("w", words.astype(str), binary=True)

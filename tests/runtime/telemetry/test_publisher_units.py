@@ -119,9 +119,9 @@ def test_settings_at_their_bounds_are_accepted():
 
 
 def test_subscriptions_made_between_connections_are_made_once_and_all_again_on_the_next_connection(tmp_path):
-    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics  # noqa: PLC0415
-    from edgekit_runtime.telemetry.outbox import Outbox  # noqa: PLC0415
-    from edgekit_runtime.telemetry.publisher import Publisher  # noqa: PLC0415
+    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+    from edgekit_runtime.telemetry.outbox import Outbox
+    from edgekit_runtime.telemetry.publisher import Publisher
 
     outbox = Outbox(tmp_path / "outbox.db")
     publisher = Publisher(outbox, MqttSettings("mqtt://127.0.0.1:1"), Topics("lab", "pi-1"))

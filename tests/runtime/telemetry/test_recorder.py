@@ -238,8 +238,8 @@ def send(box: Outbox) -> list[bytes]:
 
 
 def test_the_collector_sees_every_lost_window_once(tmp_path):
-    from edgekit.telemetry.messages import parse_message  # noqa: PLC0415  (the host's side of the contract)
-    from edgekit.telemetry.store import SQLiteStore  # noqa: PLC0415
+    from edgekit.telemetry.messages import parse_message  # the host's side of the contract
+    from edgekit.telemetry.store import SQLiteStore
 
     clock = Clock()
     collector = SQLiteStore(tmp_path / "collected.db")
