@@ -146,7 +146,7 @@ def _bundle(path: Path, options: LoadOptions) -> Model:
         raise BundleError(f"'{path.name}' is neither an {SUFFIX} bundle nor an .onnx model: pass one of those")
     bundle = open_bundle(path, trusted_keys=options.trusted_keys, require_signature=options.require_signature)
     entry = bundle.model
-    # open_backend refuses a model that reaches outside the bundle before it makes a session (confinement.py)
+    # open_backend refuses a model that reaches outside the bundle before making a session (edgekit_runtime.confinement)
     backend = open_backend(entry["backend"], bundle.read(entry["path"]), options.backend, source=bundle.model_source)
     model = Model(
         name=bundle.name,
