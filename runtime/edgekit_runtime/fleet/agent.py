@@ -33,6 +33,7 @@ import orjson
 from edgekit_runtime.errors import CommandError
 from edgekit_runtime.fleet.deploy import DEFAULT_MAX_BUNDLE, DeployCommand, Phase
 from edgekit_runtime.fleet.events import EVENT_SCHEMA, UNKNOWN
+from edgekit_runtime.fleet.signed_command import readable_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -167,7 +168,7 @@ class Agent:
         doc: dict[str, Any] = {}
         try:
             if self.gate is None:
-                raise CommandError(READ_ONLY, command_id=_plain_id(payload))  # noqa: TRY301  (one refusal path)
+                raise CommandError(READ_ONLY, command_id=readable_id(payload))  # noqa: TRY301  (one refusal path)
             doc = self.gate.open(payload, target)
             self._handle_safely(doc)
         except CommandError as exc:
@@ -222,22 +223,3 @@ class Agent:
 
     def _deploy(self, command_id: str, doc: dict[str, Any]) -> None:
         self.deployer.deploy(DeployCommand.from_doc(command_id, doc, max_bytes=self.max_bundle_bytes))
-
-
-def _plain_id(payload: bytes) -> str | None:
-    """The id of an unsigned command (to refuse it by name), when it has a usable one."""
-    from edgekit_runtime.fleet.signed_command import COMMAND_ID
-
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(doc, dict):
-        return None
-    if isinstance(doc.get("body"), str):  # an envelope
-        try:
-            doc = orjson.loads(doc["body"])
-        except orjson.JSONDecodeError:
-            return None
-    value = doc.get("id") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) and COMMAND_ID.match(value) else None

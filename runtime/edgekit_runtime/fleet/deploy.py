@@ -268,11 +268,13 @@ def fetch_source(command: DeployCommand, _note: Callable[[str], None]) -> Iterab
 
 
 def fetch_http(source: str, *, max_bytes: int, timeout: float = 60.0, min_rate: float = 16 << 10) -> Iterator[bytes]:
-    """The bundle's bytes from an http(s) URL, in chunks: no more than ``max_bytes``, and not for ever.
+    """The bundle's bytes from an http(s) URL, in chunks, and not for ever.
 
-    ``timeout``: seconds any one read may wait; the whole fetch may take ``timeout`` plus ``max_bytes / min_rate``
-    seconds (16 KiB/s on average at least), so a server that drips bytes cannot hold the deploy (and the agent,
-    which runs one command at a time) for ever.
+    A server that announces more than ``max_bytes`` is refused before its body is read; one that sends more
+    without saying so is stopped by :func:`capped`, which the deployer puts around every source. ``timeout``:
+    seconds any one read may wait; the whole fetch may take ``timeout`` plus ``max_bytes / min_rate`` seconds
+    (16 KiB/s on average at least), so a server that drips bytes cannot hold the deploy (and the agent, which runs
+    one command at a time) for ever.
     """
     deadline = time.monotonic() + timeout + max_bytes / min_rate
     seen = 0
@@ -285,8 +287,6 @@ def fetch_http(source: str, *, max_bytes: int, timeout: float = 60.0, min_rate: 
                 )
             while chunk := response.read(1 << 20):
                 seen += len(chunk)
-                if seen > max_bytes:
-                    raise BundleError(f"{source} sent more than the {max_bytes} bytes the command signed: refused")
                 if time.monotonic() > deadline:
                     raise BundleError(f"{source} is too slow ({seen} of {max_bytes} bytes in time): deploy again")
                 yield chunk

@@ -244,6 +244,14 @@ def _parts(envelope: dict[str, Any]) -> tuple[bytes, str, bytes]:
     return body.encode(), kid, signature
 
 
+def readable_id(payload: bytes) -> str | None:
+    """The id a command message names, signed or not, to refuse it by name (no signature is checked)."""
+    doc = _json_object(payload)
+    if doc is not None and isinstance(doc.get("body"), str):  # an envelope
+        doc = _json_object(doc["body"])
+    return None if doc is None else _id_of(doc)
+
+
 def _id_of(doc: dict[str, Any]) -> str | None:
     """The command's id when it is one an event can carry."""
     value = doc.get("id")
