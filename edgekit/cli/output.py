@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgekit.errors import EdgekitError
 from edgekit_runtime.errors import RuntimeKitError
@@ -32,7 +33,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (EdgekitError, RuntimeKitError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)  # shapes: [batch, 64]
         if os.environ.get("EDGEKIT_DEBUG"):
             err.print_exception()
         raise typer.Exit(exc.exit_code) from None

@@ -101,7 +101,12 @@ def _bad_inputs(tmp_path, digits):
         ("url", ["compress", "s3://bucket/model.pkl"], 3, ["is a URL", "local files only"]),
         ("state dict", ["compress", str(tmp_path / "weights.pt")], 3, ["holds no architecture", "module.py:factory"]),
         ("calib names", ["compress", cnn, "--calib", str(wrong_names)], 2, ["missing ['input']", "name each array"]),
-        ("calib batch", ["compress", cnn, "--calib", str(no_batch)], 2, ["add the batch dimension"]),
+        (
+            "calib batch",
+            ["compress", cnn, "--calib", str(no_batch)],
+            2,
+            ["[batch, 1, 8, 8]", "add the batch dimension"],
+        ),
         ("calib missing", ["compress", cnn, "--calib", str(tmp_path / "c.npz")], 2, ["does not exist"]),
         ("mode", ["compress", cnn, "--mode", "int4"], 2, ["unknown mode 'int4'", "int8-static"]),
         ("op type", ["compress", cnn, "--mode", "int8-dynamic", "--op-types", "Softmax"], 2, ["cannot quantize"]),
