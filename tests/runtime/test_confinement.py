@@ -24,6 +24,7 @@ from edgekit_runtime.confinement import onnx_reader as conf
 from edgekit_runtime.errors import BundleError, UnsafeModelError
 from edgekit_runtime.golden import Golden, self_test
 from edgekit_runtime.signing import load_public_key
+from tests.models import cached
 
 from .unsafe_models import (
     PLACES,
@@ -45,7 +46,6 @@ EXAMPLES = [
     ROOT / "examples" / "digits" / "cnn.onnx",
     ROOT / "examples" / "blazeface" / "face_detection_short_range.tflite",
 ]
-CACHED_BLAZEFACE = Path.home() / ".cache" / "edgekit" / "models" / "face_detection_short_range.tflite"
 FUZZ = settings(
     max_examples=300, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -364,10 +364,9 @@ def test_damaged_tflite_bytes_are_refused_or_pass_never_anything_else(data):
 # -- what must still pass -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [*EXAMPLES, CACHED_BLAZEFACE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*EXAMPLES, "blazeface"], ids=lambda p: getattr(p, "name", p))
 def test_real_models_pass(path):
-    if not path.is_file():
-        pytest.skip(f"{path} is not downloaded")
+    path = cached(path) if isinstance(path, str) else path  # the fetched copy, from tools/fetch_models.py's cache
     check_confined(path.read_bytes(), "litert" if path.suffix == ".tflite" else "onnxruntime", source=path.name)
 
 
