@@ -11,6 +11,7 @@ from edgekit_runtime.fleet.command_journal import CommandJournal
 from edgekit_runtime.fleet.deploy import DEFAULT_MAX_BUNDLE, Deployer, Health, HealthPolicy, Phase, recover
 from edgekit_runtime.fleet.models import ModelStore
 from edgekit_runtime.fleet.settings import ConfigFile, DeviceConfig, SetConfig
+from edgekit_runtime.fleet.signed_command import CommandGate
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -94,8 +95,6 @@ def start_agent(
     chunks = ChunkFetcher(publisher, publisher.topics.fleet, store.root, stall=chunk_stall)
     gate = None
     if trusted_keys:
-        from edgekit_runtime.fleet.signed_command import CommandGate
-
         journal = CommandJournal(telemetry.settings.state_dir)
         gate = CommandGate(trusted_keys, fleet=publisher.topics.fleet, journal=journal, policy=command_policy)
     agent = Agent(publisher, publisher.topics, deployer, groups, chunks, gate=gate, max_bundle_bytes=max_bundle_bytes)
