@@ -70,7 +70,7 @@ def _settings(
     username: str | None = None,
     password_file: Path | None = None,
 ) -> CollectorSettings:
-    from edgekit.cli.telemetry_cmd import _read_password
+    from edgekit.cli.telemetry_cmd import read_password
     from edgekit.telemetry.collector import CollectorSettings
 
     return CollectorSettings(
@@ -80,7 +80,7 @@ def _settings(
         cert_file=cert,
         key_file=key,
         username=username,
-        password=_read_password(password_file),
+        password=read_password(password_file),
     )
 
 

@@ -59,7 +59,7 @@ def collect(
         settings = CollectorSettings(
             broker=broker,
             username=username,
-            password=_read_password(password_file),
+            password=read_password(password_file),
             ca_file=ca,
             cert_file=cert,
             key_file=key,
@@ -147,7 +147,8 @@ def _status(status: str | None) -> str:
     return f"[{colour}]{escape(status)}[/]" if colour else escape(status)
 
 
-def _read_password(path: Path | None) -> str | None:
+def read_password(path: Path | None) -> str | None:
+    """The broker password kept in ``path`` (``--password-file``), or ``None`` without one."""
     if path is None:
         return None
     try:
