@@ -1,53 +1,76 @@
-"""The one error tree of the host toolkit.
+"""The host toolkit's branches of the one error tree, which :mod:`edgekit_runtime.errors` defines.
 
-Every error edgekit raises on purpose is an :class:`EdgekitError`; the CLI turns them into a
-one-line message and a non-zero exit code, and nothing else does::
+The root and the classes host and device share are the runtime's, re-exported here so that
+``from edgekit.errors import ConfigError`` is the same class the device raises; this module adds only the
+host's own subclasses (marked *host*; the runtime's docstring draws the whole tree)::
 
-    EdgekitError                 exit 1 unless a subclass says otherwise
-    ├── ConfigError              bad option values or combinations (exit 2)
-    │   └── MissingExtraError    an optional dependency is not installed
-    ├── DataError                calibration / evaluation data that does not fit the model (exit 2)
-    ├── ModelError               the model file cannot be read, or is not what it must be (exit 3)
-    │   └── TFLiteConversionError     ops, attributes or shapes the TFLite writer cannot express
-    ├── PassError                a compression pass failed on a valid model (exit 4)
-    ├── BundleError              a bundle cannot be written or read
-    │   └── SignatureError       a signature is missing or does not verify
-    ├── TelemetryError           telemetry could not be stored or sent
-    └── FleetError               a broker that cannot be reached, devices that do not answer
-        └── RolloutAbortedError       a staged rollout stopped by its canary (exit 5)
+    EdgekitError                       exit 1 unless a subclass says otherwise
+    ├── ConfigError                    (exit 2)
+    │   ├── MissingBackendError
+    │   └── MissingExtraError    host  an optional dependency is not installed
+    ├── DataError                host  calibration / evaluation data that does not fit the model (exit 2)
+    ├── BundleError                    (exit 3)
+    │   ├── SignatureError
+    │   ├── UnsafeModelError
+    │   └── BundleCheckError     host  a bundle the host's own check refuses (exit 1)
+    ├── ModelError                     (exit 3)
+    │   ├── SelfTestError
+    │   └── TFLiteConversionError host ops, attributes or shapes the TFLite writer cannot express
+    ├── PassError                host  a compression pass failed on a valid model (exit 4)
+    ├── InvalidInputError              (exit 2)
+    ├── HttpError
+    ├── TelemetryError
+    ├── CommandError
+    └── FleetError               host  a broker that cannot be reached, devices that do not answer
+        └── RolloutAbortedError  host  a staged rollout stopped by its canary (exit 5)
 
-Messages name the problem and the fix in one line: ``"<what is wrong>: <what to do>"``.
-Errors from dependencies are wrapped with ``raise ... from exc`` so the cause stays visible
-to a debugger (``EDGEKIT_DEBUG=1`` makes the CLI print it).
+The CLI catches :class:`EdgekitError` alone (``edgekit.cli.output.user_errors``) and turns it into a
+one-line message and its exit code. Messages name the problem and the fix in one line:
+``"<what is wrong>: <what to do>"``. Errors from dependencies are wrapped with ``raise ... from exc`` so
+the cause stays visible to a debugger (``EDGEKIT_DEBUG=1`` makes the CLI print it).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edgekit_runtime.errors import (
+    BundleError,
+    CommandError,
+    ConfigError,
+    EdgekitError,
+    InvalidInputError,
+    MissingBackendError,
+    ModelError,
+    SelfTestError,
+    SignatureError,
+    TelemetryError,
+    UnsafeModelError,
+)
+
 if TYPE_CHECKING:
     from pathlib import Path
 
-
-class EdgekitError(Exception):
-    """Base of every error edgekit raises on purpose."""
-
-    exit_code: int = 1
-
-    def __init__(self, message: str) -> None:
-        """Keep the one-line message; subclasses add structured fields."""
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        """Return the one-line message."""
-        return self.message
-
-
-class ConfigError(EdgekitError):
-    """An option value, or a combination of options, that cannot work."""
-
-    exit_code = 2
+__all__ = [
+    "BundleCheckError",
+    "BundleError",
+    "CommandError",
+    "ConfigError",
+    "DataError",
+    "EdgekitError",
+    "FleetError",
+    "InvalidInputError",
+    "MissingBackendError",
+    "MissingExtraError",
+    "ModelError",
+    "PassError",
+    "RolloutAbortedError",
+    "SelfTestError",
+    "SignatureError",
+    "TFLiteConversionError",
+    "TelemetryError",
+    "UnsafeModelError",
+]
 
 
 class MissingExtraError(ConfigError):
@@ -72,15 +95,15 @@ class DataError(EdgekitError):
         self.path = path
 
 
-class ModelError(EdgekitError):
-    """A model file that cannot be read, or is not a model edgekit can work on."""
+class BundleCheckError(BundleError):
+    """A bundle the host's own check refuses: ``edgekit verify``, ``inspect`` and ``sign``, the check after packing.
 
-    exit_code = 3
+    ``edgekit fleet deploy`` raises it for a path with no file. It exits 1, as a check that ran and answered
+    "no" does (``sha256sum -c``), where a :class:`BundleError` passed through from the runtime exits 3, as a
+    device refusing its input does. The runtime's error, when there is one, is its ``__cause__``.
+    """
 
-    def __init__(self, message: str, *, path: Path | None = None) -> None:
-        """Record the model file the problem is in, when there is one."""
-        super().__init__(message)
-        self.path = path
+    exit_code = 1
 
 
 class TFLiteConversionError(ModelError):
@@ -101,18 +124,6 @@ class PassError(EdgekitError):
         """Record which pass failed."""
         super().__init__(f"{pass_name}: {message}")
         self.pass_name = pass_name
-
-
-class BundleError(EdgekitError):
-    """A bundle that cannot be written or read."""
-
-
-class SignatureError(BundleError):
-    """A bundle signature that is missing, malformed, or made by an untrusted key."""
-
-
-class TelemetryError(EdgekitError):
-    """Telemetry that cannot be stored or sent."""
 
 
 class FleetError(EdgekitError):

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from edgekit.errors import EdgekitError
-from edgekit_runtime.errors import RuntimeKitError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,10 +28,10 @@ for _console in (out, err):
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn an :class:`EdgekitError` (or the runtime's twin) into one red line on stderr and its exit code."""
+    """Turn an :class:`EdgekitError`, the host's or the runtime's, into one red line on stderr and its exit code."""
     try:
         yield
-    except (EdgekitError, RuntimeKitError) as exc:
+    except EdgekitError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)  # shapes: [batch, 64]
         if os.environ.get("EDGEKIT_DEBUG"):
             err.print_exception()

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekit.errors import BundleError, ConfigError
+from edgekit.errors import BundleCheckError, ConfigError
 from edgekit_runtime.bundle import open_bundle
 
 if TYPE_CHECKING:
@@ -48,8 +48,8 @@ def check_bundle(path: Path) -> LocalBundle:
     """The bundle at ``path``, its manifest read and its file hashed; an error for anything that is not one."""
     path = Path(path).resolve()
     if not path.is_file():
-        raise BundleError(f"no bundle at '{path}': give the path of an .edgebundle file")
-    bundle = open_bundle(path, require_signature=False)  # the runtime's BundleError for anything else
+        raise BundleCheckError(f"no bundle at '{path}': give the path of an .edgebundle file")
+    bundle = open_bundle(path, require_signature=False)  # the runtime's BundleError (exit 3) for anything else
     digest, size = hashlib.sha256(), 0
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

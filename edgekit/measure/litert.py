@@ -13,11 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgekit.errors import MissingExtraError, ModelError
+from edgekit.errors import MissingBackendError, MissingExtraError, ModelError
 from edgekit.tflite.layout import invert
 from edgekit_runtime.backends import BackendSettings
-from edgekit_runtime.errors import MissingBackendError
-from edgekit_runtime.errors import ModelError as RuntimeModelError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -44,7 +42,7 @@ class LiteRtRunner:
             self.backend = litert.open_model(model.data, BackendSettings(threads=threads))
         except MissingBackendError as exc:
             raise MissingExtraError("measuring TFLite variants", "litert", "ai-edge-litert") from exc
-        except RuntimeModelError as exc:
+        except ModelError as exc:  # the runtime's, named after the variant
             raise ModelError(f"the {label}: {exc}") from exc
         self.model = model
         self.label = label
@@ -56,7 +54,7 @@ class LiteRtRunner:
         """One call on feeds in the model's own layout; outputs in the model's layout and order."""
         try:
             out = self.backend.run(feeds)
-        except RuntimeModelError as exc:
+        except ModelError as exc:
             raise ModelError(f"the {self.label}: {exc}") from exc
         return [out[name] for name in self.output_names]
 

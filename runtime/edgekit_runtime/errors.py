@@ -1,30 +1,53 @@
-"""The runtime's error tree, the twin of ``edgekit.errors``.
+"""The one error tree of edgekit, host and device.
 
-The device never imports the host toolkit, so the runtime has its own::
+The device never imports the host toolkit, so the tree is defined here, once; the host toolkit
+(``edgekit.errors``) re-exports these classes and hangs its own subclasses on them (marked *host*)::
 
-RuntimeKitError
-├── ConfigError      bad runtime settings (exit 2)
-│   └── MissingBackendError  the engine a bundle needs is not installed
-├── BundleError      a bundle that cannot be opened or trusted (exit 3)
-│   ├── SignatureError
-│   └── UnsafeModelError  a model that reaches outside its bundle (external data, custom ops, …)
-├── ModelError       a model the backend cannot load or run (exit 3)
-│   └── SelfTestError  the model loads but does not give its golden outputs (exit 3)
-├── InvalidInputError  a request that does not fit the model's schema (HTTP 400)
-├── TelemetryError   telemetry that cannot be stored or sent
-└── CommandError     a fleet command the device refuses: unsigned, untrusted, stale, replayed, malformed
+    EdgekitError                       exit 1 unless a subclass says otherwise
+    ├── ConfigError                    settings, options or their combinations that cannot work (exit 2)
+    │   ├── MissingBackendError        the engine a bundle needs is not installed on the device
+    │   └── MissingExtraError    host  an optional dependency of the host toolkit is not installed
+    ├── DataError                host  calibration / evaluation data that does not fit the model (exit 2)
+    ├── BundleError                    a bundle that cannot be opened or trusted (exit 3)
+    │   ├── SignatureError             a signature that is missing, malformed or made by an untrusted key
+    │   ├── UnsafeModelError           a model that reaches outside its bundle (external data, custom ops, …)
+    │   └── BundleCheckError     host  a bundle the host's own check refuses: verify, inspect, sign, pack (exit 1)
+    ├── ModelError                     a model that cannot be read, loaded or run (exit 3)
+    │   ├── SelfTestError              the model loads but does not give its golden outputs
+    │   └── TFLiteConversionError host ops, attributes or shapes the TFLite writer cannot express
+    ├── PassError                host  a compression pass failed on a valid model (exit 4)
+    ├── InvalidInputError              inputs that do not fit the model's schema (exit 2; servers answer 400)
+    ├── HttpError                      a request the server refuses, with the HTTP status to answer
+    ├── TelemetryError                 telemetry that cannot be stored, sent or parsed
+    ├── CommandError                   a fleet command the device refuses: unsigned, untrusted, stale, replayed, …
+    └── FleetError               host  a broker that cannot be reached, devices that do not answer
+        └── RolloutAbortedError  host  a staged rollout stopped by its canary (exit 5)
+
+A command line (``edgekit`` or ``edgekit-runtime``) catches :class:`EdgekitError` alone, prints its message
+as one ``error:`` line and exits with its ``exit_code``; nothing else turns errors into exit codes.
+Messages name the problem and the fix in one line: ``"<what is wrong>: <what to do>"``. Errors from
+dependencies are wrapped with ``raise ... from exc``, and a layer that adds meaning (a label, the host's
+extra to install) wraps with its own subclass ``from exc``; structured fields ride on the exception.
+
+Outside the tree on purpose: :class:`edgekit_runtime.server.asgi.ClientGone`, the signal that a client hung
+up mid-request. It is nobody's failure, so no ``except EdgekitError`` may answer it or log it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-class RuntimeKitError(Exception):
-    """Base of every error the runtime raises on purpose."""
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class EdgekitError(Exception):
+    """Base of every error edgekit raises on purpose, on the host and on the device."""
 
     exit_code: int = 1
 
     def __init__(self, message: str) -> None:
-        """Keep the one-line message."""
+        """Keep the one-line message; subclasses add structured fields."""
         super().__init__(message)
         self.message = message
 
@@ -33,8 +56,8 @@ class RuntimeKitError(Exception):
         return self.message
 
 
-class ConfigError(RuntimeKitError):
-    """A runtime setting that cannot work."""
+class ConfigError(EdgekitError):
+    """A setting or option value, or a combination of them, that cannot work."""
 
     exit_code = 2
 
@@ -48,7 +71,7 @@ class MissingBackendError(ConfigError):
         self.package = package
 
 
-class BundleError(RuntimeKitError):
+class BundleError(EdgekitError):
     """A bundle that cannot be opened, or fails verification."""
 
     exit_code = 3
@@ -72,17 +95,22 @@ class UnsafeModelError(BundleError):
         self.reason = reason
 
 
-class ModelError(RuntimeKitError):
-    """A model the backend cannot load or run."""
+class ModelError(EdgekitError):
+    """A model file that cannot be read, or a model the backend cannot load or run."""
 
     exit_code = 3
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        """Record the model file the problem is in, when there is one."""
+        super().__init__(message)
+        self.path = path
 
 
 class SelfTestError(ModelError):
     """A model that loads but does not answer its golden inputs as it did on the host."""
 
 
-class InvalidInputError(RuntimeKitError):
+class InvalidInputError(EdgekitError):
     """Inputs that do not fit the model: wrong names, dtypes, shapes or sizes. Servers answer 400."""
 
     exit_code = 2
@@ -93,11 +121,25 @@ class InvalidInputError(RuntimeKitError):
         self.input_name = input_name
 
 
-class TelemetryError(RuntimeKitError):
+class HttpError(EdgekitError):
+    """A request the server refuses, with the status to answer and a one-line message.
+
+    Raised at the HTTP edge (size, JSON, content type, path, method, memory budget); each protocol turns it
+    into its own error body. It never reaches a command line.
+    """
+
+    def __init__(self, status: int, message: str, *, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        """Keep the status, the message and any headers the answer needs (``Allow`` for a 405)."""
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+
+
+class TelemetryError(EdgekitError):
     """Telemetry that cannot be stored or sent."""
 
 
-class CommandError(RuntimeKitError):
+class CommandError(EdgekitError):
     """A fleet command the device will not run; ``command_id`` when the command named one (for its event)."""
 
     def __init__(self, message: str, *, command_id: str | None = None) -> None:

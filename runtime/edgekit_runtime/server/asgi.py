@@ -1,8 +1,8 @@
 """The HTTP edge of the server, in plain ASGI: a request read within its limits, a response written.
 
-Anything a client gets wrong at this level is an :class:`HttpError` carrying its status; each protocol
-turns it into its own error body. A client that goes away mid-request is :class:`ClientGone`, and
-nothing is written back.
+Anything a client gets wrong at this level is an :class:`~edgekit_runtime.errors.HttpError` carrying its
+status; each protocol turns it into its own error body. A client that goes away mid-request is
+:class:`ClientGone`, and nothing is written back.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from edgekit_runtime.errors import HttpError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -34,19 +36,13 @@ _ENCODINGS = {"gzip": 31, "deflate": 15}
 _DIGITS = 18
 
 
-class HttpError(Exception):
-    """A request the server refuses, with the status to answer and a one-line message."""
-
-    def __init__(self, status: int, message: str, *, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-        """Keep the status, the message and any headers the answer needs (``Allow`` for a 405)."""
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
-
-
 class ClientGone(Exception):  # noqa: N818  (not an error: the client hung up)
-    """The client closed the connection before its request was read."""
+    """The client closed the connection before its request was read.
+
+    A signal, not an error: it stays outside the :class:`~edgekit_runtime.errors.EdgekitError` tree so that
+    no ``except EdgekitError`` answers it or logs it as a failure. The app catches it, writes nothing back,
+    and counts the request as gone.
+    """
 
 
 @dataclass

@@ -29,7 +29,7 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING
 
-from edgekit_runtime.server.asgi import HttpError
+from edgekit_runtime.errors import HttpError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit_runtime.errors import InvalidInputError
-from edgekit_runtime.server.asgi import HttpError
+from edgekit_runtime.errors import HttpError, InvalidInputError
 
 #: what inputs that take text are called: the runtime's dtype name, and the Open Inference Protocol's
 TEXT = frozenset({"string", "BYTES"})

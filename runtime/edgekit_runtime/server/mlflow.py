@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from edgekit_runtime.server.asgi import HttpError, Response, json_response, require_json
+from edgekit_runtime.errors import HttpError
+from edgekit_runtime.server.asgi import Response, json_response, require_json
 from edgekit_runtime.server.json_arrays import json_array
 from edgekit_runtime.server.simple import is_classifier, jsonable
 

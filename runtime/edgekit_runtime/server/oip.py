@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from edgekit_runtime import __version__
-from edgekit_runtime.server.asgi import OCTET_STREAM, HttpError, Response, ascii_int, json_response
+from edgekit_runtime.errors import HttpError
+from edgekit_runtime.server.asgi import OCTET_STREAM, Response, ascii_int, json_response
 from edgekit_runtime.server.oip_tensors import datatype, decode_inputs, encode_output, requested_outputs
 
 if TYPE_CHECKING:

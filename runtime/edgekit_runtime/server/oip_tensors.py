@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgekit_runtime.server.asgi import HttpError
+from edgekit_runtime.errors import HttpError
 from edgekit_runtime.server.json_arrays import json_array
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from edgekit_runtime.server.asgi import HttpError, Response, json_response, require_json
+from edgekit_runtime.errors import HttpError
+from edgekit_runtime.server.asgi import Response, json_response, require_json
 from edgekit_runtime.server.json_arrays import json_array
 
 if TYPE_CHECKING:

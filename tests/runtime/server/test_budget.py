@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from edgekit_runtime import load
+from edgekit_runtime.errors import HttpError
 from edgekit_runtime.server.app import create_app
-from edgekit_runtime.server.asgi import HttpError
 from edgekit_runtime.server.budget import MIB, MemoryBudget, body_cost, json_cost, upfront_cost
 from edgekit_runtime.server.settings import DEFAULT_MAX_BODY, ServerSettings
 
