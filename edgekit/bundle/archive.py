@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekit_runtime.bundle import MANIFEST, SIGNATURE
+from edgekit_runtime.bundle_format import MANIFEST, SIGNATURE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

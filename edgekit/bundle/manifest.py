@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit import __version__
 from edgekit.errors import ConfigError
-from edgekit_runtime.bundle import FORMAT, FORMAT_VERSION
+from edgekit_runtime.bundle_format import FORMAT, FORMAT_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

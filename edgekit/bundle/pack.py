@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit.bundle import archive, golden, reference, signing
 from edgekit.bundle.manifest import ManifestFields, check_name, check_version, manifest_bytes
-from edgekit.errors import BundleError, ConfigError, SignatureError
-from edgekit_runtime import bundle as fmt
-from edgekit_runtime.errors import RuntimeKitError
+from edgekit.errors import BundleCheckError, ConfigError, EdgekitError
+from edgekit_runtime import bundle_format as fmt
+from edgekit_runtime.bundle import Bundle, open_bundle
 from edgekit_runtime.golden import Golden, self_test
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def write(members: Mapping[str, bytes], path: Path) -> Path:
     return path
 
 
-def check_written(path: Path, run: Runner, *, signing_key: Path | None = None) -> fmt.Bundle:
+def check_written(path: Path, run: Runner, *, signing_key: Path | None = None) -> Bundle:
     """Open ``path`` as a device would (signature included) and run its self-test with ``run``."""
     keys = []
     if signing_key is not None:
@@ -188,21 +188,19 @@ def check_written(path: Path, run: Runner, *, signing_key: Path | None = None) -
 
     try:  # what the device refuses is never written as done: e.g. ort_config session settings in an ONNX model
         check_confined(opened.read(opened.model["path"]), opened.model["backend"], source=opened.model_source)
-    except RuntimeKitError as exc:
-        raise BundleError(str(exc)) from exc
+    except EdgekitError as exc:
+        raise BundleCheckError(str(exc)) from exc
     result = self_test(Golden.from_bytes(opened.read(fmt.GOLDEN)), run)
     if not result.passed:
-        raise BundleError(f"the bundle's own self-test fails on this host ({result.failure()}): report this as a bug")
+        raise BundleCheckError(
+            f"the bundle's own self-test fails on this host ({result.failure()}): report this as a bug"
+        )
     return opened
 
 
-def open_verified(path: Path, keys: Sequence[Any] = (), *, require_signature: bool | None = None) -> fmt.Bundle:
-    """The runtime's :func:`~edgekit_runtime.bundle.open_bundle`, its errors mapped into edgekit's tree."""
-    from edgekit_runtime.errors import SignatureError as RuntimeSignatureError
-
+def open_verified(path: Path, keys: Sequence[Any] = (), *, require_signature: bool | None = None) -> Bundle:
+    """The runtime's :func:`~edgekit_runtime.bundle.open_bundle`; a refusal is the host's :class:`BundleCheckError`."""
     try:
-        return fmt.open_bundle(path, trusted_keys=keys, require_signature=require_signature)
-    except RuntimeSignatureError as exc:
-        raise SignatureError(str(exc)) from exc
-    except RuntimeKitError as exc:
-        raise BundleError(str(exc)) from exc
+        return open_bundle(path, trusted_keys=keys, require_signature=require_signature)
+    except EdgekitError as exc:
+        raise BundleCheckError(str(exc)) from exc

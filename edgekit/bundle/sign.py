@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from edgekit.bundle import archive, signing
 from edgekit.bundle.pack import open_verified
-from edgekit_runtime.bundle import MANIFEST, SIGNATURE
+from edgekit_runtime.bundle_format import MANIFEST, SIGNATURE
 
 if TYPE_CHECKING:
     from pathlib import Path

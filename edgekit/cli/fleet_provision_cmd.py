@@ -40,7 +40,8 @@ def provision_cmd(
     passwords unless given to --rotate.
     """
     with user_errors():
-        from edgekit.fleet.provision import Device, ProvisionRequest, provision
+        from edgekit.fleet.broker_accounts import Device
+        from edgekit.fleet.provision import ProvisionRequest, provision
 
         request = ProvisionRequest(
             fleet=fleet,

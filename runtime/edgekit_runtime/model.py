@@ -20,7 +20,8 @@ import numpy as np
 import orjson
 
 from edgekit_runtime.backends import BackendSettings, open_backend
-from edgekit_runtime.bundle import GOLDEN, REFERENCE, SUFFIX, open_bundle
+from edgekit_runtime.bundle import open_bundle
+from edgekit_runtime.bundle_format import GOLDEN, REFERENCE, SUFFIX
 from edgekit_runtime.errors import BundleError, ConfigError, SelfTestError, SignatureError
 from edgekit_runtime.golden import Golden, SelfTest, self_test
 from edgekit_runtime.specs import InputCheck, TensorSpec

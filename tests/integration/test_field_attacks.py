@@ -32,14 +32,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edgekit.bundle.pack import BundleOptions
 from edgekit.bundle.signing import generate_keypair, load_private_key
 from edgekit.bundle.source import PackData, pack_source
+from edgekit.fleet.broker_accounts import Device
 from edgekit.fleet.bundle_mqtt import PublishedBundle
 from edgekit.fleet.bundle_source import LocalBundle, check_bundle
 from edgekit.fleet.link import FleetLink
-from edgekit.fleet.provision import Device, ProvisionRequest, provision
+from edgekit.fleet.provision import ProvisionRequest, provision
 from edgekit.telemetry.collector import Collector, CollectorSettings
 from edgekit.telemetry.store import open_store
 from edgekit_runtime.fleet.signed_command import seal
-from edgekit_runtime.telemetry.mqtt import MqttSettings
+from edgekit_runtime.mqtt.settings import MqttSettings
 from tests.brokers import Mosquitto, free_port
 from tests.edgekit.telemetry.sample import window
 from tests.integration.broker_rig import Account, collector_settings, secret

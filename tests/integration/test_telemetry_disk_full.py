@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from edgekit_runtime.bundle import REFERENCE, open_bundle
-from edgekit_runtime.telemetry.mqtt import MqttSettings
+from edgekit_runtime.bundle import open_bundle
+from edgekit_runtime.bundle_format import REFERENCE
+from edgekit_runtime.mqtt.settings import MqttSettings
 from edgekit_runtime.telemetry.publisher import PublisherSettings
 from edgekit_runtime.telemetry.recorder import RecorderSettings
 from edgekit_runtime.telemetry.service import Telemetry, TelemetrySettings

@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 
-from edgekit_runtime.bundle import GOLDEN, MANIFEST, SIGNATURE
+from edgekit_runtime.bundle_format import GOLDEN, MANIFEST, SIGNATURE
 
 
 def members_of(path):

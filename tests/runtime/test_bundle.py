@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from edgekit.bundle.archive import archive_bytes
 from edgekit.bundle.signing import generate_keypair
 from edgekit_runtime import LoadOptions, load
-from edgekit_runtime.bundle import GOLDEN, MANIFEST, REFERENCE, SIGNATURE, Limits, open_bundle
+from edgekit_runtime.bundle import Limits, open_bundle
+from edgekit_runtime.bundle_format import GOLDEN, MANIFEST, REFERENCE, SIGNATURE
 from edgekit_runtime.errors import BundleError, SignatureError
 from edgekit_runtime.signing import load_public_key
 

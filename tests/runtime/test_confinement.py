@@ -18,7 +18,8 @@ from onnx import helper as oh
 from edgekit_runtime import LoadOptions, load
 from edgekit_runtime.backends import BackendSettings
 from edgekit_runtime.backends import onnxruntime as ort_backend
-from edgekit_runtime.bundle import GOLDEN, open_bundle
+from edgekit_runtime.bundle import open_bundle
+from edgekit_runtime.bundle_format import GOLDEN
 from edgekit_runtime.confinement import Limits, check_confined
 from edgekit_runtime.confinement import onnx_reader as conf
 from edgekit_runtime.errors import BundleError, UnsafeModelError

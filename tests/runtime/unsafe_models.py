@@ -15,7 +15,7 @@ from onnx import helper as oh
 
 from edgekit.bundle.archive import archive_bytes
 from edgekit.bundle.signing import load_private_key, sign_manifest
-from edgekit_runtime.bundle import FORMAT, FORMAT_VERSION, GOLDEN, MANIFEST, MODEL_FILES, SIGNATURE
+from edgekit_runtime.bundle_format import FORMAT, FORMAT_VERSION, GOLDEN, MANIFEST, MODEL_FILES, SIGNATURE
 from edgekit_runtime.golden import Golden
 
 #: what the attacker wants: the bytes of a file beside the device's working directory

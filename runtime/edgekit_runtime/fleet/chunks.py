@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Protocol
 import orjson
 
 from edgekit_runtime.errors import BundleError
-from edgekit_runtime.fleet.deploy import fetch_source
+from edgekit_runtime.fleet.deploy_fetch import fetch_source
 from edgekit_runtime.fleet.models import PARTIAL, SHA256, remove_partials, write_atomically
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
-    from edgekit_runtime.fleet.deploy import DeployCommand
+    from edgekit_runtime.fleet.deploy_command import DeployCommand
 
 MANIFEST_SCHEMA = "edgekit.bundle-chunks/1"
 SOURCE_PREFIX = "mqtt:"

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 from edgekit_runtime.fleet.agent import Agent
 from edgekit_runtime.fleet.chunks import ChunkFetcher
 from edgekit_runtime.fleet.command_journal import CommandJournal
-from edgekit_runtime.fleet.deploy import DEFAULT_MAX_BUNDLE, Deployer, Health, HealthPolicy, Phase, recover
+from edgekit_runtime.contract.statuses import Phase
+from edgekit_runtime.fleet.deploy import Deployer, recover
+from edgekit_runtime.fleet.deploy_command import DEFAULT_MAX_BUNDLE
+from edgekit_runtime.fleet.deploy_health import Health, HealthPolicy
 from edgekit_runtime.fleet.models import ModelStore
 from edgekit_runtime.fleet.settings import ConfigFile, DeviceConfig, SetConfig
 from edgekit_runtime.fleet.signed_command import CommandGate

@@ -1,6 +1,6 @@
 """The ASGI application: one model, four protocols, one route table, and every failure answered.
 
-Each route belongs to a protocol, which names its metrics series and gives its error form. Whatever a
+Each route belongs to a protocol (:mod:`.routes`), which names its metrics series and gives its error form. Whatever a
 request does wrong ends as a 4xx in that form: :class:`HttpError` for HTTP-level problems (size, JSON,
 content type, path, method), :class:`InvalidInputError` (400) for inputs that do not fit the model. A
 request with a body first takes its share of the memory budget (:mod:`.budget`): one that cannot have it
@@ -12,18 +12,16 @@ the server.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from edgekit_runtime.errors import ConfigError, InvalidInputError, RuntimeKitError
-from edgekit_runtime.server import mlflow, oip, simple
+from edgekit_runtime.errors import ConfigError, EdgekitError, HttpError, InvalidInputError
+from edgekit_runtime.server import oip
 from edgekit_runtime.server.asgi import (
     ClientGone,
-    HttpError,
     Request,
     Response,
     ascii_int,
@@ -35,100 +33,22 @@ from edgekit_runtime.server.batching import MicroBatcher
 from edgekit_runtime.server.budget import MemoryBudget, upfront_cost
 from edgekit_runtime.server.inference import Inference
 from edgekit_runtime.server.metrics import CONTENT_TYPE, ServerMetrics, telemetry_metrics
+from edgekit_runtime.server.routes import ENDPOINTS, ERRORS, Route, Routes
+from edgekit_runtime.server.telemetry_hook import CLIENT_GONE, Observed, record, watch
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
-
-    import numpy as np
+    from collections.abc import Mapping
 
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.asgi import Receive, Scope, Send
-    from edgekit_runtime.server.inference import Feeds, Infer, Outputs
+    from edgekit_runtime.server.inference import Infer
     from edgekit_runtime.server.settings import ServerSettings
-
-    Handler = Callable[[Request], Awaitable[Response]]
+    from edgekit_runtime.server.telemetry_hook import Recorder
 
 logger = logging.getLogger("edgekit_runtime.server")
 
-ERRORS: dict[str, Callable[[int, str], Response]] = {
-    "oip": oip.error_response,
-    "predict": simple.error_response,
-    "mlflow": mlflow.error_response,
-    "metrics": simple.error_response,
-    "other": simple.error_response,
-}
-ENDPOINTS = "/v2 (Open Inference Protocol), /predict, /invocations, /ping, /health, /metrics"
-MODELS = "/v2/models/"
-#: the status recorded for a client that hangs up before its answer (nginx's convention)
-CLIENT_GONE = 499
 #: a request the memory budget turned away: load shed, not a failure of the model (counted in neither count)
 SHED = 503
-
-
-@dataclass(frozen=True)
-class Route:
-    """A path's protocol and its handlers by method; ``inference`` routes are what telemetry counts."""
-
-    protocol: str
-    handlers: Mapping[str, Handler]
-    inference: bool = False
-
-
-class Recorder(Protocol):
-    """Where each inference request is told (:class:`edgekit_runtime.telemetry.service.Telemetry`)."""
-
-    def record(
-        self,
-        seconds: float,
-        *,
-        inputs: Mapping[str, np.ndarray] | None = None,
-        first_output: np.ndarray | None = None,
-        error: str | None = None,
-    ) -> None:
-        """One inference request."""
-
-    def status(self) -> Mapping[str, float]:
-        """Numbers for ``/metrics``: outbox size, drops, broker connection."""
-
-
-class _Seen:
-    """What the model saw and said during one request (filled in by :class:`_Observed`)."""
-
-    __slots__ = ("feeds", "outputs")
-
-    def __init__(self) -> None:
-        self.feeds: Feeds | None = None
-        self.outputs: Outputs | None = None
-
-
-_SEEN: contextvars.ContextVar[_Seen | None] = contextvars.ContextVar("edgekit_seen", default=None)
-
-
-class _Observed:
-    """Wraps the infer callable: the request's inputs and outputs are kept for telemetry."""
-
-    def __init__(self, inner: Infer) -> None:
-        self._inner = inner
-
-    async def __call__(self, feeds: Feeds) -> Outputs:
-        outputs = await self._inner(feeds)
-        seen = _SEEN.get()
-        if seen is not None:
-            seen.feeds, seen.outputs = feeds, outputs
-        return outputs
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-def error_kind(status: int) -> str | None:
-    """The telemetry error kind of a response status (``None``: it succeeded)."""
-    if status < 400:  # noqa: PLR2004
-        return None
-    return ERROR_KINDS.get(status) or ("server_error" if status >= 500 else "bad_request")  # noqa: PLR2004
-
-
-ERROR_KINDS = {400: "invalid_input", 408: "timeout", 413: "too_large", CLIENT_GONE: "client_gone"}
 
 
 @dataclass
@@ -137,9 +57,7 @@ class _Serving:
 
     model: Model
     infer: Infer
-    paths: dict[str, Route]
-    #: what follows /v2/models/NAME[/versions/VERSION]
-    model_paths: dict[tuple[str, ...], Route]
+    routes: Routes
     inflight: int = 0
     retired: bool = False
     #: this model's inference requests, those answered 5xx, and their seconds (a deploy's health)
@@ -209,26 +127,8 @@ class App:
 
     def _build(self, model: Model, infer: Infer) -> _Serving:
         if self.telemetry is not None:
-            infer = _Observed(infer)
-        v2 = oip.OpenInference(model, infer)
-        seed = simple.SimpleForm(model, infer)
-        scoring = mlflow.MlflowScoring(model, infer)
-        paths = {
-            "/v2": Route("oip", {"GET": v2.server_metadata}),
-            "/v2/health/live": Route("oip", {"GET": v2.live}),
-            "/v2/health/ready": Route("oip", {"GET": v2.ready}),
-            "/predict": Route("predict", {"POST": seed.predict}, inference=True),
-            "/invocations": Route("mlflow", {"POST": scoring.invocations}, inference=True),
-            "/ping": Route("mlflow", {"GET": scoring.ping}),
-            "/health": Route("mlflow", {"GET": scoring.ping}),
-            "/metrics": Route("metrics", {"GET": self.render_metrics}),
-        }
-        model_paths = {
-            (): Route("oip", {"GET": v2.model_metadata}),
-            ("ready",): Route("oip", {"GET": v2.model_ready}),
-            ("infer",): Route("oip", {"POST": v2.model_infer}, inference=True),
-        }
-        return _Serving(model, infer, paths, model_paths)
+            infer = Observed(infer)
+        return _Serving(model, infer, Routes.for_model(model, infer, self.render_metrics))
 
     def swap(self, model: Model) -> None:
         """Serve ``model`` from the next request on.
@@ -256,22 +156,7 @@ class App:
 
     def route(self, path: str, serving: _Serving | None = None) -> tuple[Route, tuple[str, ...]] | None:
         """The route for ``path`` and what it takes from the path, or ``None``."""
-        if len(path) > 1 and path.endswith("/"):
-            path = path[:-1]
-        serving = serving or self._serving
-        found = serving.paths.get(path)
-        if found is not None:
-            return found, ()
-        if not path.startswith(MODELS):
-            return None
-        parts = path[len(MODELS) :].split("/")
-        name, rest, version = parts[0], parts[1:], ""
-        if len(rest) >= 2 and rest[0] == "versions":  # noqa: PLR2004
-            version, rest = rest[1], rest[2:]
-            if not version:
-                return None
-        found = serving.model_paths.get(tuple(rest))
-        return None if found is None or not name else (found, (name, version))
+        return (serving or self._serving).routes.find(path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one request (or the lifespan protocol, for servers that speak it)."""
@@ -291,8 +176,7 @@ class App:
         status = CLIENT_GONE
         seen = None
         if self.telemetry is not None and found is not None and found[0].inference:
-            seen = _Seen()
-            _SEEN.set(seen)  # this request's own task: the context goes with it
+            seen = watch()
         try:
             response = await self._respond(scope, receive, found)
             await send_response(send, response)
@@ -315,7 +199,7 @@ class App:
             self.metrics.requests.inc((protocol, str(status)))
             self.metrics.request_seconds.observe(seconds, (protocol,))
             if seen is not None and self.telemetry is not None:
-                _record(self.telemetry, seconds, status, seen)
+                record(self.telemetry, seconds, status, seen)
 
     async def _respond(self, scope: Scope, receive: Receive, found: tuple[Route, tuple[str, ...]] | None) -> Response:
         errors = ERRORS["other" if found is None else found[0].protocol]
@@ -329,7 +213,7 @@ class App:
             return response
         except InvalidInputError as exc:
             return errors(400, str(exc))
-        except RuntimeKitError as exc:
+        except EdgekitError as exc:
             logger.warning("%s %s failed: %s", scope["method"], scope["path"], exc)
             return errors(500, str(exc))
         except Exception as exc:
@@ -385,14 +269,6 @@ class App:
 def _let_go(serving: _Serving) -> None:
     """Close a retired model's inference threads, off the event loop (closing waits for running calls)."""
     threading.Thread(target=serving.infer.close, name="edgekit-retire", daemon=True).start()
-
-
-def _record(telemetry: Recorder, seconds: float, status: int, seen: _Seen) -> None:
-    kind = error_kind(status)
-    if kind is not None or seen.outputs is None:
-        telemetry.record(seconds, error=kind or "server_error")
-        return
-    telemetry.record(seconds, inputs=seen.feeds, first_output=next(iter(seen.outputs.values()), None))
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

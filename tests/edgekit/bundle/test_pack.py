@@ -18,7 +18,8 @@ from edgekit.bundle.source import PackData, pack_source
 from edgekit.compress import CompressOptions, compress
 from edgekit.errors import BundleError, ConfigError
 from edgekit.measure.latency import LatencyBudget
-from edgekit_runtime.bundle import GOLDEN, MANIFEST, REPORT, open_bundle
+from edgekit_runtime.bundle import open_bundle
+from edgekit_runtime.bundle_format import GOLDEN, MANIFEST, REPORT
 from edgekit_runtime.golden import Golden
 from edgekit_runtime.signing import load_public_key
 

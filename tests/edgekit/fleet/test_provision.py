@@ -1,4 +1,4 @@
-"""``edgekit fleet provision``: Mosquitto's password hashes, the ACL, merging into a folder, and the command's lines.
+"""``edgekit fleet provision``: merging into a folder, and the command's lines (hashes and ACL: test_broker_*.py).
 
 A real broker reading these files is tests/integration/test_broker_acl.py.
 """
@@ -6,8 +6,6 @@ A real broker reading these files is tests/integration/test_broker_acl.py.
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,19 +13,11 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.errors import ConfigError, FleetError
-from edgekit.fleet.provision import (
-    Device,
-    FleetAccounts,
-    PasswordHash,
-    ProvisionRequest,
-    acl_text,
-    new_password,
-    provision,
-)
-from tests.brokers import MOSQUITTO_PASSWD
+from edgekit.fleet.broker_accounts import Device
+from edgekit.fleet.broker_passwords import PasswordHash
+from edgekit.fleet.provision import ProvisionRequest, provision
 
 runner = CliRunner()
-HASH = re.compile(r"^\$7\$101\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==$")
 
 
 def lab(*devices: Device, **changes) -> ProvisionRequest:
@@ -41,81 +31,6 @@ def hashes(folder) -> dict[str, str]:
 
 def mode(path) -> int:
     return path.stat().st_mode & 0o777
-
-
-# -- the password hash --
-
-
-def test_a_hash_mosquitto_passwd_wrote_is_the_one_we_compute(tmp_path):
-    passwd = tmp_path / "passwd"
-    passwd.write_text("")
-    password = new_password()
-    subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), "pi-1", password], check=True, capture_output=True)
-    user, theirs = passwd.read_text().strip().split(":", 1)
-    parsed = PasswordHash.parse(theirs)
-    assert user == "pi-1"
-    assert HASH.fullmatch(theirs)  # mosquitto_passwd's own defaults: 101 rounds, a 12-byte salt
-    assert parsed.matches(password)
-    assert not parsed.matches(password + "x")
-    assert str(parsed) == theirs
-    assert str(PasswordHash.of(password, salt=parsed.salt, iterations=parsed.iterations)) == theirs
-
-
-def test_new_hashes_have_mosquitto_s_form_and_their_own_salt():
-    first, second = PasswordHash.of("s3cret"), PasswordHash.of("s3cret")
-    assert HASH.fullmatch(str(first))
-    assert first.salt != second.salt
-    assert first.matches("s3cret")
-    assert PasswordHash.parse(str(first)) == first
-    assert "s3cret" not in repr(first)
-
-
-def test_new_passwords_are_random_and_url_safe():
-    passwords = {new_password() for _ in range(20)}
-    assert len(passwords) == 20
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", p) for p in passwords)
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["", "$6$abc$def", "$7$$AAAA$" + "A" * 88, "$7$101$!!!!$" + "A" * 88, "$7$101$AAAA$AAAA", "$7$0$AAAA$" + "A" * 88],
-)
-def test_what_is_not_a_7_hash_is_refused(text):
-    with pytest.raises(ConfigError, match=r"is not a Mosquitto \$7\$ hash"):
-        PasswordHash.parse(text)
-
-
-# -- the ACL --
-
-
-def test_the_acl_line_by_line():
-    accounts = FleetAccounts("lab", devices=(Device("pi-1", ("cams", "lobby")), Device("pi-2")))
-    rules = [line for line in acl_text(accounts).splitlines() if line and not line.startswith("#")]
-    assert rules == [
-        "pattern write edgekit/lab/%u/telemetry",
-        "pattern write edgekit/lab/%u/state",
-        "pattern write edgekit/lab/%u/events",
-        "pattern read edgekit/lab/%u/cmd",
-        "user pi-1",
-        "topic read edgekit/lab/@all/cmd",
-        "topic read edgekit/lab/@cams/cmd",
-        "topic read edgekit/lab/@lobby/cmd",
-        "topic read edgekit/lab/@bundles/#",
-        "user pi-2",
-        "topic read edgekit/lab/@all/cmd",
-        "topic read edgekit/lab/@bundles/#",
-        "user operator",
-        "topic deny edgekit/lab/operator/#",
-        "topic write edgekit/lab/+/cmd",
-        "topic write edgekit/lab/@bundles/#",
-        "topic read edgekit/lab/+/state",
-        "topic read edgekit/lab/+/events",
-        "user collector",
-        "topic deny edgekit/lab/collector/#",
-        "topic read edgekit/lab/+/telemetry",
-        "topic read edgekit/lab/+/state",
-        "topic read edgekit/lab/+/events",
-    ]
 
 
 # -- the folder --

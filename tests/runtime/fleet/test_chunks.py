@@ -12,7 +12,7 @@ import pytest
 from edgekit_runtime.errors import BundleError
 from edgekit_runtime.fleet import chunks as chunks_module
 from edgekit_runtime.fleet.chunks import ChunkFetcher, ChunkManifest, bundle_topic, manifest_for, mqtt_source
-from edgekit_runtime.fleet.deploy import DeployCommand
+from edgekit_runtime.fleet.deploy_command import DeployCommand
 
 FLEET = "lab"
 DATA = os.urandom(10_000)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from edgekit_runtime.model import LoadOptions, load
-from edgekit_runtime.server.app import create_app, error_kind
+from edgekit_runtime.server.app import create_app
 from edgekit_runtime.server.settings import ServerSettings
+from edgekit_runtime.server.telemetry_hook import error_kind
 from edgekit_runtime.signing import load_trusted_keys
 from edgekit_runtime.telemetry.service import Telemetry, TelemetrySettings
 from tests.runtime.server.conftest import DIGITS, asgi
