@@ -16,7 +16,6 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cpu import host_cpu
 from edgekit.data import synthesize
 from edgekit.graph_stats import graph_inputs
 from edgekit.measure.latency import LatencyBudget, measure_interleaved
@@ -25,6 +24,7 @@ from edgekit.model_io import load_model
 from edgekit.passes import Cleanup, CleanupConfig, Validate
 from edgekit.passes.base import PassContext
 from edgekit.passes.cleanup import CLEANUP_METHODS
+from edgekit_runtime.cpu import host_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fetch_models import fetch

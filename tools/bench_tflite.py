@@ -44,7 +44,6 @@ import numpy as np
 import onnx
 
 from edgekit import passes
-from edgekit.cpu import host_cpu
 from edgekit.errors import EdgekitError
 from edgekit.measure import latency
 from edgekit.measure.litert import LiteRtRunner
@@ -54,6 +53,7 @@ from edgekit.passes.base import PassContext
 from edgekit.pipeline import Pipeline
 from edgekit.tflite import TFLiteConfig, convert
 from edgekit.tflite.calibrate import static_qdq
+from edgekit_runtime.cpu import host_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fetch_models import default_cache, fetch  # tools/ is not a package: import it by path

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import MissingExtraError, ModelError
-from edgekit.importers import MLMODEL_FILE, URL_PATTERN, Imported, ImportOptions
+from edgekit.importers.base import MLMODEL_FILE, URL_PATTERN, Imported, ImportOptions
 from edgekit.importers.sklearn import convert_estimator, load_estimator, require_sklearn, unpickling_error
 from edgekit.model_io import load_model
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekit.importers import Imported
+from edgekit.importers.base import Imported
 from edgekit.model_io import load_model
 
 if TYPE_CHECKING:
-    from edgekit.importers import ImportOptions
+    from edgekit.importers.base import ImportOptions
 
 
 def import_onnx(source: str, options: ImportOptions) -> Imported:  # noqa: ARG001  (the importer signature)

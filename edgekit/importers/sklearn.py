@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ConfigError, MissingExtraError, ModelError
-from edgekit.importers import DEFAULT_OPSET, URL_PATTERN, Imported, ImportOptions, Kind
+from edgekit.importers.base import DEFAULT_OPSET, URL_PATTERN, Imported, ImportOptions, Kind
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

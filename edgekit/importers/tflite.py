@@ -10,15 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekit.errors import MissingExtraError, ModelError
+from edgekit.errors import MissingBackendError, MissingExtraError, ModelError
 from edgekit.graph_stats import TensorSpec
-from edgekit.importers import Imported
+from edgekit.importers.base import Imported
 from edgekit_runtime.backends import BackendSettings
-from edgekit_runtime.errors import MissingBackendError
-from edgekit_runtime.errors import ModelError as RuntimeModelError
 
 if TYPE_CHECKING:
-    from edgekit.importers import ImportOptions
+    from edgekit.importers.base import ImportOptions
     from edgekit_runtime.backends.litert import LiteRtBackend
 
 #: a TFLite FlatBuffer carries this file identifier at bytes 4..8
@@ -45,7 +43,7 @@ def open_tflite(data: bytes, *, label: str = "the .tflite model") -> LiteRtBacke
         return litert.open_model(data, BackendSettings(threads=1))
     except MissingBackendError as exc:
         raise MissingExtraError("packing .tflite models", "litert", "ai-edge-litert") from exc
-    except RuntimeModelError as exc:
+    except ModelError as exc:  # the runtime's, named after the file
         raise ModelError(f"{label}: {exc}") from exc
 
 

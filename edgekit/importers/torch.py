@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from edgekit.errors import MissingExtraError, ModelError
-from edgekit.importers import Imported, ImportOptions
+from edgekit.importers.base import Imported, ImportOptions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-    from edgekit.cpu import CpuInfo
+    from edgekit_runtime.cpu import CpuInfo
 
 
 class Progress(Protocol):

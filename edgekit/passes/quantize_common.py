@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     import onnx
 
-    from edgekit.cpu import CpuInfo
+    from edgekit_runtime.cpu import CpuInfo
 
 #: weight input index of each op type the quantizers turn into integer kernels
 WEIGHT_INPUT = {"Conv": 1, "ConvTranspose": 1, "MatMul": 1, "Gemm": 1, "Gather": 0, "LSTM": 1, "Attention": 1}
@@ -115,5 +115,5 @@ def working_copy(model: onnx.ModelProto, pass_name: str, nodes_to_exclude: Itera
 
 
 def resolve_reduce_range(configured: bool | None, cpu: CpuInfo) -> bool:
-    """The configured ``reduce_range``, or the target CPU's need for it (see :mod:`edgekit.cpu`)."""
+    """The configured ``reduce_range``, or the target CPU's need for it (see :mod:`edgekit_runtime.cpu`)."""
     return cpu.needs_reduce_range if configured is None else configured

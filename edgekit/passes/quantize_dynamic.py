@@ -39,7 +39,7 @@ class QuantizeDynamicConfig(PassConfig):
     op_types: tuple[str, ...] = DEFAULT_OPS
     #: one scale per output channel instead of one per tensor
     per_channel: bool = False
-    #: 7-bit weights; ``None`` chooses from the target CPU (see :mod:`edgekit.cpu`)
+    #: 7-bit weights; ``None`` chooses from the target CPU (see :mod:`edgekit_runtime.cpu`)
     reduce_range: bool | None = None
     #: node names to keep in float
     nodes_to_exclude: tuple[str, ...] = ()

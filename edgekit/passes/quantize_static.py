@@ -54,7 +54,7 @@ class QuantizeStaticConfig(PassConfig):
     method: CalibrationMethodName = "minmax"
     #: one weight scale per output channel (better accuracy for Conv, same speed)
     per_channel: bool = True
-    #: 7-bit weights; ``None`` chooses from the target CPU (see :mod:`edgekit.cpu`)
+    #: 7-bit weights; ``None`` chooses from the target CPU (see :mod:`edgekit_runtime.cpu`)
     reduce_range: bool | None = None
     #: activation type; uint8 takes the fast U8S8 kernels on x86
     activation_type: ActivationType = "uint8"

@@ -14,19 +14,16 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ConfigError, MissingExtraError, TelemetryError
-from edgekit.telemetry.queries import LATEST_EVENTS, command_steps, series_points, series_query
-from edgekit.telemetry.store import (
+from edgekit.telemetry.queries import LATEST_EVENTS, command_steps
+from edgekit.telemetry.store_base import (
     INSERT_EVENT,
     INSERT_WINDOW,
     UPSERT_STATE,
     Added,
-    DeviceSummary,
     StoreContext,
     event_values,
     safe_url,
     state_values,
-    summaries,
-    summary_sql,
     tables_sql,
     window_values,
 )
@@ -37,7 +34,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from edgekit.telemetry.messages import EventRow, StateRow, WindowRow
-    from edgekit.telemetry.queries import CommandStep, SeriesPoint
+    from edgekit.telemetry.queries import CommandStep
 
 #: the advisory lock collectors take while creating the tables ("edgekit" in ASCII, as a number)
 _CREATE_LOCK = 0x6564_6765_6B69_74
@@ -114,22 +111,7 @@ class PostgresStore(StoreContext):
                 if conn.closed or conn.broken:
                     self._drop()
                 raise TelemetryError(f"cannot store telemetry in {self.where}: {_line(exc)}") from exc
-        return Added(
-            new=new,
-            duplicates=len(windows) - new,
-            states=len(states),
-            events=new_events,
-            duplicate_events=len(events) - new_events,
-        )
-
-    def summary(self) -> list[DeviceSummary]:
-        """One line per device that sent a window or a state."""
-        return summaries(self._read(summary_sql(), ()))
-
-    def series(self, device: str, *, since: float, fleet: str | None = None) -> list[SeriesPoint]:
-        """The device's windows that ended at ``since`` or later, oldest first (``fleet``: only that fleet's)."""
-        sql, params = series_query(device, since=since, fleet=fleet)
-        return series_points(self._read(sql, params))
+        return Added.counted(windows, states, events, new=new, new_events=new_events)
 
     def latest_events(self, *, commands: int = 20) -> list[CommandStep]:
         """The latest step of each device in each of the ``commands`` most recent command ids."""

@@ -8,7 +8,8 @@ rows were new and how many were already there. Events (``edgekit/{fleet}/{device
 ``events``, one row per ``(fleet, device, id, status)``. A batch of windows, states and events is one transaction.
 The dashboard's reads (time series, the latest step of each command) are in :mod:`edgekit.telemetry.queries`.
 
-Both stores share the SQL, apart from the parameter style and the payload's column type (``jsonb`` in
+Both stores share the SQL and the :class:`Store` protocol (:mod:`edgekit.telemetry.store_base`, whose names are
+importable from here too), apart from the parameter style and the payload's column type (``jsonb`` in
 PostgreSQL). Times are Unix seconds (``double precision``/``REAL``); PostgreSQL's ``to_timestamp()`` reads them.
 """
 
@@ -16,217 +17,33 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ConfigError, TelemetryError
+from edgekit.telemetry.store_base import (
+    INSERT_EVENT,
+    INSERT_WINDOW,
+    UPSERT_STATE,
+    Added,
+    DeviceSummary,
+    Store,
+    StoreContext,
+    event_values,
+    safe_url,
+    state_values,
+    tables_sql,
+    window_values,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import TracebackType
 
     from edgekit.telemetry.messages import EventRow, StateRow, WindowRow
     from edgekit.telemetry.postgres import PostgresStore
-    from edgekit.telemetry.queries import CommandStep, SeriesPoint
+    from edgekit.telemetry.queries import CommandStep
 
-WINDOW_COLUMNS = (
-    "fleet",
-    "device",
-    "seq",
-    "window_start",
-    "window_end",
-    "received",
-    "requests",
-    "errors",
-    "p99",
-    "drift",
-    "model_name",
-    "model_version",
-    "dropped",
-    "payload",
-)
-STATE_COLUMNS = ("fleet", "device", "status", "payload", "updated")
-EVENT_COLUMNS = ("fleet", "device", "id", "command", "status", "time", "detail", "received", "payload")
-_S = TypeVar("_S", bound="StoreContext")
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS telemetry (
-    fleet TEXT NOT NULL,
-    device TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    window_start {real} NOT NULL,
-    window_end {real} NOT NULL,
-    received {real} NOT NULL,
-    requests BIGINT NOT NULL,
-    errors BIGINT NOT NULL,
-    p99 {real},
-    drift BOOLEAN NOT NULL,
-    model_name TEXT,
-    model_version TEXT,
-    dropped BIGINT,
-    payload {json} NOT NULL,
-    PRIMARY KEY (fleet, device, seq)
-);
-CREATE INDEX IF NOT EXISTS telemetry_window_end ON telemetry (fleet, device, window_end);
-CREATE TABLE IF NOT EXISTS device_state (
-    fleet TEXT NOT NULL,
-    device TEXT NOT NULL,
-    status TEXT NOT NULL,
-    payload {json} NOT NULL,
-    updated {real} NOT NULL,
-    PRIMARY KEY (fleet, device)
-);
-CREATE TABLE IF NOT EXISTS events (
-    fleet TEXT NOT NULL,
-    device TEXT NOT NULL,
-    id TEXT NOT NULL,
-    command TEXT NOT NULL,
-    status TEXT NOT NULL,
-    time {real} NOT NULL,
-    detail TEXT NOT NULL,
-    received {real} NOT NULL,
-    payload {json} NOT NULL,
-    PRIMARY KEY (fleet, device, id, status)
-);
-CREATE INDEX IF NOT EXISTS events_command ON events (fleet, id, time);
-"""
-
-_SUMMARY = """
-WITH devices AS (
-    SELECT fleet, device FROM telemetry UNION SELECT fleet, device FROM device_state
-), totals AS (
-    SELECT fleet, device, COUNT(*) AS windows, SUM(requests) AS requests, SUM(errors) AS errors,
-           MAX(seq) - MIN(seq) + 1 - COUNT(*) AS gaps, MAX(dropped) AS dropped, MAX(window_end) AS last_seen
-    FROM telemetry GROUP BY fleet, device
-), newest AS (
-    SELECT fleet, device, model_name, model_version, p99, drift,
-           ROW_NUMBER() OVER (PARTITION BY fleet, device ORDER BY window_end DESC, seq DESC) AS age
-    FROM telemetry
-)
-SELECT d.fleet, d.device, s.status, n.model_name, n.model_version, t.windows, t.requests, t.errors, n.p99,
-       n.drift, t.last_seen, t.gaps, t.dropped
-FROM devices d
-LEFT JOIN totals t ON t.fleet = d.fleet AND t.device = d.device
-LEFT JOIN newest n ON n.fleet = d.fleet AND n.device = d.device AND n.age = 1
-LEFT JOIN device_state s ON s.fleet = d.fleet AND s.device = d.device
-ORDER BY d.fleet, d.device
-"""
-
-
-#: the idempotent insert of one window (``?`` markers; PostgreSQL's are ``%s``)
-INSERT_WINDOW = (
-    "INSERT INTO telemetry (fleet, device, seq, window_start, window_end, received, requests, errors, p99, drift,"
-    " model_name, model_version, dropped, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (fleet, device, seq) DO NOTHING"
-)
-#: the insert-or-replace of one device's state
-UPSERT_STATE = (
-    "INSERT INTO device_state (fleet, device, status, payload, updated) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (fleet, device) DO UPDATE SET"
-    " status = excluded.status, payload = excluded.payload, updated = excluded.updated"
-)
-#: the idempotent insert of one event: a step reported twice (a redelivery) is kept once
-INSERT_EVENT = (
-    "INSERT INTO events (fleet, device, id, command, status, time, detail, received, payload)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fleet, device, id, status) DO NOTHING"
-)
-
-
-@dataclass(frozen=True)
-class Added:
-    """What one :meth:`Store.add_windows` did."""
-
-    #: windows that were not stored before
-    new: int
-    #: windows already stored (the same ``(fleet, device, seq)``), left as they were
-    duplicates: int
-    #: states written
-    states: int = 0
-    #: events that were not stored before
-    events: int = 0
-    #: events already stored (the same ``(fleet, device, id, status)``), left as they were
-    duplicate_events: int = 0
-
-
-@dataclass(frozen=True)
-class DeviceSummary:
-    """One device, as ``edgekit telemetry show`` prints it."""
-
-    fleet: str
-    device: str
-    #: from the last state message (``online``, ``offline``), ``None`` before one arrived
-    status: str | None
-    model_name: str | None
-    model_version: str | None
-    windows: int
-    requests: int
-    errors: int
-    #: latency p99 (ms) of the newest window
-    p99: float | None
-    #: whether the newest window saw drift
-    drift: bool | None
-    #: ``window_end`` of the newest window (Unix seconds)
-    last_seen: float | None
-    #: windows missing between the lowest and highest ``seq`` stored
-    gaps: int
-    #: the highest ``outbox.dropped`` the device reported
-    dropped: int | None
-
-    @property
-    def error_rate(self) -> float | None:
-        """Failed requests over all requests (``None`` without requests)."""
-        return self.errors / self.requests if self.requests else None
-
-    def to_json(self) -> dict[str, Any]:
-        """The summary as plain JSON values."""
-        return {**asdict(self), "error_rate": self.error_rate}
-
-
-class Store(Protocol):
-    """Somewhere to keep windows and device states."""
-
-    #: where it is, without a password (for logs)
-    where: str
-
-    def add_windows(
-        self, windows: Sequence[WindowRow], states: Sequence[StateRow] = (), events: Sequence[EventRow] = ()
-    ) -> Added:
-        """Insert ``windows`` and ``events`` (skipping ones already there) and write ``states``, in one transaction."""
-        ...
-
-    def summary(self) -> list[DeviceSummary]:
-        """One line per device that sent a window or a state."""
-        ...
-
-    def series(self, device: str, *, since: float, fleet: str | None = None) -> list[SeriesPoint]:
-        """The device's windows that ended at ``since`` or later, oldest first (``fleet``: only that fleet's)."""
-        ...
-
-    def latest_events(self, *, commands: int = 20) -> list[CommandStep]:
-        """The latest step of each device in each of the ``commands`` most recent command ids."""
-        ...
-
-    def close(self) -> None:
-        """Close the connection."""
-        ...
-
-
-class StoreContext:
-    """The context manager of both stores: ``with open_store(url) as store:`` closes it at the end."""
-
-    def close(self) -> None:
-        """Close the connection."""
-        raise NotImplementedError
-
-    def __enter__(self: _S) -> _S:  # noqa: PYI019  (typing.Self needs Python 3.11; we support 3.10)
-        """Use as a context manager."""
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        """Close the store."""
-        self.close()
+__all__ = ["Added", "DeviceSummary", "SQLiteStore", "Store", "open_store"]
 
 
 def open_store(url: str | Path, *, create: bool = True) -> SQLiteStore | PostgresStore:
@@ -252,53 +69,6 @@ def open_store(url: str | Path, *, create: bool = True) -> SQLiteStore | Postgre
     )
 
 
-def safe_url(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
-
-
-def summaries(rows: Sequence[Sequence[Any]]) -> list[DeviceSummary]:
-    """Rows of the summary query as :class:`DeviceSummary` (sums come back as Decimal from PostgreSQL)."""
-    found = []
-    for fleet, device, status, name, version, windows, requests, errors, p99, drift, last, gaps, dropped in rows:
-        found.append(
-            DeviceSummary(
-                fleet=fleet,
-                device=device,
-                status=status,
-                model_name=name,
-                model_version=version,
-                windows=int(windows or 0),
-                requests=int(requests or 0),
-                errors=int(errors or 0),
-                p99=None if p99 is None else float(p99),
-                drift=None if drift is None else bool(drift),
-                last_seen=None if last is None else float(last),
-                gaps=int(gaps or 0),
-                dropped=None if dropped is None else int(dropped),
-            )
-        )
-    return found
-
-
-def window_values(windows: Sequence[WindowRow]) -> list[tuple[Any, ...]]:
-    """The parameters of :data:`INSERT_WINDOW` for each window."""
-    return [tuple(getattr(w, column) for column in WINDOW_COLUMNS) for w in windows]
-
-
-def state_values(states: Sequence[StateRow]) -> list[tuple[Any, ...]]:
-    """The parameters of :data:`UPSERT_STATE` for each state."""
-    return [tuple(getattr(s, column) for column in STATE_COLUMNS) for s in states]
-
-
-def event_values(events: Sequence[EventRow]) -> list[tuple[Any, ...]]:
-    """The parameters of :data:`INSERT_EVENT` for each event."""
-    return [tuple(getattr(e, column) for column in EVENT_COLUMNS) for e in events]
-
-
 class SQLiteStore(StoreContext):
     """Windows in a SQLite file (WAL, ``synchronous=FULL``); safe to share between threads."""
 
@@ -319,7 +89,7 @@ class SQLiteStore(StoreContext):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             if create:
-                self._db.executescript(_TABLES.format(real="REAL", json="TEXT"))
+                self._db.executescript(tables_sql("REAL", "TEXT"))
         except sqlite3.Error as exc:
             self._db.close()
             raise TelemetryError(f"'{path}' is not a usable SQLite database: {exc}: give another --db") from exc
@@ -342,25 +112,7 @@ class SQLiteStore(StoreContext):
                     raise
             except sqlite3.Error as exc:
                 raise TelemetryError(f"cannot store telemetry in '{self.path}': {exc}") from exc
-        new, new_events = max(new, 0), max(new_events, 0)
-        return Added(
-            new=new,
-            duplicates=len(windows) - new,
-            states=len(states),
-            events=new_events,
-            duplicate_events=len(events) - new_events,
-        )
-
-    def summary(self) -> list[DeviceSummary]:
-        """One line per device that sent a window or a state."""
-        return summaries(self._read(_SUMMARY, ()))
-
-    def series(self, device: str, *, since: float, fleet: str | None = None) -> list[SeriesPoint]:
-        """The device's windows that ended at ``since`` or later, oldest first (``fleet``: only that fleet's)."""
-        from edgekit.telemetry.queries import series_points, series_query
-
-        sql, params = series_query(device, since=since, fleet=fleet)
-        return series_points(self._read(sql, params))
+        return Added.counted(windows, states, events, new=max(new, 0), new_events=max(new_events, 0))
 
     def latest_events(self, *, commands: int = 20) -> list[CommandStep]:
         """The latest step of each device in each of the ``commands`` most recent command ids."""
@@ -381,13 +133,3 @@ class SQLiteStore(StoreContext):
         """Close the database."""
         with self._lock:
             self._db.close()
-
-
-def tables_sql(real: str, json: str) -> str:
-    """The ``CREATE TABLE`` statements with the engine's type names."""
-    return _TABLES.format(real=real, json=json)
-
-
-def summary_sql() -> str:
-    """The summary query (standard SQL both engines run)."""
-    return _SUMMARY

@@ -82,10 +82,10 @@ def static_qdq(model: onnx.ModelProto, calibration: Sequence[Mapping[str, np.nda
     """Run the static INT8 pass (per-channel, int8 activations, full range) to get its activation scales."""
     import onnx
 
-    from edgekit.cpu import host_cpu
     from edgekit.passes.base import PassContext
     from edgekit.passes.quantize_static import QuantizeStatic, QuantizeStaticConfig
     from edgekit.passes.validate import lift_constants
+    from edgekit_runtime.cpu import host_cpu
 
     work = onnx.ModelProto()
     work.CopyFrom(model)

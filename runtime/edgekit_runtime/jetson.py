@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from edgekit_runtime.findings import Finding
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from edgekit_runtime.platform_facts import Platform
 
 #: NVIDIA's Jetson AI Lab index of wheels for JetPack 6 with CUDA 12.6 (L4T R36.4 and later R36 releases)
 JP6_INDEX = "https://pypi.jetson-ai-lab.io/jp6/cu126"
@@ -51,6 +49,48 @@ APT_JETPACK = "sudo apt install nvidia-jetpack"
 
 _RELEASE = re.compile(r"^#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+(?:\.\d+)*)", re.MULTILINE)
 _LIBRARY = re.compile(r"\blib[\w+-]+\.so[\w.]*")
+
+
+class Installed(Protocol):
+    """An engine's distribution as :class:`~edgekit_runtime.platform_facts.Engine` describes it."""
+
+    @property
+    def version(self) -> str | None:
+        """The installed version."""
+
+    @property
+    def imports(self) -> bool | None:
+        """Whether it imports in a fresh process (``None``: not asked)."""
+
+    @property
+    def import_error(self) -> str | None:
+        """Why it does not."""
+
+
+class JetsonFacts(Protocol):
+    """What :func:`findings` reads of a device's facts: a :class:`~edgekit_runtime.platform_facts.Platform`.
+
+    Named here by what is read, not imported, because ``platform_facts`` reads the Jetson's facts with this module.
+    """
+
+    @property
+    def l4t(self) -> str | None:
+        """The L4T release (:attr:`Software.l4t`)."""
+
+    @property
+    def cuda(self) -> str | None:
+        """The CUDA runtime's version (:attr:`Software.cuda`)."""
+
+    @property
+    def cudnn(self) -> str | None:
+        """The version of cuDNN."""
+
+    @property
+    def tensorrt(self) -> str | None:
+        """TensorRT's version."""
+
+    def engine(self, name: str) -> Installed | None:
+        """The installed engine called ``name``."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +176,7 @@ def read(root: Path) -> Software:
     )
 
 
-def findings(platform: Platform) -> list[Finding]:
+def findings(platform: JetsonFacts) -> list[Finding]:
     """The doctor's lines about a Jetson: its release, the GPU build of onnxruntime, CUDA, cuDNN and TensorRT.
 
     Nothing at all where this is not a Jetson.
@@ -176,7 +216,7 @@ def _release(l4t: str) -> Finding:
     return Finding("note", f"{what}: {why}, so the GPU is likely not used: {fix}")
 
 
-def _engine(p: Platform) -> list[Finding]:
+def _engine(p: JetsonFacts) -> list[Finding]:
     gpu, cpu = p.engine("onnxruntime-gpu"), p.engine("onnxruntime")
     index = wheel_index(p.l4t) if p.l4t else None
     get_gpu = gpu_install(index) if index else f"pip install --extra-index-url INDEX 'onnxruntime-gpu>={ORT_GPU_MIN}'"
@@ -212,7 +252,7 @@ def _engine(p: Platform) -> list[Finding]:
     return [Finding("note", f"for the GPU: {get_gpu}")] if index else []
 
 
-def _libraries(p: Platform) -> list[Finding]:
+def _libraries(p: JetsonFacts) -> list[Finding]:
     gpu = p.engine("onnxruntime-gpu") is not None
     found = []
     if p.cuda is not None:

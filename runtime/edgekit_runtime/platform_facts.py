@@ -1,9 +1,9 @@
 """What this device is: the facts ``edgekit-runtime doctor`` judges and ``bench`` records.
 
-:func:`gather` reads them once (``/proc/cpuinfo``, ``/proc/meminfo``, the device tree, ``/etc/os-release``,
-a Jetson's release and CUDA libraries (:mod:`edgekit_runtime.jetson`), the installed engines' versions) into a
-:class:`Platform`; everything that judges them takes a ``Platform``, so tests can hand in a Raspberry Pi's, a
-Jetson's or a 32-bit Pi OS's facts without the hardware.
+:func:`gather` reads them once (the CPU through :mod:`edgekit_runtime.cpu`, ``/proc/meminfo``, the device tree,
+``/etc/os-release``, a Jetson's release and CUDA libraries (:mod:`edgekit_runtime.jetson`), the installed engines'
+versions) into a :class:`Platform`; everything that judges them takes a ``Platform``, so tests can hand in a
+Raspberry Pi's, a Jetson's or a 32-bit Pi OS's facts without the hardware.
 
 Engines are never imported here: an onnxruntime build that dies with an illegal instruction on this CPU
 would take the doctor down with it. Their versions come from the installed metadata, and whether they import
@@ -25,6 +25,23 @@ from pathlib import Path
 from typing import Any
 
 from edgekit_runtime import jetson
+from edgekit_runtime.cpu import DOT_PRODUCT_FLAGS, CpuInfo, parse_cpuinfo, read_cpu
+
+#: the CPU's facts are read by :mod:`edgekit_runtime.cpu`; these names stay importable from here
+__all__ = [
+    "DOT_PRODUCT_FLAGS",
+    "ENGINES",
+    "CpuInfo",
+    "Engine",
+    "Platform",
+    "gather",
+    "glibc_version",
+    "installed_version",
+    "parse_cpuinfo",
+    "parse_meminfo",
+    "parse_os_release",
+    "probe_import",
+]
 
 #: the engines the runtime can use: distribution name → the module the runtime imports
 ENGINES = {
@@ -33,24 +50,6 @@ ENGINES = {
     "ai-edge-litert": "ai_edge_litert.interpreter",
     "tflite-runtime": "tflite_runtime.interpreter",
 }
-#: Arm's CPU part numbers (``CPU part`` in /proc/cpuinfo, implementer 0x41) of the cores on boards edgekit meets
-ARM_CORES = {
-    "0xd03": "Cortex-A53",  # Raspberry Pi 3, Zero 2 W
-    "0xd04": "Cortex-A35",
-    "0xd05": "Cortex-A55",
-    "0xd07": "Cortex-A57",  # Jetson Nano, TX2
-    "0xd08": "Cortex-A72",  # Raspberry Pi 4, 400, CM4
-    "0xd09": "Cortex-A73",
-    "0xd0a": "Cortex-A75",
-    "0xd0b": "Cortex-A76",  # Raspberry Pi 5
-    "0xd0c": "Neoverse-N1",
-    "0xd0d": "Cortex-A77",
-    "0xd41": "Cortex-A78",
-    "0xd42": "Cortex-A78AE",  # Jetson Orin
-    "0xd4b": "Cortex-A78C",
-}
-#: 8-bit dot-product instructions: Arm's SDOT/UDOT (``asimddp``), x86's VNNI
-DOT_PRODUCT_FLAGS = frozenset({"asimddp", "avx512_vnni", "avx_vnni", "avx512vnni", "avxvnni"})
 _ARM32 = frozenset({"armv6l", "armv7l", "armv8l", "arm"})
 
 
@@ -161,31 +160,6 @@ class Platform:
         return doc
 
 
-@dataclass(frozen=True)
-class CpuInfo:
-    """What ``/proc/cpuinfo`` says."""
-
-    flags: frozenset[str]
-    cpu: str | None
-    board: str | None
-
-
-def parse_cpuinfo(text: str) -> CpuInfo:
-    """The first processor's flags (x86 ``flags``, Arm ``Features``), the CPU's name and the board's (Pi ``Model``)."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        key = key.strip()
-        if sep and key not in fields:
-            fields[key] = value.strip()
-    flags = frozenset((fields.get("flags") or fields.get("Features") or "").split())
-    cpu = fields.get("model name")
-    if fields.get("CPU implementer") == "0x41" and fields.get("CPU part") in ARM_CORES:
-        cpu = ARM_CORES[fields["CPU part"]]  # better than "ARMv7 Processor rev 3 (v7l)"
-    # a Pi's board is "Model" (x86's "model" is a number)
-    return CpuInfo(flags=flags, cpu=cpu or None, board=fields.get("Model") or None)
-
-
 def parse_meminfo(text: str) -> int | None:
     """``MemTotal`` in bytes."""
     for line in text.splitlines():
@@ -264,8 +238,9 @@ def _cores() -> int:
 
 def gather(*, probe: bool = True, root: Path = Path("/")) -> Platform:
     """The facts of this device; ``probe`` also imports each installed engine in a child process."""
-    cpuinfo = parse_cpuinfo(_read(root / "proc/cpuinfo"))
-    board = _read(root / "proc/device-tree/model").strip("\x00\n ") or cpuinfo.board
+    machine = stdlib_platform.machine() or "unknown"
+    cpu = read_cpu(root / "proc/cpuinfo", arch=machine, cores=_cores())
+    board = _read(root / "proc/device-tree/model").strip("\x00\n ") or cpu.board
     engines = []
     for name, module in ENGINES.items():
         version = installed_version(name)
@@ -274,13 +249,13 @@ def gather(*, probe: bool = True, root: Path = Path("/")) -> Platform:
             engines.append(Engine(name, version, imports, error))
     software = jetson.read(root)
     return Platform(
-        machine=stdlib_platform.machine() or "unknown",
+        machine=machine,
         python=stdlib_platform.python_version(),
         python_bits=struct.calcsize("P") * 8,
         glibc=glibc_version(),
-        cpu_flags=cpuinfo.flags,
-        cores=_cores(),
-        cpu=cpuinfo.cpu,
+        cpu_flags=cpu.flags,
+        cores=cpu.cores,
+        cpu=cpu.cpu,
         board=board or None,
         os=parse_os_release(_read(root / "etc/os-release")),
         memory_bytes=parse_meminfo(_read(root / "proc/meminfo")),

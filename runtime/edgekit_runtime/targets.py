@@ -243,7 +243,7 @@ def fewer_cores(target: Target, cores: int) -> str | None:
     return f"{cores} core{s} here, so {cores} thread{s}, not {target.name}'s {target.threads}"
 
 
-#: the CPU names platform_facts gives (``ARM_CORES``) of each profile's board
+#: the CPU names edgekit_runtime.cpu gives (``ARM_CORES``) of each profile's board
 _CORES = {"Cortex-A72": "rpi4", "Cortex-A76": "rpi5", "Cortex-A53": "rpi-zero2", "Cortex-A78AE": "jetson-orin"}
 
 

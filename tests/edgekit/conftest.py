@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgekit.cpu import CpuInfo
 from edgekit.passes.base import PassContext
+from edgekit_runtime.cpu import CpuInfo
 
 #: an x86 CPU with AVX2 and no VNNI: the one where INT8 needs reduce_range
 AVX2_CPU = CpuInfo(arch="x86_64", flags=frozenset({"avx2"}), cores=2)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgekit_runtime.backends import import_failed
+from edgekit_runtime.backends.base import import_failed
 from edgekit_runtime.confinement import check_confined
 from edgekit_runtime.errors import ModelError
 from edgekit_runtime.specs import TensorSpec
@@ -19,7 +19,7 @@ from edgekit_runtime.specs import TensorSpec
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from edgekit_runtime.backends import BackendSettings
+    from edgekit_runtime.backends.base import BackendSettings
 
 
 def _interpreter_class() -> Any:  # noqa: ANN401

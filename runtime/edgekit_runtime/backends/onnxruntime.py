@@ -11,10 +11,11 @@ decided (docs/runtime.md).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekit_runtime.backends import import_failed
+from edgekit_runtime.backends.base import import_failed
 from edgekit_runtime.confinement import check_confined
 from edgekit_runtime.errors import ConfigError, ModelError
 from edgekit_runtime.specs import TensorSpec
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from edgekit_runtime.backends import BackendSettings
+    from edgekit_runtime.backends.base import BackendSettings
 
 #: most preferred first; the CPU provider is always there
 PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -137,12 +138,31 @@ def _spec(arg: Any) -> TensorSpec:  # noqa: ANN401
     return TensorSpec(arg.name, _TYPES.get(arg.type, arg.type), dims)
 
 
-def open_model(data: bytes, settings: BackendSettings, *, source: str = "model.onnx") -> OrtBackend:
-    """Check the model is confined to its bytes, then create the session; threads and providers from ``settings``.
+@dataclass(frozen=True)
+class SessionSetup:
+    """What an ``InferenceSession`` is made with: the providers, their options and the session options.
 
-    A model that carries session settings (``ort_config``, applied when ``ORT_LOAD_CONFIG_FROM_MODEL=1``) is
-    refused by the check: ONNX Runtime cannot be told to ignore them while that variable is set.
+    :func:`open_model` makes the device's sessions with it; the host's measurements
+    (``edgekit.measure.session.OrtRunner``) make theirs with the same, so a figure measured there is for the
+    session a device runs.
     """
+
+    #: the ``onnxruntime`` module
+    ort: Any
+    #: ``onnxruntime.SessionOptions``: intra-op threads, one inter-op thread, warnings and errors logged only
+    options: Any
+    providers: list[str]
+    provider_options: list[dict[str, str]]
+
+    def new_session(self, data: bytes) -> Any:  # noqa: ANN401
+        """A session for ``data``; it does not check the model is confined (:func:`open_model` does, first)."""
+        return self.ort.InferenceSession(
+            data, self.options, providers=self.providers, provider_options=self.provider_options
+        )
+
+
+def session_setup(settings: BackendSettings) -> SessionSetup:
+    """Import onnxruntime (telemetry off unless asked), choose the providers, make their folders, set the options."""
     ort = _ort(telemetry=settings.ort_telemetry)
     if not settings.ort_telemetry:
         ort.disable_telemetry_events()
@@ -155,14 +175,19 @@ def open_model(data: bytes, settings: BackendSettings, *, source: str = "model.o
         options.intra_op_num_threads = settings.threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    return SessionSetup(ort, options, providers, [dict(settings.provider_options.get(p, {})) for p in providers])
+
+
+def open_model(data: bytes, settings: BackendSettings, *, source: str = "model.onnx") -> OrtBackend:
+    """Check the model is confined to its bytes, then create the session; threads and providers from ``settings``.
+
+    A model that carries session settings (``ort_config``, applied when ``ORT_LOAD_CONFIG_FROM_MODEL=1``) is
+    refused by the check: ONNX Runtime cannot be told to ignore them while that variable is set.
+    """
+    setup = session_setup(settings)
     check_confined(data, "onnxruntime", source=source)  # the line before the session: nothing unchecked gets one
     try:
-        session = ort.InferenceSession(
-            data,
-            options,
-            providers=providers,
-            provider_options=[dict(settings.provider_options.get(p, {})) for p in providers],
-        )
+        session = setup.new_session(data)
     except Exception as exc:  # ORT raises its own non-exported exception types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"ONNX Runtime cannot load the model ({first}): rebuild the bundle") from exc

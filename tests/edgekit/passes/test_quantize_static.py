@@ -7,11 +7,11 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from edgekit.cpu import CpuInfo
 from edgekit.errors import ConfigError, PassError
 from edgekit.measure.fidelity import compare
 from edgekit.passes.base import PassContext
 from edgekit.passes.quantize_static import QuantizeStatic, QuantizeStaticConfig
+from edgekit_runtime.cpu import CpuInfo
 from tests.edgekit.graphs import CNN_INPUT, cnn_model, matmul_model, op_types, random_input, run
 
 CALIBRATION = random_input((32, *CNN_INPUT), seed=5)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from edgekit.cpu import host_cpu, read_cpuinfo
+from edgekit_runtime import cpu as cpu_module
+from edgekit_runtime.cpu import PROC_CPUINFO, host_cpu, hwcap_names, hwcaps, read_cpu
+from edgekit_runtime.cpu import parse_cpuinfo as read_cpuinfo
 
 X86_AVX2 = """\
 processor\t: 0
@@ -74,3 +76,24 @@ def test_host_cpu_reads_the_given_file(tmp_path):
 
 def test_host_cpu_without_a_file(tmp_path):
     assert host_cpu(tmp_path / "missing").flags == frozenset()
+
+
+def test_the_auxiliary_vector_names_arm_features_as_cpuinfo_does():
+    # bits 1 and 20 of AT_HWCAP, 13 of AT_HWCAP2 (Linux's arch/arm64/include/uapi/asm/hwcap.h)
+    assert hwcap_names(1 << 1 | 1 << 20, 1 << 13, bits=64) == {"asimd", "asimddp", "i8mm"}
+    # a 32-bit process (also under a 64-bit kernel) has arch/arm's bits: NEON is bit 12, AES bit 0 of AT_HWCAP2
+    assert hwcap_names(1 << 12 | 1 << 24, 1, bits=32) == {"neon", "asimddp", "aes"}
+    assert hwcap_names(0, 0, bits=64) == frozenset()
+
+
+def test_off_arm_the_auxiliary_vector_is_not_asked():
+    assert hwcaps("x86_64") is None
+
+
+def test_on_arm_this_machines_cpuinfo_gives_way_to_the_auxiliary_vector(monkeypatch, tmp_path):
+    # under qemu-user /proc/cpuinfo is the x86 host's; the auxiliary vector is the emulated CPU's
+    monkeypatch.setattr(cpu_module, "hwcaps", lambda arch: frozenset({"fp", "asimd", "asimddp"}))  # noqa: ARG005
+    assert read_cpu(PROC_CPUINFO, arch="aarch64", cores=4).flags == {"fp", "asimd", "asimddp"}
+    path = tmp_path / "cpuinfo"  # another file is read as it is
+    path.write_text(ARM64)
+    assert "asimdhp" in read_cpu(path, arch="aarch64", cores=4).flags
