@@ -228,8 +228,8 @@ def read_report(report: dict[str, Any], edge: Variant) -> list[str]:
 
 def bench(case: Case, work: Path, threads: int | None, say: Callable[[str], None]) -> Row:
     """Everything for one model."""
-    from edgekit.compress_target import default_threads
-    from edgekit.cpu import host_cpu
+    from edgekit.compress.target import default_threads
+    from edgekit_runtime.cpu import host_cpu
 
     row = Row(case, Variant(size=case.model.stat().st_size), Variant(), Variant(), threads or 0)
     say(f"{case.key}: edgekit compress --mode {case.mode}")

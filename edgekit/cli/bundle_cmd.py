@@ -7,7 +7,6 @@ read, or that reaches outside its bundle (``verify``).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,68 +14,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.compress_cmd import shapes
+from edgekit.cli.option_values import bundle_options, shapes
 from edgekit.cli.output import human_bytes, out, user_errors
 from edgekit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from edgekit.bundle.pack import BundleOptions
     from edgekit_runtime.bundle import Bundle
 
 bundle_app = typer.Typer(help="Build and look into edgekit bundles.", no_args_is_help=True)
-
-
-def read_labels(path: Path | None) -> tuple[str, ...] | None:
-    """Class labels: a text file with one per line, or a JSON list."""
-    if path is None:
-        return None
-    if not path.is_file():
-        raise ConfigError(f"--labels file '{path}' does not exist: give a text file with one label per line")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        try:
-            labels = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"--labels file '{path}' is not valid JSON: give a JSON list of strings") from exc
-        if not isinstance(labels, list):
-            raise ConfigError(f"--labels file '{path}' is not a JSON list: give a list of strings")
-        return tuple(str(x) for x in labels)
-    found = tuple(line.strip() for line in text.splitlines() if line.strip())
-    if not found:
-        raise ConfigError(f"--labels file '{path}' is empty: write one label per line, in output order")
-    return found
-
-
-def _created(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"--created '{value}' is not a date: write it like 2026-11-24T12:00:00Z") from exc
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def bundle_options(
-    name: str | None,
-    version: str,
-    labels: Path | None,
-    sign_key: Path | None,
-    created: str | None = None,
-    preprocess: str | None = None,
-) -> BundleOptions:
-    """The bundle options the commands share."""
-    from edgekit.bundle.pack import BundleOptions
-    from edgekit.images import parse_preprocess
-
-    return BundleOptions(
-        name=name,
-        version=version,
-        labels=read_labels(labels),
-        preprocessing=parse_preprocess(preprocess).to_json() if preprocess else None,
-        created=_created(created),
-        signing_key=sign_key,
-    )
 
 
 @bundle_app.command("pack")
@@ -254,16 +199,16 @@ def verify(
 
 def _self_test(bundle: Bundle, model: bytes) -> str:
     """The golden self-test in the runtime's own backend for the bundle, one thread, as a device runs it."""
-    from edgekit.errors import BundleError
+    from edgekit.errors import BundleCheckError
     from edgekit_runtime.backends import BackendSettings, open_backend
-    from edgekit_runtime.bundle import GOLDEN
+    from edgekit_runtime.bundle_format import GOLDEN
     from edgekit_runtime.golden import Golden, self_test
 
     name = str(bundle.model["backend"])
     backend = open_backend(name, model, BackendSettings(threads=1), source=bundle.model_source)
     result = self_test(Golden.from_bytes(bundle.read(GOLDEN)), backend.run)
     if not result.passed:
-        raise BundleError(
+        raise BundleCheckError(
             f"self-test failed: {result.failure()}: the model does not give the outputs it was bundled with"
         )
     return {"litert": "LiteRT", "onnxruntime": "ONNX Runtime"}.get(name, name)

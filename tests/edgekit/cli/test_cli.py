@@ -187,7 +187,7 @@ def test_a_missed_budget_exits_5_and_the_last_line_says_by_how_much(tmp_path):
 
 
 def test_to_onnx_and_tflite_writes_onnx_and_exits_3_when_tflite_cannot_express_the_model(tmp_path):
-    from tests.edgekit.test_compress_tflite import _erf_model
+    from tests.edgekit.compress.test_tflite_output import _erf_model
 
     model, out = _erf_model(tmp_path / "erf.onnx"), tmp_path / "out"
     args = ["compress", str(model), "-o", str(out), "--mode", "fp16", "--to", "onnx,tflite", "--no-bundle", *FAST]

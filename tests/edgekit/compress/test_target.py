@@ -8,14 +8,15 @@ import zipfile
 import pytest
 from typer.testing import CliRunner
 
-from edgekit import compress_target
 from edgekit.auto import AutoOptions
 from edgekit.cli import app
-from edgekit.compress import CompressOptions, _candidates
-from edgekit.cpu import CpuInfo
+from edgekit.compress import CompressOptions
+from edgekit.compress import target as compress_target
+from edgekit.compress.onnx_output import candidates as _candidates
 from edgekit.passes import QuantizeDynamicConfig, QuantizeStaticConfig
 from edgekit_runtime import targets
-from tests.edgekit.test_compress_tflite import _erf_model
+from edgekit_runtime.cpu import CpuInfo
+from tests.edgekit.compress.test_tflite_output import _erf_model
 
 runner = CliRunner()
 FAST = ["--max-eval-samples", "64", "--timing", "0.1"]

@@ -1,9 +1,10 @@
 """``edgekit compress --target``: a board's profile applied to the options, and what the report says of it.
 
 The profiles live in the runtime (:mod:`edgekit_runtime.targets`), which serves with the same ones. Here a
-profile fills in what the user left open: ``reduce_range``, the latency threads (:func:`edgekit.compress.compress`)
-and the modes the automatic search leaves out (:func:`edgekit.compress._candidates`). Latency is still measured
-on this machine; the report says so, with the threads used.
+profile fills in what the user left open: ``reduce_range`` (:func:`for_target`), the latency threads
+(:func:`threads`) and the modes the automatic search leaves out (:func:`searched`, for
+:func:`edgekit.compress.onnx_output.candidates`). Latency is still measured on this machine; the report
+says so, with the threads used.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edgekit.auto import Candidate
-    from edgekit.compress import CompressOptions
-    from edgekit.cpu import CpuInfo
+    from edgekit.compress.options import CompressOptions
+    from edgekit_runtime.cpu import CpuInfo
 
 
 def for_target(options: CompressOptions) -> CompressOptions:

@@ -1,11 +1,11 @@
-"""``edgekit compress --to tflite``: the model's TFLite variants, measured and chosen like the ONNX ones.
+"""The TFLite output of a compress run (``--to tflite``): ``.tflite`` variants, measured and chosen like the ONNX ones.
 
-The cleaned-up graph is converted by :mod:`edgekit.tflite` into up to three variants: ``tflite-fp32``
-(always: the yardstick), ``tflite-fp16`` and ``tflite-int8``, whose activation scales come from the
-static INT8 pass run on the same calibration batches (per channel, int8 activations, the user's
-calibration method). Each is run in LiteRT through the runtime's own backend (XNNPACK, one thread,
-batch 1): outputs on the same probe samples as the ONNX models, compared with the original's
-(fidelity, accuracy), then timed, the TFLite models taking turns.
+*Make*: the cleaned-up graph is converted by :mod:`edgekit.tflite` into up to three variants:
+``tflite-fp32`` (always: the yardstick), ``tflite-fp16`` and ``tflite-int8``, whose activation scales
+come from the static INT8 pass run on the same calibration batches (per channel, int8 activations, the
+user's calibration method). *Measure*: each is run in LiteRT through the runtime's own backend (XNNPACK,
+one thread, batch 1): outputs on the same probe samples as the ONNX models, compared with the original's
+(fidelity, accuracy), then timed, the TFLite models taking turns. *Choose*: see below.
 
 Which variants: in auto mode the counterparts of the candidates (``fp16`` → ``tflite-fp16``,
 ``int8-static`` → ``tflite-int8``, the latter only with real calibration data when no ``--mode`` is
@@ -19,16 +19,19 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgekit import passes
 from edgekit.auto.candidates import choose
 from edgekit.auto.metrics import choose_metric
 from edgekit.auto.result import AutoResult, Trial, Verdict
+from edgekit.compress.output import Made
 from edgekit.errors import ConfigError, ModelError
+from edgekit.graph_stats import graph_inputs
 from edgekit.measure import fidelity, latency
 from edgekit.measure.litert import LiteRtRunner
 from edgekit.measure.size import Size
+from edgekit.model_io import model_bytes
 from edgekit.pipeline import GraphFacts, PassResult, Pipeline
 from edgekit.report import ModelMeasurement, TFLiteResult
 from edgekit.tflite import TFLiteConfig, TFLiteModel, convert
@@ -41,12 +44,11 @@ if TYPE_CHECKING:
     import onnx
 
     from edgekit.auto.search import AutoOptions
-    from edgekit.compress import CompressOptions
+    from edgekit.compress.options import CompressOptions
+    from edgekit.compress.run import CompressRun
     from edgekit.data import Dataset
-    from edgekit.measure.meter import Meter
-    from edgekit.model_io import LoadedModel
     from edgekit.passes.base import PassContext
-    from edgekit.tflite.config import IoLayout, Variant
+    from edgekit.tflite.config import Variant
 
 PREFIX = "tflite-"
 FP32 = f"{PREFIX}fp32"
@@ -83,21 +85,6 @@ def plan(modes: Sequence[str], *, auto: bool, has_real_calibration: bool, only_t
     return Plan(variants, result)
 
 
-@dataclass
-class TFLiteMade:
-    """The measured TFLite variants, the models, and the result."""
-
-    measured: list[ModelMeasurement]
-    models: dict[str, TFLiteModel]
-    chosen: str
-    auto: AutoResult | None = None
-
-    @property
-    def written(self) -> dict[str, TFLiteModel]:
-        """What goes into the output folder: in auto mode the result only, else every variant."""
-        return {self.chosen: self.models[self.chosen]} if self.auto is not None else dict(self.models)
-
-
 @dataclass(frozen=True)
 class Reference:
     """The original model's outputs on the probe samples, which every variant is compared with."""
@@ -107,37 +94,77 @@ class Reference:
     probe: Dataset
 
 
-def make_tflite(
-    prepared: onnx.ModelProto,
-    the_plan: Plan,
-    *,
-    reference: Reference,
-    meter: Meter,
-    ctx: PassContext,
-    static: passes.QuantizeStaticConfig,
-    layout: IoLayout = "channels-last",
-    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
-    auto: AutoOptions | None = None,
-    threads: int = THREADS,
-) -> TFLiteMade:
-    """Convert, measure with ``threads`` and (in auto mode) choose; a model TFLite cannot express raises first."""
-    models: dict[str, TFLiteModel] = {}
-    results: dict[str, list[PassResult]] = {}
-    for variant in the_plan.variants:
-        name = PREFIX + variant
-        config = TFLiteConfig(variant=variant, io_layout=layout, input_shapes=dict(input_shapes or {}))
-        results[name] = []
-        qdq = None
-        if variant == "int8":
-            qdq, results[name] = _static_qdq(prepared, ctx, static)
-        models[name], step = convert_step(prepared, config, ctx, qdq)
-        results[name].append(step)
-    runners = {name: LiteRtRunner(m, threads=threads, label=f"{name} model") for name, m in models.items()}
-    measured, outputs = _measure(runners, results, reference, meter, threads)
-    made = TFLiteMade(measured, models, PREFIX + (the_plan.result or "fp32"))
-    if auto is not None:
-        made.auto, made.chosen = _choose(measured, outputs, reference, auto)
-    return made
+@dataclass(frozen=True)
+class TFLiteOutput:
+    """The TFLite variants of a run, from its plan (checked when planned, before any work)."""
+
+    target: ClassVar[str] = "tflite"
+    plan: Plan
+
+    @classmethod
+    def for_options(cls, options: CompressOptions) -> TFLiteOutput:
+        """The TFLite variants ``options`` ask for; a ``--mode`` with no TFLite variant raises here."""
+        return cls(
+            plan(
+                options.modes,
+                auto=options.auto is not None,
+                has_real_calibration=options.calib is not None,
+                only_target=options.targets == ("tflite",),
+            )
+        )
+
+    @property
+    def needs_calibration(self) -> bool:
+        """``tflite-int8`` takes its activation scales from calibration batches."""
+        return "int8" in self.plan.variants
+
+    def make(self, run: CompressRun) -> Made[TFLiteModel]:
+        """Convert, measure and choose; with other targets too, a model LiteRT cannot take is reported.
+
+        With ``--to tflite`` alone its error is raised (nothing is written); with ``--to onnx,tflite`` it
+        goes into the report (:func:`report_entry`) and the ONNX results are written.
+        """
+        runner, outputs = run.meter.outputs("original", model_bytes(run.loaded.model))
+        reference = Reference(runner.output_names, outputs, run.probe)
+        shapes = static_shapes(run.prepared, run.probe, dict(run.options.input_shapes))
+        threads = THREADS if run.options.target is None else run.meter.threads
+        try:
+            models, results = self._convert(run, shapes)
+            measured, variant_outputs = _measure(models, results, reference, run, threads)
+            made = Made(self.target, measured, dict(models), chosen=PREFIX + (self.plan.result or "fp32"))
+            if run.options.auto is not None:
+                made.auto, made.chosen = _choose(measured, variant_outputs, reference, run.options.auto)
+                made.written = {made.chosen: models[made.chosen]}  # auto mode writes the result only
+        except ModelError as exc:
+            if len(run.options.targets) == 1:
+                raise
+            return Made(self.target, [], {}, error=exc)
+        return made
+
+    def _convert(
+        self, run: CompressRun, shapes: Mapping[str, tuple[int, ...]]
+    ) -> tuple[dict[str, TFLiteModel], dict[str, list[PassResult]]]:
+        """Every planned variant converted from the prepared graph; a model TFLite cannot express raises."""
+        options = run.options
+        models: dict[str, TFLiteModel] = {}
+        results: dict[str, list[PassResult]] = {}
+        for variant in self.plan.variants:
+            name = PREFIX + variant
+            config = TFLiteConfig(variant=variant, io_layout=options.tflite_layout, input_shapes=dict(shapes))
+            results[name] = []
+            qdq = None
+            if variant == "int8":
+                qdq, results[name] = _static_qdq(run.prepared, run.ctx, options.static)
+            models[name], step = convert_step(run.prepared, config, run.ctx, qdq)
+            results[name].append(step)
+        return models, results
+
+
+def report_entry(made: Made[TFLiteModel]) -> TFLiteResult:
+    """The report's ``tflite``: the result and its layouts, or the error that stopped the output."""
+    if made.error is not None:
+        return TFLiteResult(error=str(made.error), exit_code=made.error.exit_code)
+    return TFLiteResult(made.chosen, made.auto, layouts=made.written[made.chosen].layouts())
 
 
 def convert_step(
@@ -167,14 +194,15 @@ def _static_qdq(
 
 
 def _measure(
-    runners: dict[str, LiteRtRunner],
+    models: dict[str, TFLiteModel],
     results: dict[str, list[PassResult]],
     reference: Reference,
-    meter: Meter,
+    run: CompressRun,
     threads: int,
 ) -> tuple[list[ModelMeasurement], dict[str, list[np.ndarray]]]:
     """Outputs, fidelity and accuracy on the probe samples, then latency at batch 1, the models in turns."""
-    probe = reference.probe
+    meter, probe = run.meter, reference.probe
+    runners = {name: LiteRtRunner(m, threads=threads, label=f"{name} model") for name, m in models.items()}
     measured, outputs = [], {}
     for name, runner in runners.items():
         batches = list(meter.progress.track(meter.eval_batches, f"evaluating {name}"))
@@ -249,8 +277,6 @@ def static_shapes(
 
     The batch stays free here (the writer makes it 1).
     """
-    from edgekit.graph_stats import graph_inputs
-
     shapes = {}
     for spec in graph_inputs(prepared):
         dims = spec.shape or ()
@@ -260,53 +286,3 @@ def static_shapes(
         first = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else 1
         shapes[spec.name] = (first, *(int(d) for d in source[1:]))
     return shapes
-
-
-def plan_for(options: CompressOptions) -> Plan | None:
-    """The TFLite variants ``options`` ask for, checked before any work (``None`` without ``--to tflite``)."""
-    if "tflite" not in options.targets:
-        return None
-    return plan(
-        options.modes,
-        auto=options.auto is not None,
-        has_real_calibration=options.calib is not None,
-        only_target=options.targets == ("tflite",),
-    )
-
-
-def run_target(  # noqa: PLR0917  (compress's state, passed on)
-    the_plan: Plan,
-    prepared: onnx.ModelProto,
-    loaded: LoadedModel,
-    ctx: PassContext,
-    meter: Meter,
-    probe: Dataset,
-    options: CompressOptions,
-) -> tuple[TFLiteMade | None, TFLiteResult]:
-    """The TFLite target of a compress run; with other targets too, a model LiteRT cannot take is reported.
-
-    With ``--to tflite`` alone its error is raised (nothing is written); with ``--to onnx,tflite`` it goes
-    into the report (:class:`TFLiteResult` ``error`` and ``exit_code``) and the ONNX results are written.
-    """
-    from edgekit.model_io import model_bytes
-
-    runner, outputs = meter.outputs("original", model_bytes(loaded.model))
-    reference = Reference(runner.output_names, outputs, probe)
-    try:
-        made = make_tflite(
-            prepared,
-            the_plan,
-            reference=reference,
-            meter=meter,
-            ctx=ctx,
-            static=options.static,
-            layout=options.tflite_layout,
-            input_shapes=static_shapes(prepared, probe, dict(options.input_shapes)),
-            auto=options.auto,
-            threads=THREADS if options.target is None else meter.threads,
-        )
-    except ModelError as exc:
-        if len(options.targets) == 1:
-            raise
-        return None, TFLiteResult(error=str(exc), exit_code=exc.exit_code)
-    return made, TFLiteResult(made.chosen, made.auto, layouts=made.models[made.chosen].layouts())

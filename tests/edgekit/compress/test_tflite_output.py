@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 from edgekit.auto import AutoOptions, parse_budget
 from edgekit.compress import CompressOptions, compress
-from edgekit.compress_tflite import plan
+from edgekit.compress.tflite_output import plan
 from edgekit.errors import ConfigError, TFLiteConversionError
 from edgekit.measure.latency import LatencyBudget
 from edgekit_runtime import load
