@@ -38,6 +38,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekit_runtime.fleet.agent import Agent
+from edgekit_runtime.fleet.chunks import ChunkFetcher
+from edgekit_runtime.fleet.command_journal import CommandJournal
+from edgekit_runtime.fleet.deploy import Deployer
+from edgekit_runtime.fleet.deploy_health import Health, HealthPolicy
+from edgekit_runtime.fleet.models import ModelStore
+from edgekit_runtime.fleet.signed_command import CommandGate
+from edgekit_runtime.mqtt.settings import MqttSettings
+from edgekit_runtime.signing import load_trusted_keys
+from edgekit_runtime.telemetry.mqtt import Topics
+from edgekit_runtime.telemetry.outbox import Outbox
+from edgekit_runtime.telemetry.publisher import Publisher, PublisherSettings
+from edgekit_runtime.telemetry.recorder import Identity, Recorder, RecorderSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
@@ -82,17 +96,6 @@ class SimModel:
 
 def run_devices(args: argparse.Namespace) -> int:
     """Worker: run devices ``first`` .. ``first + count - 1`` until the duration is over; write a report."""
-    from edgekit_runtime.fleet.agent import Agent
-    from edgekit_runtime.fleet.chunks import ChunkFetcher
-    from edgekit_runtime.fleet.command_journal import CommandJournal
-    from edgekit_runtime.fleet.deploy import Deployer, Health, HealthPolicy
-    from edgekit_runtime.fleet.models import ModelStore
-    from edgekit_runtime.fleet.signed_command import CommandGate
-    from edgekit_runtime.signing import load_trusted_keys
-    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
-    from edgekit_runtime.telemetry.outbox import Outbox
-    from edgekit_runtime.telemetry.publisher import Publisher, PublisherSettings
-    from edgekit_runtime.telemetry.recorder import Identity, Recorder, RecorderSettings
 
     class NoTraffic:
         def snapshot(self) -> Health:

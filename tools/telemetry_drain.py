@@ -34,6 +34,8 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from edgekit_runtime.contract.telemetry import BATCH_SCHEMA
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-BATCH_SCHEMA = "edgekit.telemetry-batch/1"
 FLEET = "bench"
 
 
@@ -310,7 +311,8 @@ def publisher_drain(
     template: Path, port: int, settings: PublisherSettings, *, case: str, title: str, timeout: float
 ) -> DrainResult:
     """Copy the filled outbox ``template``, start a :class:`Publisher` on it, time until the outbox is empty."""
-    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+    from edgekit_runtime.mqtt.settings import MqttSettings
+    from edgekit_runtime.telemetry.mqtt import Topics
     from edgekit_runtime.telemetry.outbox import Outbox
     from edgekit_runtime.telemetry.publisher import Publisher
 

@@ -5,12 +5,15 @@
 ``edgekit/{fleet}/+/events``, and hands each message on as a :class:`FleetMessage` through a queue; the caller
 reads them with :meth:`FleetLink.next_message` on its own thread. :meth:`FleetLink.command` signs a command with
 the operator's key (:func:`edgekit_runtime.fleet.signed_command.seal`: bound to the fleet and the target, with
-the time and a nonce), publishes it at QoS 1 and waits for the broker's PUBACK. The broker URL and its TLS options
-are the collector's (:class:`~edgekit.telemetry.collector.CollectorSettings`).
+the time and a nonce), publishes it at QoS 1 and waits for the broker's PUBACK
+(:func:`~edgekit_runtime.mqtt.connection.publish_and_wait`). The broker URL and its TLS options are the collector's
+(:class:`~edgekit.telemetry.collector.CollectorSettings`). The connection is the one MQTT layer's
+(:mod:`edgekit_runtime.mqtt`), driven by the link's own network thread, which reconnects with backoff.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import socket
@@ -21,24 +24,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgekit.errors import FleetError
 from edgekit.fleet.rules import DeviceState
 from edgekit_runtime.fleet.signed_command import seal
-from edgekit_runtime.telemetry.mqtt import Client, log_in
+from edgekit_runtime.mqtt.backoff import Backoff
+from edgekit_runtime.mqtt.connection import Connected, ConnectRefused, Disconnected, Subscribed, publish_and_wait
+from edgekit_runtime.mqtt.paho_connection import PahoConnection
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
-    import paho.mqtt.client as paho
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from paho.mqtt.client import ConnectFlags, DisconnectFlags
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.reasoncodes import ReasonCode
 
-    from edgekit.telemetry.collector import CollectorSettings
+    from edgekit.telemetry.collector.settings import CollectorSettings
+    from edgekit_runtime.mqtt.connection import Connector, Event, Message
+
+#: one turn of the link's network loop waits at most this long for the socket (and a publish from another thread
+#: waits at most this long to be sent)
+LOOP_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,12 @@ class FleetLink:
         *,
         sign_key: Ed25519PrivateKey | None = None,
         connect_timeout: float = 10.0,
+        connector: Connector = PahoConnection,
     ) -> None:
-        """Get ready to connect to ``settings.broker`` (nothing is sent yet); ``sign_key`` signs the commands."""
+        """Get ready to connect to ``settings.broker`` (nothing is sent yet); ``sign_key`` signs the commands.
+
+        ``connector`` makes the connection (an in-memory one for tests: :mod:`edgekit_runtime.mqtt.testing`).
+        """
         if settings.fleet == "+":
             raise FleetError("a fleet operation needs one fleet: give --fleet NAME")
         self.settings = settings
@@ -75,29 +84,21 @@ class FleetLink:
         self._ready = threading.Event()
         self._refused: str | None = None
         self._subscribe_mid: int | None = None
-        #: what the broker answered each publish it refused (MQTT 5 PUBACK reason codes), by message id
-        self._refusals: dict[int, str] = {}
-        self.client = Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"edgekit-operator-{socket.gethostname()}-{os.getpid()}-{time.monotonic_ns() % 10**6}",
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        log_in(self.client, settings)
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_publish = self._on_publish
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._delays = Backoff(1.0, 120.0)  # between reconnects; paho's own were 1 to 120 s
+        client_id = f"edgekit-operator-{socket.gethostname()}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+        self.connection = connector(dataclasses.replace(settings.mqtt, client_id=client_id))
 
     def __enter__(self) -> FleetLink:  # noqa: PYI034  (typing.Self needs Python 3.11; we support 3.10)
         """Connect and subscribe; :class:`FleetError` when the broker cannot be reached in time."""
-        host, port = self.settings.address()
         where = self.settings.safe_url
         try:
-            self.client.connect(host, port, self.settings.keepalive, clean_start=True)
+            self.connection.connect(clean_start=True)
         except (OSError, ssl.SSLError) as exc:
             raise FleetError(f"cannot reach the broker {where} ({exc}): check --broker and the network") from exc
-        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="edgekit-fleet-link", daemon=True)
+        self._thread.start()
         if not self._ready.wait(self.connect_timeout) or self._refused is not None:
             self.close()
             why = self._refused or f"no answer in {self.connect_timeout:g} s"
@@ -110,8 +111,11 @@ class FleetLink:
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.connection.close()
 
     def command(self, target: str, doc: dict[str, Any], timeout: float = 10.0) -> None:
         """Sign ``doc`` for ``target`` (a device id, ``@all``, ``@group``), publish it, wait for the broker's PUBACK."""
@@ -129,21 +133,15 @@ class FleetLink:
     ) -> None:
         """Publish ``messages`` at QoS 1 and wait until the broker has taken every one (its PUBACKs)."""
         what = what or f"{len(messages)} messages"
-        deadline = time.monotonic() + timeout
-        try:
-            infos = [self.client.publish(topic, payload, qos=1, retain=retain) for topic, payload in messages]
-            for info in infos:
-                info.wait_for_publish(max(deadline - time.monotonic(), 0.001))
-        except (RuntimeError, ValueError) as exc:
-            raise FleetError(f"cannot send {what} ({exc}): is the broker still there?") from exc
-        if not all(info.is_published() for info in infos):
+        outcome = publish_and_wait(self.connection, messages, timeout, retain=retain)
+        if outcome.error is not None:
+            raise FleetError(f"cannot send {what} ({outcome.error}): is the broker still there?")
+        if outcome.unanswered:
             raise FleetError(f"the broker did not take {what} in {timeout:g} s")
-        with self._lock:
-            refused = sorted({self._refusals.pop(info.mid) for info in infos if info.mid in self._refusals})
-        if refused:
+        if outcome.refusals:  # Mosquitto answers "Not authorized" to a publish its ACL denies
             raise FleetError(
-                f"the broker refused {what} ({', '.join(refused)}): check --username and that the broker's ACL lets "
-                "this account publish there (edgekit fleet provision's operator may)"
+                f"the broker refused {what} ({', '.join(outcome.refusals)}): check --username and that the broker's "
+                "ACL lets this account publish there (edgekit fleet provision's operator may)"
             )
 
     def next_message(self, timeout: float) -> FleetMessage | None:
@@ -159,45 +157,47 @@ class FleetLink:
         with self._lock:
             return sorted(self.states.values(), key=lambda s: s.device)
 
-    # -- paho's callbacks (its network thread) --
+    # -- the link's network thread --
 
-    def _topics(self) -> list[tuple[str, int]]:
-        return [(f"edgekit/{self.fleet}/+/state", 1), (f"edgekit/{self.fleet}/+/events", 1)]
+    def _run(self) -> None:
+        """Run the connection until :meth:`close`, reconnecting when it is lost."""
+        while not self._closing.is_set():
+            if not self.connection.alive:
+                if self._closing.wait(self._delays.next()):
+                    break
+                try:
+                    self.connection.connect(clean_start=True)
+                except (OSError, ValueError):
+                    continue
+            self._handle(self.connection.loop(LOOP_SECONDS))
+            while not self.connection.messages.empty():  # this thread is the only reader
+                self._on_message(self.connection.messages.get_nowait())
+        self._handle(self.connection.disconnect(timeout=1.0))
 
-    def _on_connect(
-        self, _c: paho.Client, _u: object, _f: ConnectFlags, reason: ReasonCode, _p: Properties | None
-    ) -> None:
-        if reason.is_failure:
-            self._refused = str(reason)
-            self._ready.set()
-            return
-        _, self._subscribe_mid = self.client.subscribe(self._topics())
+    def _topics(self) -> list[str]:
+        return [f"edgekit/{self.fleet}/+/state", f"edgekit/{self.fleet}/+/events"]
 
-    def _on_subscribe(
-        self, _c: paho.Client, _u: object, mid: int, reasons: list[ReasonCode], _p: Properties | None
-    ) -> None:
-        if mid != self._subscribe_mid:
-            return
-        refused = [str(reason) for reason in reasons if reason.is_failure]
-        if refused:
-            self._refused = f"subscriptions refused: {', '.join(refused)}"
-        self._ready.set()
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Connected):
+                self._delays.reset()
+                self._subscribe_mid = self.connection.subscribe(self._topics())
+            elif isinstance(event, ConnectRefused):
+                self._refused = event.reason
+                self._ready.set()
+            elif isinstance(event, Subscribed) and event.mid == self._subscribe_mid:
+                refused = [reason for reason in event.refusals if reason is not None]
+                if refused:
+                    self._refused = f"subscriptions refused: {', '.join(refused)}"
+                self._ready.set()
+            elif isinstance(event, Disconnected):
+                self._ready.clear()
 
-    def _on_publish(self, _c: paho.Client, _u: object, mid: int, reason: ReasonCode, _p: Properties | None) -> None:
-        if reason.is_failure:  # Mosquitto answers "Not authorized" to a publish its ACL denies
-            with self._lock:
-                self._refusals[mid] = str(reason)
-
-    def _on_disconnect(
-        self, _c: paho.Client, _u: object, _f: DisconnectFlags, _r: ReasonCode, _p: Properties | None
-    ) -> None:
-        self._ready.clear()
-
-    def _on_message(self, _c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+    def _on_message(self, message: Message) -> None:
         try:
             parts = message.topic.split("/")
             doc = orjson.loads(message.payload)
-        except (UnicodeDecodeError, orjson.JSONDecodeError):
+        except orjson.JSONDecodeError:
             return  # not a device's message: nothing an operator can act on
         if len(parts) != 4 or not isinstance(doc, dict):  # noqa: PLR2004  (edgekit/FLEET/DEVICE/KIND)
             return

@@ -6,8 +6,8 @@
   stores chosen by URL (:func:`~edgekit.telemetry.store.open_store`), idempotent on ``(fleet, device, seq)``
   (windows) and ``(fleet, device, id, status)`` (events).
 - :mod:`edgekit.telemetry.collector`: the :class:`~edgekit.telemetry.collector.Collector`, which subscribes
-  with a persistent MQTT 5 session and acknowledges each message only once it is committed;
-  :mod:`edgekit.telemetry.mqtt_session` holds its paho-mqtt client and callbacks.
+  with a persistent MQTT 5 session and acknowledges each message only once it is committed (its connection is the
+  runtime's one MQTT layer, :mod:`edgekit_runtime.mqtt`).
 - :mod:`edgekit.telemetry.queries`: what the fleet dashboard reads (a device's windows over time, the latest
   step of each command from the devices' events).
 

@@ -14,7 +14,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgekit.telemetry.collector import CollectorSettings
-from edgekit_runtime.telemetry.mqtt import MqttSettings, log_in
+from edgekit_runtime.mqtt.paho_connection import log_in
 from tests.edgekit.telemetry.sample import encode
 from tests.integration.rig import wait_for
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from paho.mqtt.reasoncodes import ReasonCode
 
     from edgekit.fleet.provision import Provisioned
+    from edgekit_runtime.mqtt.settings import MqttSettings
     from tests.brokers import Mosquitto
 
 _IDS = itertools.count()

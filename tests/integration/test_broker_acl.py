@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from edgekit.fleet.broker_accounts import Device
 from edgekit.fleet.link import FleetLink
-from edgekit.fleet.provision import Device, Provisioned, ProvisionRequest, provision
+from edgekit.fleet.provision import Provisioned, ProvisionRequest, provision
 from edgekit.telemetry.collector import Collector, CollectorSettings
 from edgekit.telemetry.store import open_store
-from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+from edgekit_runtime.mqtt.settings import MqttSettings
+from edgekit_runtime.telemetry.mqtt import Topics
 from edgekit_runtime.telemetry.outbox import Outbox
 from edgekit_runtime.telemetry.publisher import Publisher
 from edgekit_runtime.telemetry.recorder import Identity, Recorder

@@ -8,7 +8,8 @@ import orjson
 
 from edgekit.telemetry.collector import Collector, CollectorSettings
 from edgekit.telemetry.store import open_store
-from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+from edgekit_runtime.mqtt.settings import MqttSettings
+from edgekit_runtime.telemetry.mqtt import Topics
 from edgekit_runtime.telemetry.outbox import Outbox
 from edgekit_runtime.telemetry.publisher import Publisher, PublisherSettings
 from edgekit_runtime.telemetry.recorder import Identity, Recorder

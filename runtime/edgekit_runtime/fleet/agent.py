@@ -10,14 +10,15 @@ gate: it still sends telemetry, and refuses every command, saying why (read-only
 A command's body is JSON: ``{"id": "...", "command": "deploy", "source": SOURCE, "sha256": "...", "size": N}``
 (``SOURCE``: ``mqtt:SHA256`` for a bundle published in chunks over MQTT, see :mod:`edgekit_runtime.fleet.chunks`,
 or an http(s) URL; ``allow_downgrade`` and ``allow_schema_change`` may say yes to what is refused otherwise, see
-:func:`edgekit_runtime.fleet.deploy.judge_candidate`), ``{"id", "command": "rollback"}``,
+:func:`edgekit_runtime.fleet.deploy_command.judge_candidate`), ``{"id", "command": "rollback"}``,
 ``{"id", "command": "status"}``, ``{"id", "command": "rebirth"}`` (the retained state published again) or
 ``{"id", "command": "set-config", "config": {...}}`` (:mod:`edgekit_runtime.fleet.settings`). Its progress goes
 to ``edgekit/{fleet}/{device}/events`` as ``edgekit.event/1`` messages, one per step (docs/telemetry.md).
 
 Commands are checked and run one at a time on the agent's thread, never on the server's event loop or the MQTT
 thread, which only queues them (a bounded queue: a flood is dropped, not stored). The same id twice (QoS 1 delivers
-at least once) runs once. The MQTT connection is the telemetry publisher's: one client per device.
+at least once) runs once. The MQTT connection is the telemetry publisher's (its
+:class:`~edgekit_runtime.telemetry.channel.Channel`): one client per device.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import orjson
 
+from edgekit_runtime.contract.events import MAX_DETAIL, Event, EventModel
+from edgekit_runtime.contract.statuses import DONE, UNKNOWN, Phase
 from edgekit_runtime.errors import CommandError
-from edgekit_runtime.fleet.deploy import DEFAULT_MAX_BUNDLE, DeployCommand, Phase
-from edgekit_runtime.fleet.events import EVENT_SCHEMA, UNKNOWN
+from edgekit_runtime.fleet.deploy_command import DEFAULT_MAX_BUNDLE, DeployCommand
 from edgekit_runtime.fleet.signed_command import readable_id
 
 if TYPE_CHECKING:
@@ -41,8 +44,8 @@ if TYPE_CHECKING:
     from edgekit_runtime.fleet.chunks import ChunkFetcher
     from edgekit_runtime.fleet.deploy import Deployer
     from edgekit_runtime.fleet.signed_command import CommandGate
+    from edgekit_runtime.telemetry.channel import Channel
     from edgekit_runtime.telemetry.mqtt import Topics
-    from edgekit_runtime.telemetry.publisher import Publisher
 
 logger = logging.getLogger("edgekit_runtime.fleet")
 
@@ -72,7 +75,7 @@ class Agent:
 
     def __init__(
         self,
-        publisher: Publisher,
+        publisher: Channel,
         topics: Topics,
         deployer: Deployer,
         groups: Sequence[str] = (),
@@ -133,18 +136,17 @@ class Agent:
     def emit(self, command_id: str, phase: Phase | str, detail: str = "", command: str | None = None) -> None:
         """Publish one step of a command (``command``: the kind; by default the one running)."""
         model = self.deployer.serving
-        event = {
-            "schema": EVENT_SCHEMA,
-            "fleet": self.topics.fleet,
-            "device": self.topics.device,
-            "id": command_id,
-            "command": command or self._kind,
-            "status": phase.value if isinstance(phase, Phase) else phase,
-            "detail": detail[:2000],
-            "model": {"name": model.name, "version": model.version, "sha256": model.sha256},
-            "time": time.time(),
-        }
-        self.publisher.send(f"edgekit/{self.topics.fleet}/{self.topics.device}/events", orjson.dumps(event))
+        event = Event(
+            fleet=self.topics.fleet,
+            device=self.topics.device,
+            id=command_id,
+            command=command or self._kind,
+            status=phase.value if isinstance(phase, Phase) else phase,
+            detail=detail[:MAX_DETAIL],
+            model=EventModel(model.name, model.version, model.sha256),
+            time=time.time(),
+        )
+        self.publisher.send(f"edgekit/{self.topics.fleet}/{self.topics.device}/events", msgspec.json.encode(event))
 
     def start(self) -> None:
         """Run commands on a thread of the agent's own."""
@@ -210,13 +212,13 @@ class Agent:
 
     def _status(self, command_id: str, _doc: dict[str, Any]) -> None:
         state = self.deployer.store.state()
-        self.emit(command_id, "done", orjson.dumps(state).decode())
+        self.emit(command_id, DONE, orjson.dumps(state).decode())
         self.publisher.update_state()
 
     def _rebirth(self, command_id: str, _doc: dict[str, Any]) -> None:
         """Sparkplug's name for "publish your state again": the retained state goes out before the ``done``."""
         self.publisher.update_state()
-        self.emit(command_id, "done", "the retained state was published again")
+        self.emit(command_id, DONE, "the retained state was published again")
 
     def _rollback(self, command_id: str, _doc: dict[str, Any]) -> None:
         self.deployer.rollback(command_id)

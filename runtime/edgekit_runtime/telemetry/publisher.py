@@ -1,7 +1,7 @@
 """The publisher: drains the outbox to the broker in order, QoS 1, deleting a window only after its PUBACK.
 
-One thread owns the paho-mqtt client and does everything with it (connect, publish, the network loop), so
-no paho call crosses threads. Per connection (a :class:`_Session`):
+One thread owns the connection (:mod:`edgekit_runtime.mqtt`) and does everything with it (connect, publish, the
+network loop), so no paho call crosses threads. Per connection (a :class:`~edgekit_runtime.telemetry.session.Session`):
 
 - the Last Will is a retained ``offline`` state; on CONNACK the retained ``online`` state is published;
 - windows are read from the outbox past the last one sent and published, at most ``max_inflight`` messages
@@ -11,9 +11,13 @@ no paho call crosses threads. Per connection (a :class:`_Session`):
 
 A lost connection ends the session; the next one starts from the oldest window still in the outbox (some
 may arrive twice: the collector keeps one per ``(device, seq)``). Reconnects wait an exponential backoff
-with full jitter: a delay drawn uniformly from 0 to ``min(backoff_max, backoff_initial * 2**attempt)``, so a
-fleet that lost the same broker does not come back in lockstep. Every session is a fresh client with a
-clean start: paho's own in-memory resend would only duplicate what the outbox resends.
+with full jitter (:mod:`edgekit_runtime.mqtt.backoff`): a delay drawn uniformly from 0 to
+``min(backoff_max, backoff_initial * 2**attempt)``, so a fleet that lost the same broker does not come back in
+lockstep. Every session is a fresh connection with a clean start: paho's own in-memory resend would only
+duplicate what the outbox resends.
+
+The publisher is the device's :class:`~edgekit_runtime.telemetry.channel.Channel` too: the fleet agent publishes
+its events, subscribes to its commands and changes the retained state through it.
 
 With MQTT 5 each message has a message expiry (a collector that stays away longer than that does not get it
 from the broker's queue), a content type, and user properties: ``schema``, ``seq`` (``FIRST-LAST``) and
@@ -22,30 +26,28 @@ from the broker's queue), a content type, and user properties: ``schema``, ``seq
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from edgekit_runtime.errors import ConfigError, TelemetryError
-from edgekit_runtime.telemetry.mqtt import make_client
-from edgekit_runtime.telemetry.session import Session
+from edgekit_runtime.mqtt.backoff import Backoff
+from edgekit_runtime.mqtt.paho_connection import PahoConnection
+from edgekit_runtime.telemetry.channel import Channel
+from edgekit_runtime.telemetry.session import PublisherStats, Session, Stop
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
-    import paho.mqtt.client as paho
-
-    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+    from edgekit_runtime.mqtt.connection import Connection, Connector
+    from edgekit_runtime.mqtt.settings import MqttSettings
+    from edgekit_runtime.telemetry.mqtt import Topics
     from edgekit_runtime.telemetry.outbox import Outbox
 
 logger = logging.getLogger("edgekit_runtime.telemetry")
-
-STATE_SCHEMA = "edgekit.state/1"
 
 
 @dataclass(frozen=True)
@@ -80,24 +82,7 @@ class PublisherSettings:
             raise ConfigError(f"message_expiry {self.message_expiry} expires at once: use seconds >= 1, or none")
 
 
-def backoff_delay(attempt: int, settings: PublisherSettings, rng: random.Random) -> float:
-    """Full jitter: uniform over [0, min(max, initial * 2**attempt)]."""
-    return rng.uniform(0.0, min(settings.backoff_max, settings.backoff_initial * 2.0 ** min(attempt, 32)))
-
-
-@dataclass
-class PublisherStats:
-    """What the publisher did (for tests, benchmarks and logs)."""
-
-    connects: int = 0
-    messages: int = 0
-    windows_acked: int = 0
-    connected: bool = False
-    last_error: str = ""
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-class Publisher:
+class Publisher(Channel):
     """Drains ``outbox`` to the broker on a thread of its own; :meth:`start`, then :meth:`stop`."""
 
     def __init__(
@@ -109,72 +94,26 @@ class Publisher:
         state: Mapping[str, Any] | None = None,
         settings: PublisherSettings | None = None,
         rng: random.Random | None = None,
-        client_factory: Callable[..., paho.Client] = make_client,
+        connector: Connector = PahoConnection,
     ) -> None:
-        """``state``: what the retained ``online`` message says besides status (model, runtime, ...)."""
+        """Get ready to drain ``outbox`` (nothing connects before :meth:`start`).
+
+        ``state``: what the retained ``online`` message says besides status (model, runtime, ...);
+        ``connector``: makes the connections (an in-memory one for tests: :mod:`edgekit_runtime.mqtt.testing`).
+        """
+        super().__init__(topics, state)
         self.outbox = outbox
-        self.mqtt = mqtt
-        self.topics = topics
+        self.mqtt = dataclasses.replace(mqtt, client_id=mqtt.client_id or f"edgekit-{topics.fleet}-{topics.device}")
         self.settings = settings or PublisherSettings()
         self.stats = PublisherStats()
-        self._state = {"schema": STATE_SCHEMA, "fleet": topics.fleet, "device": topics.device, **(state or {})}
         self._rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
-        self._client_factory = client_factory
-        self._stop = threading.Event()
-        self._drain_until = 0.0
+        self._connector = connector
+        self._stop = Stop()
         self._thread: threading.Thread | None = None
-        #: topics subscribed on every connection (QoS 1), and who is told of their messages
-        self.subscriptions: list[str] = []
-        self._subscribe_changes: list[tuple[bool, str]] = []
-        self.on_message: Callable[[str, bytes], None] | None = None
-        #: messages besides telemetry (fleet events): kept until a PUBACK, sent again on the next connection
-        self._side: list[tuple[str, bytes]] = []
-        self._side_lock = threading.Lock()
-        self._state_changed = threading.Event()
 
-    def state_payload(self, status: str, **extra: object) -> bytes:
-        """The retained state message."""
-        return orjson.dumps({**self._state, "status": status, "since": time.time(), **extra})
-
-    def send(self, topic: str, payload: bytes) -> None:
-        """Publish ``payload`` on ``topic`` (QoS 1) when connected; kept in memory until the broker has it."""
-        with self._side_lock:
-            self._side.append((topic, payload))
-
-    def subscribe(self, topic: str) -> None:
-        """Subscribe to ``topic`` now (when connected) and on every later connection; any thread."""
-        with self._side_lock:
-            if topic not in self.subscriptions:
-                self.subscriptions.append(topic)
-                self._subscribe_changes.append((True, topic))
-
-    def unsubscribe(self, topic: str) -> None:
-        """Undo :meth:`subscribe`; any thread."""
-        with self._side_lock:
-            if topic in self.subscriptions:
-                self.subscriptions.remove(topic)
-                self._subscribe_changes.append((False, topic))
-
-    def _take_subscribe_changes(self, *, all_now: bool = False) -> list[tuple[bool, str]]:
-        """The (un)subscriptions to make; ``all_now``: on a new connection, every subscription."""
-        with self._side_lock:
-            changes = [(True, topic) for topic in self.subscriptions] if all_now else self._subscribe_changes
-            self._subscribe_changes = []
-        return changes
-
-    def update_state(self, **fields: object) -> None:
-        """Change what the retained ``online`` state says (a new model), and publish it again."""
-        self._state.update(fields)
-        self._state_changed.set()
-
-    def _take_side(self) -> list[tuple[str, bytes]]:
-        with self._side_lock:
-            taken, self._side = self._side, []
-        return taken
-
-    def _put_back(self, unsent: list[tuple[str, bytes]]) -> None:
-        with self._side_lock:
-            self._side[:0] = unsent
+    def session(self, connection: Connection) -> Session:
+        """A session of this publisher over ``connection``."""
+        return Session(connection, self, self.outbox, self.settings, self.stats)
 
     def start(self) -> None:
         """Connect and drain on a thread of its own (it keeps trying until :meth:`stop`)."""
@@ -184,8 +123,7 @@ class Publisher:
 
     def stop(self) -> None:
         """Send what waits for up to ``drain_seconds``, publish ``offline``, disconnect; the rest stays stored."""
-        self._drain_until = time.monotonic() + self.settings.drain_seconds
-        self._stop.set()
+        self._stop.set(self.settings.drain_seconds)
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -196,33 +134,29 @@ class Publisher:
         return self._stop.is_set()
 
     def _run(self) -> None:
-        attempt = 0
+        delays = Backoff(self.settings.backoff_initial, self.settings.backoff_max, self._rng)
         while not self._stop.is_set():
-            session = Session(self)
+            session: Session | None = None
             try:
-                connected = session.run()
+                session = self.session(self._connector(self.mqtt, will=self.will()))
+                connected = session.run(self._stop)
             except OSError as exc:  # refused, unreachable, TLS failure: the broker is not there (yet)
                 connected = False
-                self._note_failure(f"cannot reach the broker at {self.mqtt.safe_url}: {exc}")
+                self.stats.note_failure(f"cannot reach the broker at {self.mqtt.safe_url}: {exc}")
             except TelemetryError as exc:  # the outbox cannot be written (a full disk): what was sent goes again
                 connected = False  # the backoff grows: no reconnecting in a loop while the disk stays full
-                self._note_failure(str(exc))
+                self.stats.note_failure(str(exc))
             except Exception as exc:  # a bug, or the outbox failing: log it, and try again after the backoff
                 connected = False
                 logger.exception("telemetry: the publisher's session failed")
                 self.stats.last_error = f"session failed: {exc}"
             finally:
-                session.close()
+                if session is not None:
+                    session.close()
             if connected:
-                attempt = 0
+                delays.reset()
             if self._stop.is_set():
                 break
-            delay = backoff_delay(attempt, self.settings, self._rng)
-            attempt += 1
+            delay = delays.next()
             logger.debug("reconnecting to %s in %.2f s", self.mqtt.safe_url, delay)
             self._stop.wait(delay)
-
-    def _note_failure(self, message: str) -> None:
-        if message != self.stats.last_error:
-            logger.warning("telemetry: %s (windows wait in the outbox)", message)
-        self.stats.last_error = message

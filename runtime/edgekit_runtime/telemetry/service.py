@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit_runtime import __version__
 from edgekit_runtime.errors import ConfigError
-from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics, check_name
+from edgekit_runtime.telemetry.mqtt import Topics, check_name
 from edgekit_runtime.telemetry.outbox import Outbox, OutboxLimits
 from edgekit_runtime.telemetry.publisher import Publisher, PublisherSettings
 from edgekit_runtime.telemetry.recorder import Identity, Recorder, RecorderSettings
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import numpy as np
+
+    from edgekit_runtime.mqtt.settings import MqttSettings
 
 OUTBOX = "telemetry.db"
 LOCK = "telemetry.lock"

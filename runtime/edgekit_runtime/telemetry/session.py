@@ -1,30 +1,35 @@
-"""One connection of the publisher: paho's callbacks and the drain loop, and how windows become messages.
+"""One connection of the publisher: its drain loop, and how stored windows become messages.
 
-:class:`Session` runs on the thread of :class:`~edgekit_runtime.telemetry.publisher.Publisher`, which owns it.
+:class:`Session` drains over one :class:`~edgekit_runtime.mqtt.connection.Connection`, on the publisher's thread
+(:mod:`edgekit_runtime.telemetry.publisher`), which makes a new one for every connection: it connects, subscribes
+and says ``online``, publishes windows while fewer than ``max_inflight`` await their PUBACK, acknowledges each
+PUBACK's windows in the outbox, and sends the device's side messages
+(:class:`~edgekit_runtime.telemetry.channel.Channel`), until the connection is lost or the publisher stops.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+
+from edgekit_runtime.contract.telemetry import BATCH_SCHEMA, WINDOW_SCHEMA
+from edgekit_runtime.mqtt.connection import Acked, Connected, ConnectRefused, Disconnected, Properties
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from paho.mqtt.reasoncodes import ReasonCode
-
-    from edgekit_runtime.telemetry.outbox import Entry
-    from edgekit_runtime.telemetry.publisher import Publisher
+    from edgekit_runtime.mqtt.connection import Connection, Delivery, Event
+    from edgekit_runtime.telemetry.channel import Channel
+    from edgekit_runtime.telemetry.outbox import Entry, Outbox
 
 logger = logging.getLogger("edgekit_runtime.telemetry")
 
-BATCH_SCHEMA = "edgekit.telemetry-batch/1"
 #: seconds to wait for a CONNACK after the TCP connection is up
 CONNACK_TIMEOUT = 10.0
 #: one turn of the network loop waits at most this long for the socket
@@ -47,192 +52,236 @@ def pack(entries: Sequence[Entry], limit: int) -> list[Entry]:
     return list(entries[:count])
 
 
-class Session:
-    """One connection: paho's callbacks and the drain loop."""
+class DrainSettings(Protocol):
+    """What a session reads of the publisher's settings."""
 
-    def __init__(self, publisher: Publisher) -> None:
-        """A fresh client for ``publisher``, its Last Will set; :meth:`run` connects."""
-        self.p = publisher
-        self.settings = publisher.settings
-        self.v5 = publisher.mqtt.v5
-        will_properties = None
-        if self.v5:
-            will_properties = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
-            will_properties.ContentType = "application/json"
-        will = (publisher.topics.state, publisher.state_payload("offline", reason="lost"), will_properties)
-        client_id = f"edgekit-{publisher.topics.fleet}-{publisher.topics.device}"
-        self.client = publisher._client_factory(publisher.mqtt, client_id, will=will)  # noqa: SLF001
-        self.client.on_connect = self._on_connect
-        self.client.on_publish = self._on_publish
-        self.client.on_disconnect = self._on_disconnect
+    @property
+    def max_inflight(self) -> int:
+        """Messages awaiting their PUBACK at once."""
+
+    @property
+    def pack_windows(self) -> int:
+        """Most windows in one batch message."""
+
+    @property
+    def pack_bytes(self) -> int:
+        """Most payload bytes in one batch message."""
+
+    @property
+    def message_expiry(self) -> int | None:
+        """MQTT 5 message expiry in seconds."""
+
+
+@dataclass
+class PublisherStats:
+    """What the publisher did (for tests, benchmarks and logs)."""
+
+    connects: int = 0
+    messages: int = 0
+    windows_acked: int = 0
+    connected: bool = False
+    last_error: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def note_failure(self, message: str) -> None:
+        """Log ``message`` (once while it stays the same) and keep it as :attr:`last_error`."""
+        if message != self.last_error:
+            logger.warning("telemetry: %s (windows wait in the outbox)", message)
+        self.last_error = message
+
+
+class Stop:
+    """The publisher's stop: set once, with the time until which what waits may still be sent."""
+
+    def __init__(self) -> None:
+        """Not set."""
+        self._event = threading.Event()
+        self.drain_until = 0.0
+
+    def set(self, drain_seconds: float) -> None:
+        """Stop, sending what waits for up to ``drain_seconds`` more."""
+        self.drain_until = time.monotonic() + drain_seconds
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for :meth:`set`; whether it was called."""
+        return self._event.wait(timeout)
+
+
+class Session:
+    """One connection: the drain loop, on the publisher's thread."""
+
+    def __init__(
+        self, connection: Connection, channel: Channel, outbox: Outbox, settings: DrainSettings, stats: PublisherStats
+    ) -> None:
+        """A session over ``connection`` (not connected yet: :meth:`run` connects)."""
+        self.connection = connection
+        self.channel = channel
+        self.topics = channel.topics
+        self.outbox = outbox
+        self.settings = settings
+        self.stats = stats
+        self.where = connection.settings.safe_url
         self.connected = False
         self.refused = False
-        self.inflight: dict[int, list[int]] = {}
+        #: telemetry messages awaiting their PUBACK, and their windows' ``seq``
+        self.inflight: dict[Delivery, list[int]] = {}
+        #: side messages awaiting their PUBACK
+        self.side_inflight: dict[Delivery, tuple[str, bytes]] = {}
         self.acked: list[int] = []
         self.after = 0
-        self.side_inflight: dict[int, tuple[str, bytes]] = {}
-        self.client.on_message = self._on_message
 
-    # paho's callbacks (VERSION2 signatures), run inside client.loop() on this thread
-    def _on_connect(
-        self, client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode, _props: object
-    ) -> None:
-        if reason.is_failure:
-            self.refused = True
-            self.p._note_failure(f"the broker at {self.p.mqtt.safe_url} refused the connection: {reason}")  # noqa: SLF001
-            return
-        self.connected = True
-        self.p.stats.connects += 1
-        self.p.stats.connected = True
-        self.p.stats.last_error = ""
-        logger.info("telemetry: connected to %s", self.p.mqtt.safe_url)
-        # subscribe first: the broker handles one connection's packets in order, so whoever sees this device
-        # ``online`` can send it a command and know it is subscribed
-        for _, topic in self.p._take_subscribe_changes(all_now=True):  # noqa: SLF001
-            client.subscribe(topic, qos=1)
-        self.p._state_changed.clear()  # noqa: SLF001
-        client.publish(self.p.topics.state, self.p.state_payload("online"), qos=1, retain=True)
-
-    def _on_message(self, _client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
-        if self.p.on_message is not None:
-            try:
-                self.p.on_message(message.topic, bytes(message.payload))
-            except Exception:  # the receiver's bug must not end the session
-                logger.exception("handling a message on %s failed", message.topic)
-
-    def _on_publish(
-        self, _client: paho.Client, _userdata: object, mid: int, reason: ReasonCode, _props: object
-    ) -> None:
-        if self.side_inflight.pop(mid, None) is not None:
-            return  # a fleet event the broker has
-        seqs = self.inflight.pop(mid, None)
-        if seqs is None:
-            return  # the state message
-        if reason.is_failure:
-            self.refused = True  # ends the session; the windows stay in the outbox and go again
-            self.p._note_failure(f"the broker refused telemetry seq {seqs[0]}-{seqs[-1]}: {reason}")  # noqa: SLF001
-            return
-        self.acked.extend(seqs)
-
-    def _on_disconnect(
-        self, _client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode, _props: object
-    ) -> None:
-        if self.connected:
-            logger.info("telemetry: disconnected from %s (%s)", self.p.mqtt.safe_url, reason)
-        self.connected = False
-        self.p.stats.connected = False
-
-    def run(self) -> bool:
-        """Connect and drain until the connection is lost or the publisher stops; whether a CONNACK came."""
-        host, port = self.p.mqtt.address()
-        options: dict[str, Any] = {"clean_start": True} if self.v5 else {}
-        self.client.connect(host, port, keepalive=self.p.mqtt.keepalive, **options)
+    def run(self, stop: Stop) -> bool:
+        """Connect and drain until the connection is lost or ``stop`` is set; whether a CONNACK came."""
+        self.connection.connect(clean_start=True)
         deadline = time.monotonic() + CONNACK_TIMEOUT
         ever = False
         while True:
-            if self.client.loop(LOOP_SECONDS) != paho.MQTT_ERR_SUCCESS or self.refused:
+            self._handle(self.connection.loop(LOOP_SECONDS))
+            self._hear()
+            if not self.connection.alive or self.refused:
                 break
             self._ack()
             if not self.connected:
                 if time.monotonic() > deadline:
-                    self.p._note_failure(f"no CONNACK from {self.p.mqtt.safe_url} in {CONNACK_TIMEOUT:.0f} s")  # noqa: SLF001
+                    self.stats.note_failure(f"no CONNACK from {self.where} in {CONNACK_TIMEOUT:.0f} s")
                     break
                 continue
             ever = True
             self._side()
-            if self.p.stopping and (time.monotonic() > self.p._drain_until or self._drained()):  # noqa: SLF001
+            if stop.is_set() and (time.monotonic() > stop.drain_until or self._drained()):
                 self._goodbye()
                 break
             self._fill()
         self._ack()
         return ever
 
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Acked):
+                self._on_puback(event.delivery)
+            elif isinstance(event, Connected):
+                self._on_connect()
+            elif isinstance(event, ConnectRefused):
+                self.refused = True
+                self.stats.note_failure(f"the broker at {self.where} refused the connection: {event.reason}")
+            elif isinstance(event, Disconnected):
+                if self.connected:
+                    logger.info("telemetry: disconnected from %s (%s)", self.where, event.reason)
+                self.connected = False
+                self.stats.connected = False
+
+    def _on_connect(self) -> None:
+        self.connected = True
+        self.stats.connects += 1
+        self.stats.connected = True
+        self.stats.last_error = ""
+        logger.info("telemetry: connected to %s", self.where)
+        # subscribe first: the broker handles one connection's packets in order, so whoever sees this device
+        # ``online`` can send it a command and know it is subscribed
+        topics = [topic for _, topic in self.channel.take_subscribe_changes(all_now=True)]
+        if topics:
+            self.connection.subscribe(topics)
+        self.channel.take_state_change()
+        self.connection.publish(self.topics.state, self.channel.state_payload("online"), retain=True)
+
+    def _on_puback(self, delivery: Delivery) -> None:
+        if self.side_inflight.pop(delivery, None) is not None:
+            return  # a fleet event the broker has
+        seqs = self.inflight.pop(delivery, None)
+        if seqs is None:
+            return  # the state message
+        if delivery.refusal is not None:
+            self.refused = True  # ends the session; the windows stay in the outbox and go again
+            self.stats.note_failure(f"the broker refused telemetry seq {seqs[0]}-{seqs[-1]}: {delivery.refusal}")
+            return
+        self.acked.extend(seqs)
+
+    def _hear(self) -> None:
+        """Hand the messages that arrived to whoever listens (the fleet agent)."""
+        while True:
+            try:
+                message = self.connection.messages.get_nowait()
+            except queue.Empty:
+                return
+            self.channel.hear(message.topic, message.payload)
+
     def _side(self) -> None:
         """Publish waiting fleet events, and the state again if it changed."""
-        if self.p._state_changed.is_set():  # noqa: SLF001
-            self.p._state_changed.clear()  # noqa: SLF001
-            self.client.publish(self.p.topics.state, self.p.state_payload("online"), qos=1, retain=True)
-        for subscribe, topic in self.p._take_subscribe_changes():  # noqa: SLF001
+        if self.channel.take_state_change():
+            self.connection.publish(self.topics.state, self.channel.state_payload("online"), retain=True)
+        for subscribe, topic in self.channel.take_subscribe_changes():
             if subscribe:
-                self.client.subscribe(topic, qos=1)
+                self.connection.subscribe([topic])
             else:
-                self.client.unsubscribe(topic)
-        for topic, payload in self.p._take_side():  # noqa: SLF001
-            info = self.client.publish(topic, payload, qos=1)
-            self.side_inflight[info.mid] = (topic, payload)
+                self.connection.unsubscribe(topic)
+        for topic, payload in self.channel.take_side():
+            self.side_inflight[self.connection.publish(topic, payload)] = (topic, payload)
 
     def _drained(self) -> bool:
-        return not self.inflight and not self.p.outbox.pending(1, after=self.after)
+        return not self.inflight and not self.outbox.pending(1, after=self.after)
 
     def _fill(self) -> None:
         """Publish windows past the last one sent while fewer than ``max_inflight`` await their PUBACK."""
         while len(self.inflight) < self.settings.max_inflight:
             # held: the outbox's bounds do not drop what is read here until the session ends, so no window both
             # arrives and is counted as dropped
-            entries = self.p.outbox.pending(self.settings.pack_windows, after=self.after, hold=True)
+            entries = self.outbox.pending(self.settings.pack_windows, after=self.after, hold=True)
             if not entries:
                 return
             entries = pack(entries, self.settings.pack_bytes)
-            dropped, pending = self.p.outbox.dropped, self.p.outbox.count
+            dropped, pending = self.outbox.dropped, self.outbox.count
             windows = [window_bytes(entry, dropped, pending) for entry in entries]
             if len(windows) == 1:
-                payload, schema = windows[0], "edgekit.telemetry/1"
+                payload, schema = windows[0], WINDOW_SCHEMA
             else:
                 head = b'{"schema":"%s","fleet":%s,"device":%s,"windows":[' % (
                     BATCH_SCHEMA.encode(),
-                    orjson.dumps(self.p.topics.fleet),
-                    orjson.dumps(self.p.topics.device),
+                    orjson.dumps(self.topics.fleet),
+                    orjson.dumps(self.topics.device),
                 )
                 payload, schema = head + b",".join(windows) + b"]}", BATCH_SCHEMA
             seqs = [entry.seq for entry in entries]
-            info = self.client.publish(
-                self.p.topics.telemetry, payload, qos=1, properties=self._properties(schema, seqs)
+            properties = Properties(
+                content_type="application/json",
+                expiry=self.settings.message_expiry,
+                user=(("schema", schema), ("seq", f"{seqs[0]}-{seqs[-1]}"), ("windows", str(len(seqs)))),
             )
-            if info.rc != paho.MQTT_ERR_SUCCESS:
+            delivery = self.connection.publish(self.topics.telemetry, payload, properties=properties)
+            if not delivery.sent:
                 return  # the connection is gone; the loop notices
-            self.inflight[info.mid] = seqs
+            self.inflight[delivery] = seqs
             self.after = seqs[-1]
-            self.p.stats.messages += 1
-
-    def _properties(self, schema: str, seqs: list[int]) -> Properties | None:
-        if not self.v5:
-            return None
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        props.PayloadFormatIndicator = 1
-        props.ContentType = "application/json"
-        if self.settings.message_expiry is not None:
-            props.MessageExpiryInterval = self.settings.message_expiry
-        props.UserProperty = [("schema", schema), ("seq", f"{seqs[0]}-{seqs[-1]}"), ("windows", str(len(seqs)))]
-        return props
+            self.stats.messages += 1
 
     def _ack(self) -> None:
         if self.acked:
-            self.p.outbox.ack(self.acked)
-            self.p.stats.windows_acked += len(self.acked)
+            self.outbox.ack(self.acked)
+            self.stats.windows_acked += len(self.acked)
             self.acked = []
 
     def _goodbye(self) -> None:
         """Retained ``offline`` (a clean disconnect sends no Last Will), then DISCONNECT."""
-        info = self.client.publish(
-            self.p.topics.state, self.p.state_payload("offline", reason="stopped"), qos=1, retain=True
+        delivery = self.connection.publish(
+            self.topics.state, self.channel.state_payload("offline", reason="stopped"), retain=True
         )
         deadline = time.monotonic() + 2.0
-        while not info.is_published() and time.monotonic() < deadline:
-            if self.client.loop(LOOP_SECONDS) != paho.MQTT_ERR_SUCCESS:
+        while not delivery.done and time.monotonic() < deadline:
+            self._handle(self.connection.loop(LOOP_SECONDS))
+            if not self.connection.alive:
                 break
         self._ack()
-        self.client.disconnect()
-        self.client.loop(LOOP_SECONDS)
+        self._handle(self.connection.disconnect(LOOP_SECONDS))
 
     def close(self) -> None:
-        """Close the socket if it is still open; fleet events without a PUBACK go again next time."""
-        self.p.outbox.release()  # nothing of this session is in flight any more
+        """Close the connection if it is still open; fleet events without a PUBACK go again next time."""
+        self.outbox.release()  # nothing of this session is in flight any more
         if self.side_inflight:
-            self.p._put_back(list(self.side_inflight.values()))  # noqa: SLF001
+            self.channel.put_back(list(self.side_inflight.values()))
             self.side_inflight.clear()
-        if self.connected:
-            self.client.disconnect()
-        sock = self.client.socket()
-        if sock is not None:
-            sock.close()
-        self.p.stats.connected = False
+        self.connection.close()
+        self.stats.connected = False

@@ -92,7 +92,8 @@ def test_a_link_without_a_sign_key_refuses_to_send_a_command():
 @pytest.fixture
 def provisioned_broker(tmp_path):
     """A broker configured by ``edgekit fleet provision`` alone: pi-1, pi-2, operator, collector."""
-    from edgekit.fleet.provision import Device, ProvisionRequest, provision
+    from edgekit.fleet.broker_accounts import Device
+    from edgekit.fleet.provision import ProvisionRequest, provision
     from tests.brokers import Mosquitto, free_port
 
     port = free_port()

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from edgekit.errors import ConfigError, TelemetryError
-from edgekit.telemetry.collector import Collector, CollectorSettings, backoff, foreign_claim
+from edgekit.telemetry.collector import Collector, CollectorSettings, foreign_claim
 from edgekit.telemetry.store import open_store
+from edgekit_runtime.mqtt.backoff import backoff
 from tests.brokers import Mosquitto
 from tests.edgekit.telemetry.sample import batch, encode, event, publisher, state, topic, wait_until, window
 

@@ -12,7 +12,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+from edgekit_runtime.mqtt.settings import MqttSettings
+from edgekit_runtime.telemetry.mqtt import Topics
 from edgekit_runtime.telemetry.outbox import Outbox
 from edgekit_runtime.telemetry.publisher import Publisher, PublisherSettings
 

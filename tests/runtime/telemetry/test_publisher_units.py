@@ -9,13 +9,19 @@ import orjson
 import pytest
 
 from edgekit_runtime.errors import ConfigError
+from edgekit_runtime.mqtt.backoff import backoff
 from edgekit_runtime.telemetry.outbox import Entry
-from edgekit_runtime.telemetry.publisher import PublisherSettings, backoff_delay
+from edgekit_runtime.telemetry.publisher import PublisherSettings
 from edgekit_runtime.telemetry.session import pack, window_bytes
 
 
 def seeded(seed: int) -> random.Random:
     return random.Random(seed)  # noqa: S311  (jitter, not secrets)
+
+
+def backoff_delay(attempt: int, settings: PublisherSettings, rng) -> float:
+    """The publisher's reconnect delay: the one backoff, within its settings' bounds."""
+    return backoff(attempt, settings.backoff_initial, settings.backoff_max, rng)
 
 
 class Bound:
@@ -119,7 +125,8 @@ def test_settings_at_their_bounds_are_accepted():
 
 
 def test_subscriptions_made_between_connections_are_made_once_and_all_again_on_the_next_connection(tmp_path):
-    from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+    from edgekit_runtime.mqtt.settings import MqttSettings
+    from edgekit_runtime.telemetry.mqtt import Topics
     from edgekit_runtime.telemetry.outbox import Outbox
     from edgekit_runtime.telemetry.publisher import Publisher
 
@@ -130,9 +137,9 @@ def test_subscriptions_made_between_connections_are_made_once_and_all_again_on_t
     publisher.subscribe("a")  # already: nothing more
     publisher.unsubscribe("b")
     publisher.unsubscribe("c")  # never subscribed: nothing
-    assert publisher._take_subscribe_changes() == [(True, "a"), (True, "b"), (False, "b")]
-    assert publisher._take_subscribe_changes() == []
+    assert publisher.take_subscribe_changes() == [(True, "a"), (True, "b"), (False, "b")]
+    assert publisher.take_subscribe_changes() == []
     publisher.subscribe("d")
-    assert publisher._take_subscribe_changes(all_now=True) == [(True, "a"), (True, "d")]  # a new connection
-    assert publisher._take_subscribe_changes() == []
+    assert publisher.take_subscribe_changes(all_now=True) == [(True, "a"), (True, "d")]  # a new connection
+    assert publisher.take_subscribe_changes() == []
     outbox.close()

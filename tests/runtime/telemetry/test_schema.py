@@ -1,7 +1,7 @@
 """docs/telemetry.schema.json describes what the device really sends: windows, batches and state messages.
 
 The payloads come from the real code: a served model's requests recorded into windows in a real outbox,
-the bytes the publisher puts on the wire (its own ``_fill``, with a client that keeps what it is given), and
+the bytes the publisher puts on the wire (its own ``_fill``, on an in-memory broker that keeps them), and
 the publisher's state messages.
 """
 
@@ -11,20 +11,19 @@ import copy
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
-import paho.mqtt.client as paho
 import pytest
 from jsonschema import Draft202012Validator
 
 from edgekit_runtime import __version__
 from edgekit_runtime.model import load
-from edgekit_runtime.telemetry.mqtt import MqttSettings
+from edgekit_runtime.mqtt.settings import MqttSettings
+from edgekit_runtime.mqtt.testing import FakeBroker
 from edgekit_runtime.telemetry.outbox import Outbox
 from edgekit_runtime.telemetry.recorder import Identity, Recorder
 from edgekit_runtime.telemetry.service import Telemetry, TelemetrySettings
-from edgekit_runtime.telemetry.session import Session, window_bytes
+from edgekit_runtime.telemetry.session import window_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = json.loads((ROOT / "docs" / "telemetry.schema.json").read_text())
@@ -90,28 +89,23 @@ def fill_windows(telemetry, model, rows):
 
 
 class Client:
-    """Stands in for paho's client: keeps what is published and acknowledges nothing."""
+    """What the publisher's session gave an in-memory broker that acknowledges nothing: its will, what it took."""
 
-    def __init__(self, will):
-        self.will = will
-        self.published: list[tuple[str, bytes, object]] = []
+    def __init__(self, broker: FakeBroker, will) -> None:
+        self.broker = broker
+        self.will = (will.topic, will.payload, will.properties)
 
-    def publish(self, topic, payload, qos=0, retain=False, properties=None):  # noqa: ARG002
-        self.published.append((topic, payload, properties))
-        return SimpleNamespace(rc=paho.MQTT_ERR_SUCCESS, mid=len(self.published))
+    @property
+    def published(self) -> list[tuple[str, bytes, object]]:
+        return [(m.topic, m.payload, m.properties) for m in self.broker.log]
 
 
 def session_of(publisher):
-    """The publisher's own per-connection code, with a client that keeps what it is given."""
-    clients = []
-
-    def factory(_settings, _client_id, *, will=None):
-        clients.append(Client(will))
-        return clients[-1]
-
-    publisher._client_factory = factory
-    session = Session(publisher)
-    return session, clients[0]
+    """The publisher's own per-connection code, on a connection to an in-memory broker."""
+    broker = FakeBroker()
+    connection = broker.connection(publisher.mqtt, will=publisher.will())
+    connection.connect()
+    return publisher.session(connection), Client(broker, connection.will)
 
 
 def test_the_schema_is_a_valid_draft_2020_12_schema():

@@ -1,11 +1,11 @@
-"""Broker URLs, credentials, TLS files and topic names are checked when the settings are made."""
+"""Broker URLs, credentials and TLS files are checked when the settings are made."""
 
 from __future__ import annotations
 
 import pytest
 
 from edgekit_runtime.errors import ConfigError
-from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics, check_name
+from edgekit_runtime.mqtt.settings import HOST_OPTIONS, MqttSettings
 
 
 @pytest.fixture
@@ -139,22 +139,42 @@ def test_keepalive_out_of_range_is_refused(keepalive):
         MqttSettings("mqtt://broker.lan", keepalive=keepalive)
 
 
-def test_topics_live_under_the_fleet_and_device():
-    topics = Topics("lab", "pi-7")
-    assert topics.telemetry == "edgekit/lab/pi-7/telemetry"
-    assert topics.state == "edgekit/lab/pi-7/state"
+def test_the_hosts_settings_name_the_hosts_options(pem):
+    ca, cert, _ = pem
+    with pytest.raises(ConfigError) as bad_url:
+        MqttSettings("http://me:hunter2@broker.lan", options=HOST_OPTIONS)
+    assert str(bad_url.value) == (
+        "--broker 'http://broker.lan' is not a broker URL: use mqtt://HOST[:PORT], or mqtts:// for TLS"
+    )
+    with pytest.raises(ConfigError, match=r"^--ca and --cert need TLS: use an mqtts:// broker URL$"):
+        MqttSettings("mqtt://broker.lan", ca_file=ca, options=HOST_OPTIONS)
+    with pytest.raises(ConfigError, match=r"^a client certificate needs both --cert and --key"):
+        MqttSettings("mqtts://broker.lan", cert_file=cert, options=HOST_OPTIONS)
+    with pytest.raises(ConfigError, match=r"^keepalive 1 is out of range"):
+        MqttSettings("mqtt://broker.lan", keepalive=1, options=HOST_OPTIONS)
 
 
-@pytest.mark.parametrize("name", ["a", "pi-7", "Lab_2.b", "x" * 64])
-def test_names_that_can_be_topic_levels(name):
-    assert check_name("fleet", name) == name
+def test_a_url_with_a_password_is_not_repeated_in_an_error():
+    with pytest.raises(ConfigError) as refused:
+        MqttSettings("mqtt://pi-7:hunter2@broker.lan/x")
+    assert str(refused.value) == "--mqtt 'mqtt://broker.lan/x' has a path or query: give only mqtt://HOST[:PORT]"
 
 
-@pytest.mark.parametrize("name", ["", "x" * 65, "a/b", "+", "#", "pi 7", "pi\u00e97", "lab\n", "a$b"])
-def test_names_that_cannot_be_topic_levels_are_refused(name):
-    with pytest.raises(ConfigError, match="cannot be an MQTT topic level: use 1 to 64 characters"):
-        check_name("device", name)
-    with pytest.raises(ConfigError, match=r"^--fleet"):
-        Topics(name, "pi-7")
-    with pytest.raises(ConfigError, match=r"^--device"):
-        Topics("lab", name)
+def test_a_password_given_as_such_comes_after_the_urls(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\n")
+    given = MqttSettings("mqtt://broker.lan", username="ops", password="hunter2", password_file=secret)  # noqa: S106
+    assert given.credentials() == ("ops", "hunter2")
+    assert "hunter2" not in repr(given)
+    assert MqttSettings("mqtt://u:url@broker.lan", password="hunter2").credentials() == ("u", "url")  # noqa: S106
+
+
+@pytest.mark.parametrize("client_id", ["", "x" * 257, "a\x00b"])
+def test_client_ids_that_cannot_be_are_refused(client_id):
+    with pytest.raises(ConfigError, match=r"--client-id .* is not a client id: use 1 to 256 characters"):
+        MqttSettings("mqtt://broker.lan", client_id=client_id)
+
+
+def test_an_upper_case_scheme_still_means_tls():
+    assert MqttSettings("MQTTS://broker.lan").tls
+    assert MqttSettings("MQTTS://broker.lan").address() == ("broker.lan", 8883)
