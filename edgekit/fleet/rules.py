@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ConfigError, FleetError
 from edgekit.telemetry.messages import NAME
-from edgekit_runtime.fleet.events import FINAL_STATUSES
+from edgekit_runtime.contract.statuses import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
-#: the statuses that end a command on a device
+#: the statuses that end a command on a device (the contract's: defined once, in the runtime)
 FINAL = FINAL_STATUSES
 #: the metrics ``--abort-if`` knows, and what each means
 METRICS = {

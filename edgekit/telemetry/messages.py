@@ -2,13 +2,15 @@
 
 ``edgekit/{fleet}/{device}/telemetry`` carries one window (``edgekit.telemetry/1``) or a batch of them
 (``edgekit.telemetry-batch/1``); ``edgekit/{fleet}/{device}/state`` carries ``edgekit.state/1``;
-``edgekit/{fleet}/{device}/events`` carries one step of a command (``edgekit.event/1``). Only what the
-store relies on is checked (sequence number, times, counts, the names matching the topic); everything else a
-window holds is kept as it came, in ``payload``. A message that fails a check raises
+``edgekit/{fleet}/{device}/events`` carries one step of a command (``edgekit.event/1``). The messages are
+defined once, in :mod:`edgekit_runtime.contract`; the fields the store relies on (sequence number, times, counts,
+statuses, the names matching the topic) are decoded with the contract's own types and bounds, the rest of a
+message is kept as it came, in ``payload``: a message may lack what the store does not need, and may carry
+fields this collector does not know yet (a newer device's). A message that fails a check raises
 :class:`~edgekit.errors.TelemetryError` as a whole, a batch included: the sender is broken, and half a batch
 would hide that.
 
-JSON's non-standard ``NaN`` and ``Infinity`` are read as ``null`` (orjson on the device writes them so), so
+JSON's non-standard ``NaN`` and ``Infinity`` are read as ``null`` (a sender's JSON library may write them), so
 the stored payload is always valid JSON, which PostgreSQL's ``jsonb`` insists on.
 """
 
@@ -18,25 +20,99 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, TypeVar
+
+import msgspec
 
 from edgekit.errors import TelemetryError
-from edgekit_runtime.fleet import events
+from edgekit_runtime.contract.events import EVENT_SCHEMA, MAX_ID_LENGTH, Detail, EventId
+from edgekit_runtime.contract.state import STATE_SCHEMA, DeviceStatus
+from edgekit_runtime.contract.statuses import EVENT_COMMANDS, EVENT_STATUSES, EventCommand, EventStatus
+from edgekit_runtime.contract.telemetry import BATCH_SCHEMA, WINDOW_SCHEMA
+from edgekit_runtime.contract.values import MAX_INT, NAME_PATTERN, Count, Positive, PositiveCount, Seconds
 
-WINDOW_SCHEMA = "edgekit.telemetry/1"
-BATCH_SCHEMA = "edgekit.telemetry-batch/1"
-STATE_SCHEMA = "edgekit.state/1"
-# the commands a device reports progress on, and the steps of a command in the order a deploy goes through them:
-# the runtime's, defined once there
-EVENT_SCHEMA, EVENT_COMMANDS, EVENT_STATUSES = events.EVENT_SCHEMA, events.EVENT_COMMANDS, events.EVENT_STATUSES
-#: the longest command id kept (the agent makes short ones; this bounds what a broken sender can store)
-MAX_ID_LENGTH = 128
 #: the message kinds: the last level of the topic
 KINDS = ("telemetry", "state", "events")
 #: a fleet or device name: one MQTT topic level (the device checks the same)
-NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-#: the largest integer both stores keep (SQLite INTEGER, PostgreSQL bigint)
-MAX_INT = 2**63 - 1
+NAME = re.compile(NAME_PATTERN)
+
+
+class _Model(msgspec.Struct):
+    """A window's or an event's ``model``, as far as the store reads it: labels, kept as they come."""
+
+    name: str | None = None
+    version: str | None = None
+    sha256: str | None = None
+
+
+class _Latency(msgspec.Struct):
+    p99: Positive | None = None
+
+
+class _Outbox(msgspec.Struct):
+    dropped: Count | None = None
+
+
+class _Window(msgspec.Struct):
+    """What the store reads of a window (:class:`edgekit_runtime.contract.telemetry.Window`)."""
+
+    seq: PositiveCount
+    window_start: Seconds
+    window_end: Seconds
+    requests: Count
+    # by kind: a kind this collector does not know yet (a newer device's) is counted too
+    errors: dict[str, PositiveCount] = {}
+    drift: bool = False
+    latency_ms: _Latency | None = None
+    model: _Model | None = None
+    outbox: _Outbox | None = None
+
+
+class _State(msgspec.Struct):
+    """What the store reads of a state (:class:`edgekit_runtime.contract.state.State`)."""
+
+    status: DeviceStatus
+
+
+class _Event(msgspec.Struct):
+    """What the store reads of an event (:class:`edgekit_runtime.contract.events.Event`)."""
+
+    id: EventId
+    command: EventCommand
+    status: EventStatus
+    time: Seconds
+    detail: Detail | None = None
+    model: _Model | None = None
+
+
+#: what a field must be, by its path (``[]``: each value of an object), as refusals say it
+_MUST = {
+    "seq": f"an integer from 1 to {MAX_INT}",
+    "requests": f"an integer from 0 to {MAX_INT}",
+    "window_start": "a number (Unix seconds)",
+    "window_end": "a number (Unix seconds)",
+    "time": "a number (Unix seconds)",
+    "errors": "a JSON object",
+    "errors[]": "a count of 1 or more",
+    "drift": "true or false",
+    "latency_ms": "a JSON object",
+    "latency_ms.p99": "a number or null",
+    "outbox": "a JSON object",
+    "outbox.dropped": "a count",
+    "model": "a JSON object",
+    "model.name": "a string",
+    "model.version": "a string",
+    "model.sha256": "a string",
+    "status": "one of online, offline",
+    "id": f"a string of 1 to {MAX_ID_LENGTH} characters",
+    "command": f"one of {', '.join(EVENT_COMMANDS)}",
+    "detail": "a string",
+}
+_EVENT_MUST = {**_MUST, "status": f"one of {', '.join(EVENT_STATUSES)}"}
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
+_STEP = re.compile(r"\.(?P<key>[^.\[]+)|\[(?P<index>\.\.\.|\d+)\]")
+_Fields = TypeVar("_Fields", bound=msgspec.Struct)
 
 
 @dataclass(frozen=True)
@@ -128,10 +204,8 @@ def parse_message(topic: str, payload: bytes, *, received: float) -> Parsed:
     if schema == EVENT_SCHEMA:
         return Parsed(event=_event(topic, doc, fleet, device, received))
     if schema == STATE_SCHEMA:
-        status = doc.get("status")
-        if not isinstance(status, str) or not status:
-            raise TelemetryError(f"{topic}: status {status!r} is not a non-empty string")
-        return Parsed(state=StateRow(fleet, device, status, _dumps(topic, doc), received))
+        state = _decode(topic, doc, _State, _MUST)
+        return Parsed(state=StateRow(fleet, device, state.status, _dumps(topic, doc), received))
     if schema == WINDOW_SCHEMA:
         return Parsed(windows=(_window(topic, doc, fleet, device, received),))
     windows = doc.get("windows")
@@ -168,120 +242,105 @@ def _same_names(where: str, doc: dict[str, Any], fleet: str, device: str, *, req
 
 
 def _window(where: str, doc: dict[str, Any], fleet: str, device: str, received: float) -> WindowRow:
-    seq = _integer(where, doc, "seq", low=1)
-    start = _number(where, doc, "window_start")
-    end = _number(where, doc, "window_end")
-    if end < start:
-        raise TelemetryError(f"{where}: window_end {end} is before window_start {start}")
-    model = _object(where, doc, "model")
-    outbox = _object(where, doc, "outbox")
-    latency = _object(where, doc, "latency_ms")
-    errors = _object(where, doc, "errors")
-    for kind, count in errors.items():
-        if not _is_int(count) or not 0 <= count <= MAX_INT:
-            raise TelemetryError(f"{where}: errors[{kind!r}] {_short(count)} is not a count")
-    drift = doc.get("drift", False)
-    if not isinstance(drift, bool):
-        raise TelemetryError(f"{where}: drift {_short(drift)} is not true or false")
-    p99 = latency.get("p99")
-    if p99 is not None and not _is_number(p99):
-        raise TelemetryError(f"{where}: latency_ms.p99 {_short(p99)} is not a number or null")
-    dropped = outbox.get("dropped")
-    if dropped is not None and (not _is_int(dropped) or not 0 <= dropped <= MAX_INT):
-        raise TelemetryError(f"{where}: outbox.dropped {_short(dropped)} is not a count")
-    total_errors = sum(errors.values())
+    window = _decode(where, doc, _Window, _MUST)
+    _finite(where, window.window_start, "window_start", _MUST)
+    _finite(where, window.window_end, "window_end", _MUST)
+    if window.window_end < window.window_start:
+        raise TelemetryError(f"{where}: window_end {window.window_end} is before window_start {window.window_start}")
+    latency = window.latency_ms or _Latency()
+    _finite(where, latency.p99, "latency_ms.p99", _MUST)
+    total_errors = sum(window.errors.values())
     if total_errors > MAX_INT:
         raise TelemetryError(f"{where}: errors add up to more than {MAX_INT}")
+    model = window.model or _Model()
     full = {"fleet": fleet, "device": device, **doc} if "fleet" not in doc or "device" not in doc else doc
     return WindowRow(
         fleet=fleet,
         device=device,
-        seq=seq,
-        window_start=start,
-        window_end=end,
+        seq=window.seq,
+        window_start=window.window_start,
+        window_end=window.window_end,
         received=received,
-        requests=_integer(where, doc, "requests", low=0),
+        requests=window.requests,
         errors=total_errors,
-        p99=None if p99 is None else float(p99),
-        drift=drift,
-        model_name=_text(where, model, "model.name"),
-        model_version=_text(where, model, "model.version"),
-        dropped=dropped,
+        p99=latency.p99,
+        drift=window.drift,
+        model_name=model.name,
+        model_version=model.version,
+        dropped=(window.outbox or _Outbox()).dropped,
         payload=_dumps(where, full),
     )
 
 
 def _event(where: str, doc: dict[str, Any], fleet: str, device: str, received: float) -> EventRow:
-    command_id = doc.get("id")
-    if not isinstance(command_id, str) or not 0 < len(command_id) <= MAX_ID_LENGTH:
-        raise TelemetryError(f"{where}: id {_short(command_id)} is not a string of 1 to {MAX_ID_LENGTH} characters")
-    command = doc.get("command")
-    if command not in EVENT_COMMANDS:
-        raise TelemetryError(f"{where}: command {_short(command)} is not one of {', '.join(EVENT_COMMANDS)}")
-    status = doc.get("status")
-    if status not in EVENT_STATUSES:
-        raise TelemetryError(f"{where}: status {_short(status)} is not one of {', '.join(EVENT_STATUSES)}")
-    sent = _number(where, doc, "time")
-    detail = doc.get("detail")
-    if detail is not None and not isinstance(detail, str):
-        raise TelemetryError(f"{where}: detail {_short(detail)} is not a string")
-    model = _object(where, doc, "model")
-    for key in ("name", "version", "sha256"):
-        _text(where, model, f"model.{key}")
+    event = _decode(where, doc, _Event, _EVENT_MUST)
+    _finite(where, event.time, "time", _EVENT_MUST)
     return EventRow(
         fleet=fleet,
         device=device,
-        id=command_id,
-        command=str(command),
-        status=str(status),
-        time=sent,
-        detail=detail or "",
+        id=event.id,
+        command=event.command,
+        status=event.status,
+        time=event.time,
+        detail=event.detail or "",
         received=received,
         payload=_dumps(where, doc),
     )
 
 
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _decode(where: str, doc: dict[str, Any], fields: type[_Fields], must: dict[str, str]) -> _Fields:
+    """``doc``'s fields the store reads, by the contract's types; :class:`TelemetryError` naming the first bad one."""
+    try:
+        return msgspec.convert(doc, fields)
+    except msgspec.ValidationError as exc:
+        raise _refusal(where, doc, str(exc), must) from None
 
 
-def _is_number(value: object) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _refusal(where: str, doc: dict[str, Any], text: str, must: dict[str, str]) -> TelemetryError:
+    """The msgspec ``text`` (``Expected `int` >= 1 - at `$.seq```) as a line naming the field, its value, the rule."""
+    at = _AT.search(text)
+    steps = [(step["key"], step["index"]) for step in _STEP.finditer(at["path"] if at else "")]
+    missing = _MISSING.match(text)
+    if missing:
+        steps.append((missing["field"], None))
+    names: list[str] = []
+    rule: list[str] = []
+    value: Any = doc
+    for key, index in steps:
+        if key is not None:
+            names.append(key)
+            rule.append(key)
+            value = value.get(key) if isinstance(value, dict) else None
+        elif index == "..." and isinstance(value, dict):  # a value of an object: the first one that is not a count
+            bad = next((k for k, v in value.items() if not _fits(v, PositiveCount)), None)
+            names[-1] += f"[{bad!r}]"
+            rule[-1] += "[]"
+            value = value.get(bad)
+    wanted = must.get(".".join(rule))
+    if not names or wanted is None:
+        return TelemetryError(f"{where}: {text}")
+    return TelemetryError(f"{where}: {'.'.join(names)} {_short(value)} is not {wanted}")
 
 
-def _integer(where: str, doc: dict[str, Any], key: str, *, low: int) -> int:
-    value = doc.get(key)
-    if not _is_int(value) or not low <= value <= MAX_INT:
-        raise TelemetryError(f"{where}: {key} {_short(value)} is not an integer from {low} to {MAX_INT}")
-    return int(value)
+def _fits(value: object, kind: object) -> bool:
+    try:
+        msgspec.convert(value, kind)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
-def _number(where: str, doc: dict[str, Any], key: str) -> float:
-    value = doc.get(key)
-    if not _is_number(value):
-        raise TelemetryError(f"{where}: {key} {_short(value)} is not a number (Unix seconds)")
-    return float(value)
-
-
-def _object(where: str, doc: dict[str, Any], key: str) -> dict[str, Any]:
-    """``doc[key]`` when it is an object, ``{}`` when it is missing or null."""
-    value = doc.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TelemetryError(f"{where}: {key} {_short(value)} is not a JSON object")
-    return value
-
-
-def _text(where: str, doc: dict[str, Any], name: str) -> str | None:
-    value = doc.get(name.rsplit(".", 1)[-1])
-    if value is not None and not isinstance(value, str):
-        raise TelemetryError(f"{where}: {name} {_short(value)} is not a string")
-    return value
+def _finite(where: str, value: float | None, name: str, must: dict[str, str]) -> None:
+    """JSON's ``1e999`` is read as infinity: no number the store can keep."""
+    if value is not None and not math.isfinite(value):
+        raise TelemetryError(f"{where}: {name} {_short(value)} is not {must[name]}")
 
 
 def _dumps(where: str, doc: dict[str, Any]) -> str:
-    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:  # 1e999 somewhere the store does not read: infinity is not JSON
+        raise TelemetryError(f"{where}: a number is out of range ({exc}): ignored") from exc
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate from a "\\ud800" escape

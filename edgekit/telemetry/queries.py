@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from edgekit.telemetry.messages import EVENT_STATUSES
+from edgekit_runtime.contract.statuses import EVENT_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

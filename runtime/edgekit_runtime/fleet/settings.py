@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from edgekit_runtime.contract.statuses import DONE, Phase
 from edgekit_runtime.errors import ConfigError
-from edgekit_runtime.fleet.deploy import HealthPolicy, Phase
+from edgekit_runtime.fleet.deploy_health import HealthPolicy
 from edgekit_runtime.fleet.models import write_atomically
 
 if TYPE_CHECKING:
@@ -313,7 +314,7 @@ class SetConfig:
         self.apply(old, self.config)
         said = changes(old, self.config)
         logger.info("fleet: set-config %s", "; ".join(said) or "changed nothing")
-        self.emit(command_id, "done", "; ".join(said) or f"no change: {_already(wanted)}")
+        self.emit(command_id, DONE, "; ".join(said) or f"no change: {_already(wanted)}")
 
     def apply(self, old: DeviceConfig, new: DeviceConfig) -> None:
         """Make ``new`` the settings in effect (``old``: the ones until now)."""

@@ -10,7 +10,7 @@ A command travels as an envelope, one JSON object::
 ``signature`` is Ed25519 over :data:`DOMAIN` followed by the body's exact UTF-8 bytes. The domain prefix keeps a
 command's signature apart from a bundle manifest's made with the same key: neither can stand for the other. The
 body is the command (``{"id", "command", ...}``, see :mod:`edgekit_runtime.fleet.agent`) plus four fields that
-bind it to one use:
+bind it to one use (both defined in :mod:`edgekit_runtime.contract.commands`):
 
 ``fleet``, ``target``
     the fleet and the topic level it was sent to (a device id, ``@all``, ``@GROUP``). A command copied onto another
@@ -40,8 +40,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import orjson
 
+from edgekit_runtime.contract.commands import COMMAND_ID_PATTERN, NONCE_PATTERN, SIGNED_COMMAND_SCHEMA, SignedCommand
 from edgekit_runtime.errors import CommandError, ConfigError
 from edgekit_runtime.signing import SIGNATURE_BYTES, key_id
 
@@ -53,14 +55,15 @@ if TYPE_CHECKING:
     from edgekit_runtime.fleet.command_journal import CommandJournal
     from edgekit_runtime.signing import TrustedKey
 
-SCHEMA = "edgekit.signed-command/1"
+#: the envelope's schema (:class:`~edgekit_runtime.contract.commands.SignedCommand`)
+SCHEMA = SIGNED_COMMAND_SCHEMA
 #: what the signature covers before the body: a command's signature can never pass for a manifest's
 DOMAIN = b"edgekit signed command v1\n"
 #: the fields the envelope adds to a command's body
 BINDING = ("fleet", "target", "issued_at", "nonce")
-NONCE = re.compile(r"^[0-9a-f]{32}$")
+NONCE = re.compile(NONCE_PATTERN)
 #: a command's id: what events name it by
-COMMAND_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+COMMAND_ID = re.compile(COMMAND_ID_PATTERN)
 _DAY = 86_400.0
 _KIB = 1 << 10
 
@@ -109,13 +112,12 @@ def seal(
         "nonce": nonce or secrets.token_hex(16),
     }
     text = orjson.dumps(bound)
-    envelope = {
-        "schema": SCHEMA,
-        "body": text.decode(),
-        "key_id": key_id(key.public_key()),
-        "signature": base64.b64encode(key.sign(DOMAIN + text)).decode(),
-    }
-    return orjson.dumps(envelope)
+    envelope = SignedCommand(
+        body=text.decode(),
+        key_id=key_id(key.public_key()),
+        signature=base64.b64encode(key.sign(DOMAIN + text)).decode(),
+    )
+    return msgspec.json.encode(envelope)
 
 
 class CommandGate:
@@ -230,18 +232,19 @@ def _json_object(data: bytes | str) -> dict[str, Any] | None:
 
 
 def _parts(envelope: dict[str, Any]) -> tuple[bytes, str, bytes]:
-    body, kid, encoded = envelope.get("body"), envelope.get("key_id"), envelope.get("signature")
-    if not isinstance(body, str) or not isinstance(kid, str) or not isinstance(encoded, str) or len(encoded) > 128:  # noqa: PLR2004
+    try:
+        parts = msgspec.convert(envelope, SignedCommand)
+    except msgspec.ValidationError:
         raise CommandError(
             f"a {SCHEMA} envelope needs 'body', 'key_id' and 'signature' strings: send it with edgekit fleet"
-        )
+        ) from None
     try:
-        signature = base64.b64decode(encoded, validate=True)
+        signature = base64.b64decode(parts.signature, validate=True)
     except (binascii.Error, ValueError):
         signature = b""
     if len(signature) != SIGNATURE_BYTES:
         raise CommandError("the command's signature is malformed: send it with edgekit fleet")
-    return body.encode(), kid, signature
+    return parts.body.encode(), parts.key_id, signature
 
 
 def readable_id(payload: bytes) -> str | None:

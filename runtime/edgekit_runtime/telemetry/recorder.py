@@ -9,7 +9,8 @@ and writing it durably happens off the event loop. A window that cannot be writt
 counted in the outbox's ``dropped`` count, which the windows sent from then on carry to the collector; serving
 goes on. The first window lost is a warning, and so is the first written again (with how many were lost).
 
-What goes into the outbox is the window's JSON without ``seq`` and ``outbox``: the publisher adds both when
+What goes into the outbox is the window's JSON without ``seq`` and ``outbox`` (a
+:class:`~edgekit_runtime.contract.telemetry.WindowBody`): the publisher adds both when
 it sends, since the sequence number is the outbox's key and the drop count is the one at sending time.
 """
 
@@ -22,8 +23,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
+import msgspec
 
+from edgekit_runtime.contract.telemetry import ModelIdentity, RuntimeInfo, System, WindowBody
 from edgekit_runtime.errors import ConfigError, TelemetryError
 from edgekit_runtime.telemetry.window import Window, parse_reference
 
@@ -36,8 +38,6 @@ if TYPE_CHECKING:
     from edgekit_runtime.telemetry.system import SystemSampler
 
 logger = logging.getLogger("edgekit_runtime.telemetry")
-
-WINDOW_SCHEMA = "edgekit.telemetry/1"
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         #: windows (and their requests) lost since the last one written: said once it is written again
         self._losing = _Losses()
-        self._head = {
-            "schema": WINDOW_SCHEMA,
-            "fleet": identity.fleet,
-            "device": identity.device,
-        }
+        self._model = _model_identity(identity.model)
 
     def record(
         self,
@@ -157,6 +153,7 @@ class Recorder:
             self.identity = Identity(
                 self.identity.fleet, self.identity.device, dict(model), self.identity.runtime_version
             )
+            self._model = _model_identity(model)
             self._reference = parse_reference(reference or {})
             self._window = Window(self._clock(), self._reference, sample_rate=self.settings.sample_rate)
 
@@ -181,21 +178,24 @@ class Recorder:
         with self._lock:
             window = self._window
             self._window = Window(now, self._reference, sample_rate=self.settings.sample_rate)
-        doc: dict[str, Any] = dict(self._head)
-        summary = window.summary(now, psi_threshold=self.settings.psi_threshold, min_samples=self.settings.min_samples)
-        doc["window_start"] = summary.pop("window_start")
-        doc["window_end"] = summary.pop("window_end")
-        doc["model"] = dict(self.identity.model)
-        doc["runtime"] = {"version": self.identity.runtime_version}
-        doc.update(summary)
-        doc["system"] = self._sampler.sample() if self._sampler is not None else None
+        numbers = window.numbers(psi_threshold=self.settings.psi_threshold, min_samples=self.settings.min_samples)
+        body = WindowBody(
+            fleet=self.identity.fleet,
+            device=self.identity.device,
+            window_start=window.start,
+            window_end=now,
+            model=self._model,
+            runtime=RuntimeInfo(self.identity.runtime_version),
+            system=System(**self._sampler.sample()) if self._sampler is not None else None,
+            **msgspec.structs.asdict(numbers),
+        )
         try:
-            seq = self.outbox.append(orjson.dumps(doc))
+            seq = self.outbox.append(msgspec.json.encode(body))
         except TelemetryError as exc:
-            if self._losing.add(int(doc["requests"])) == 1:
-                logger.warning("telemetry window %.0f-%.0f lost: %s", doc["window_start"], doc["window_end"], exc)
+            if self._losing.add(body.requests) == 1:
+                logger.warning("telemetry window %.0f-%.0f lost: %s", body.window_start, body.window_end, exc)
             else:
-                logger.debug("telemetry window %.0f-%.0f lost too: %s", doc["window_start"], doc["window_end"], exc)
+                logger.debug("telemetry window %.0f-%.0f lost too: %s", body.window_start, body.window_end, exc)
             return None
         windows, requests = self._losing.take()
         if windows:
@@ -259,3 +259,8 @@ class Recorder:
             self._thread = None
         if final:
             self.close_window()
+
+
+def _model_identity(model: Mapping[str, Any]) -> ModelIdentity:
+    """The served model as windows name it (``serve`` gives every field; one missing is sent empty)."""
+    return ModelIdentity(**{name: str(model.get(name) or "") for name in ModelIdentity.__struct_fields__})

@@ -4,7 +4,8 @@ Per window: requests, errors by kind, batch sizes, a latency histogram with fixe
 read from it; per input feature count, mean, std, min, max and the count in each of the reference's bins
 (``reference.json``, counted by the same rule: ``searchsorted(edges, x, side="right")``), with the
 population stability index against the reference and a drift flag; and, when the first output is labels
-(integers or text, one per sample), their counts.
+(integers or text, one per sample), their counts: the message's
+:class:`~edgekit_runtime.contract.telemetry.WindowNumbers` (:meth:`Window.numbers`).
 
 PSI = sum over the bins of (a - e) * ln(a / e), where a and e are the window's and the reference's shares,
 each floored at 1e-4 so that an empty bin does not make it infinite. The usual reading: below 0.1 stable,
@@ -25,12 +26,17 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import msgspec
 import numpy as np
+
+from edgekit_runtime.contract.telemetry import Feature, InputStats, Latency, Outputs, WindowNumbers
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from edgekit_runtime.contract.telemetry import ErrorKind
 
 #: latency bucket bounds in milliseconds (the last bucket is everything slower)
 LATENCY_BUCKETS_MS = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0)
@@ -194,33 +200,36 @@ class Window:
         """Count everything buffered (the window's numbers are complete after this)."""
         self.count(self.take())
 
-    def summary(self, end: float, *, psi_threshold: float = 0.2, min_samples: int = 50) -> dict[str, Any]:
-        """The window as the JSON document telemetry sends (device, seq and model are added by the sender)."""
+    def numbers(self, *, psi_threshold: float = 0.2, min_samples: int = 50) -> WindowNumbers:
+        """What the window counted, as the message telemetry sends says it (who sent it, and when, the recorder's)."""
         self.flush()
-        inputs: list[dict[str, Any]] = []
-        for name, stats in self.features.items():
-            inputs.append(
-                {"name": name, "features": _feature_docs(stats, self.reference[name], psi_threshold, min_samples)}
-            )
-        return {
-            "window_start": self.start,
-            "window_end": end,
-            "requests": self.requests,
-            "errors": dict(self.errors),
-            "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
-            "latency_ms": {
-                "buckets": list(LATENCY_BUCKETS_MS),
-                "counts": self.latency.tolist(),
-                "mean": self.latency_sum_ms / self.requests if self.requests else None,
-                "p50": percentile(self.latency, 0.50),
-                "p90": percentile(self.latency, 0.90),
-                "p99": percentile(self.latency, 0.99),
-            },
-            "inputs": inputs,
-            "drift": any(f["drift"] for entry in inputs for f in entry["features"]),
-            "outputs": {"classes": dict(self.classes)} if self.classes else {},
-            "sampled": self.sampled,
-        }
+        inputs = [
+            InputStats(name, _features(stats, self.reference[name], psi_threshold, min_samples))
+            for name, stats in self.features.items()
+        ]
+        return WindowNumbers(
+            requests=self.requests,
+            # the server counts the kinds the contract names (server/telemetry_hook.py)
+            errors=cast("dict[ErrorKind, int]", dict(self.errors)),
+            batch_sizes={str(k): v for k, v in sorted(self.batch_sizes.items())},
+            latency_ms=Latency(
+                buckets=list(LATENCY_BUCKETS_MS),
+                counts=self.latency.tolist(),
+                mean=self.latency_sum_ms / self.requests if self.requests else None,
+                p50=percentile(self.latency, 0.50),
+                p90=percentile(self.latency, 0.90),
+                p99=percentile(self.latency, 0.99),
+            ),
+            inputs=inputs,
+            drift=any(f.drift for entry in inputs for f in entry.features),
+            outputs=Outputs(classes=dict(self.classes)) if self.classes else Outputs(),
+            sampled=self.sampled,
+        )
+
+    def summary(self, end: float, *, psi_threshold: float = 0.2, min_samples: int = 50) -> dict[str, Any]:
+        """The window's start, end and :meth:`numbers` as plain JSON values (to read them)."""
+        numbers = self.numbers(psi_threshold=psi_threshold, min_samples=min_samples)
+        return {"window_start": self.start, "window_end": end, **msgspec.to_builtins(numbers)}
 
 
 def _joined_features(arrays: list[np.ndarray], reference: _InputReference) -> np.ndarray:
@@ -256,28 +265,26 @@ def percentile(counts: np.ndarray, q: float) -> float | None:
     return LATENCY_BUCKETS_MS[index] if index < len(LATENCY_BUCKETS_MS) else float("inf")
 
 
-def _feature_docs(
-    stats: _FeatureStats, reference: _InputReference, threshold: float, min_samples: int
-) -> list[dict[str, Any]]:
+def _features(stats: _FeatureStats, reference: _InputReference, threshold: float, min_samples: int) -> list[Feature]:
     n = stats.count
     mean = stats.total / n
     std = np.sqrt(np.maximum(stats.squares / n - mean**2, 0.0))
-    docs = []
+    features = []
     for i in range(len(mean)):
         bins = int(reference.bins[i])
         counts = stats.bins[i, :bins]
         value = psi(counts / n, reference.expected[i, :bins]) if n >= min_samples else None
-        docs.append(
-            {
-                "index": i,
-                "count": n,
-                "mean": float(mean[i]),
-                "std": float(std[i]),
-                "min": float(stats.low[i]),
-                "max": float(stats.high[i]),
-                "bins": counts.tolist(),
-                "psi": value,
-                "drift": value is not None and value > threshold,
-            }
+        features.append(
+            Feature(
+                index=i,
+                count=n,
+                mean=float(mean[i]),
+                std=float(std[i]),
+                min=float(stats.low[i]),
+                max=float(stats.high[i]),
+                bins=counts.tolist(),
+                psi=value,
+                drift=value is not None and value > threshold,
+            )
         )
-    return docs
+    return features

@@ -162,6 +162,6 @@ def test_a_refusal_of_a_command_the_device_could_not_read_is_stored():
 
 
 def test_the_statuses_are_the_runtimes_own():
-    from edgekit_runtime.fleet.deploy import Phase
+    from edgekit_runtime.contract.statuses import Phase
 
     assert (*(p.value for p in Phase), "done") == EVENT_STATUSES

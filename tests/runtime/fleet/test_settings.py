@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.fleet.agent import Agent
-from edgekit_runtime.fleet.deploy import HealthPolicy
+from edgekit_runtime.fleet.deploy_health import HealthPolicy
 from edgekit_runtime.fleet.settings import (
     CONFIG,
     KEYS,
@@ -37,7 +37,8 @@ from edgekit_runtime.fleet.settings import (
     set_log_level,
     starting_config,
 )
-from edgekit_runtime.telemetry.mqtt import MqttSettings, Topics
+from edgekit_runtime.mqtt.settings import MqttSettings
+from edgekit_runtime.telemetry.mqtt import Topics
 from edgekit_runtime.telemetry.service import Telemetry, TelemetrySettings
 from tests.runtime.server.process import ServeProcess
 

@@ -9,14 +9,17 @@ import sqlite3
 import threading
 import time
 
+import msgspec
 import numpy as np
 import pytest
 
 from edgekit_runtime import __version__
-from edgekit_runtime.bundle import REFERENCE, open_bundle
+from edgekit_runtime.bundle import open_bundle
+from edgekit_runtime.bundle_format import REFERENCE
+from edgekit_runtime.contract.telemetry import WINDOW_SCHEMA
 from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.telemetry.outbox import Outbox, OutboxLimits
-from edgekit_runtime.telemetry.recorder import WINDOW_SCHEMA, Identity, Recorder, RecorderSettings
+from edgekit_runtime.telemetry.recorder import Identity, Recorder, RecorderSettings
 from edgekit_runtime.telemetry.session import window_bytes
 
 MODEL = {"name": "digits-mlp", "version": "1.0.0", "sha256": "0" * 64, "backend": "onnxruntime"}
@@ -194,7 +197,7 @@ def space_again(box: Outbox) -> None:
 
 def larger_than_a_page(recorder: Recorder) -> None:
     """Windows from now on need new pages to be stored (a small one could fit in a page's free space)."""
-    recorder._head = {**recorder._head, "padding": "x" * 6000}
+    recorder._model = msgspec.structs.replace(recorder._model, name="x" * 6000)
 
 
 def test_a_full_disk_loses_windows_counts_them_and_the_recorder_goes_on(tmp_path, caplog):

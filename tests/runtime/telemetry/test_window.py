@@ -9,7 +9,8 @@ import pytest
 
 from edgekit.bundle.reference import reference
 from edgekit.data import Dataset
-from edgekit_runtime.bundle import REFERENCE, open_bundle
+from edgekit_runtime.bundle import open_bundle
+from edgekit_runtime.bundle_format import REFERENCE
 from edgekit_runtime.telemetry.window import Window, parse_reference, percentile, psi
 
 

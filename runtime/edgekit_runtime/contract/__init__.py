@@ -1,0 +1,16 @@
+"""Every message host and device share, defined once as ``msgspec`` Structs (issue 18).
+
+The device builds what it sends from these types and the host reads against them; the docs' JSON Schema
+(``docs/telemetry.schema.json``) is generated from them by :mod:`.schema`, and a test fails when the committed
+file differs (``python tools/gen_schema.py`` writes it again).
+
+- :mod:`.values`: the scalar types every message uses (names, Unix seconds, counts, hashes), with their bounds;
+- :mod:`.statuses`: a command's steps (:class:`~.statuses.Phase`, ``done``) and which of them end it;
+- :mod:`.telemetry`: a window of numbers (``edgekit.telemetry/1``) and a batch of them;
+- :mod:`.state`: a device's retained state (``edgekit.state/1``);
+- :mod:`.events`: one step of a command on a device (``edgekit.event/1``);
+- :mod:`.commands`: the commands a device runs, and the signed envelope they travel in.
+
+Encoding a Struct never checks its bounds (the device is not slowed, and never loses a window to its own
+rounding); decoding one does, and so does the schema.
+"""

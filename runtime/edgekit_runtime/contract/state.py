@@ -1,0 +1,78 @@
+"""A device's retained state (``edgekit.state/1``) on ``edgekit/{fleet}/{device}/state``.
+
+``online`` on connect; ``offline`` in the Last Will (reason ``lost``) and on a clean stop (reason ``stopped``).
+A fleet agent adds its groups, whether it takes commands, and the settings ``set-config`` changes.
+"""
+
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from edgekit_runtime.contract.telemetry import ModelIdentity, RuntimeInfo
+from edgekit_runtime.contract.values import Name, Seconds
+
+STATE_SCHEMA = "edgekit.state/1"
+#: a ``log_level`` the device runs with (``--log-level``; ``set-config`` takes fewer)
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+#: whether the device is connected
+DeviceStatus = Literal["online", "offline"]
+
+
+class TelemetryInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """How the device cuts windows."""
+
+    interval: Annotated[float, Meta(gt=0, description="Seconds per window.")]
+
+
+class DeviceSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """The settings set-config changes, as in effect (a fleet agent's state only; docs/fleet.md)."""
+
+    deploy_watch: Annotated[float, Meta(ge=0, le=86_400)]
+    max_error_rate: Annotated[float, Meta(ge=0, le=1)]
+    max_latency_ratio: Annotated[float, Meta(gt=0, le=1_000)]
+    min_requests: Annotated[int, Meta(ge=0, le=1_000_000)]
+    telemetry_interval: Annotated[float, Meta(ge=0.05, le=86_400)]
+    log_level: LogLevel
+
+
+class State(msgspec.Struct, tag_field="schema", tag=STATE_SCHEMA, forbid_unknown_fields=True):
+    """The device's retained state (edgekit.state/1).
+
+    online on connect; offline in the Last Will (reason lost) and on a clean stop (reason stopped).
+    """
+
+    #: what the schema adds that a Struct cannot say: an offline state says why, an online one does not
+    JSON_SCHEMA_RULES: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"status": {"const": "offline"}}},
+        "then": {"required": ["reason"]},
+        "else": {"not": {"required": ["reason"]}},
+    }
+
+    fleet: Name
+    device: Name
+    status: DeviceStatus
+    since: Annotated[Seconds, Meta(description="When the message was made.")]
+    model: ModelIdentity
+    runtime: RuntimeInfo
+    telemetry: TelemetryInfo
+    reason: Literal["lost", "stopped"] | UnsetType = UNSET
+    groups: Annotated[list[Name], Meta(description="The device's --group names (a fleet agent's state only).")] | (
+        UnsetType
+    ) = UNSET
+    commands: (
+        Annotated[
+            Literal["signed", "refused: no --trust"],
+            Meta(
+                description="Whether the fleet agent takes commands: signed ones (it trusts keys), or none (started "
+                "without --trust)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    config: DeviceSettings | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        """An offline state says why (``reason``); an online one does not."""
+        if (self.status == "offline") == (self.reason is UNSET):
+            raise ValueError("an offline state needs a reason (lost, stopped), and an online one has none")
