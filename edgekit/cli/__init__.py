@@ -10,9 +10,11 @@ import typer
 
 from edgekit import __version__
 from edgekit.cli import bench_cmd, bundle_cmd, compress_cmd, fleet_cmd, inspect_cmd, telemetry_cmd
+from edgekit.cli.usage_errors import OneLineUsageGroup
 
 app = typer.Typer(
     name="edgekit",
+    cls=OneLineUsageGroup,  # a refused option is one error line, as every other refusal
     help="Take a trained model to a fleet of small devices: compress, pack, run, sync, steer.",
     no_args_is_help=True,
     add_completion=False,

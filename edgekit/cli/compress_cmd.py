@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from edgekit.cli import choices
+from edgekit.cli.option_values import bundle_options, shapes
 from edgekit.cli.output import RichProgress, err, out, user_errors
 from edgekit.errors import ConfigError
 
@@ -30,21 +32,6 @@ BUDGET_MISSED = 5
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
-
-
-def shapes(values: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """Parse ``--input-shape NAME=D1,D2,...`` options."""
-    parsed = []
-    for item in values:
-        name, sep, dims = item.partition("=")
-        try:
-            shape = tuple(int(d) for d in dims.split(","))
-        except ValueError:
-            shape = ()
-        if not sep or not name or not shape or min(shape) < 1:
-            raise ConfigError(f"--input-shape '{item}' is not NAME=D1,D2,...: write it like input=1,3,224,224")
-        parsed.append((name, shape))
-    return tuple(parsed)
 
 
 def _timing(seconds: float) -> LatencyBudget:
@@ -106,7 +93,11 @@ def compress(
         help="What the budget is about: accuracy, mae, rmse (need --eval labels), agreement, top1, cosine, relative, "
         "or module:function [default: accuracy with labels, else agreement with FP32].",
     ),
-    prefer: str = typer.Option("latency", help="Among variants meeting the budget: latency (then size) or size."),
+    prefer: choices.Prefer = typer.Option(
+        "latency",
+        **choices.option(choices.Prefer, "--prefer"),
+        help="Among variants meeting the budget: latency (then size) or size.",
+    ),
     max_trials: int = typer.Option(12, help="Fallback trials (re-quantizing with sensitive nodes in float)."),
     time_limit: float = typer.Option(900.0, help="Seconds after which no new fallback trial starts."),
     calib: Path | None = typer.Option(
@@ -119,8 +110,14 @@ def compress(
         "std=0.5,0.5,0.5;size=HxW;layout=nchw|nhwc;color=rgb|bgr|gray'.",
     ),
     eval_data: Path | None = typer.Option(None, "--eval", help=".npz with inputs and 'label' for accuracy."),
-    cleanup: str = typer.Option("onnxslim", help="Graph clean-up: onnxslim, ort-basic or none."),
-    calibration_method: str = typer.Option("minmax", help="Static INT8 ranges: minmax, entropy or percentile."),
+    cleanup: choices.Cleanup = typer.Option(
+        "onnxslim", **choices.option(choices.Cleanup, "--cleanup"), help="Graph clean-up: onnxslim, ort-basic or none."
+    ),
+    calibration_method: choices.CalibrationMethod = typer.Option(
+        "minmax",
+        **choices.option(choices.CalibrationMethod, "--calibration-method"),
+        help="Static INT8 ranges: minmax, entropy or percentile.",
+    ),
     per_channel: bool | None = typer.Option(
         None,
         "--per-channel/--per-tensor",
@@ -148,13 +145,16 @@ def compress(
         "(fp32, fp16, int8) are timed in LiteRT, 1 thread, batch 1, and take NHWC images (needs edgekit[litert]) "
         "[default: onnx; with --target, the board's preferred format first].",
     ),
-    target: str | None = typer.Option(
+    target: choices.Board | None = typer.Option(
         None,
+        **choices.option(choices.Board, "--target"),
         help="The board: rpi4, rpi5, rpi-zero2, jetson-orin or x86. Sets the latency threads, --reduce-range and "
         "the format tried first (docs/targets.md).",
     ),
-    tflite_layout: str = typer.Option(
-        "channels-last", help="TFLite image inputs and outputs: channels-last (NHWC) or onnx (as the model has them)."
+    tflite_layout: choices.TfliteLayout = typer.Option(
+        "channels-last",
+        **choices.option(choices.TfliteLayout, "--tflite-layout"),
+        help="TFLite image inputs and outputs: channels-last (NHWC) or onnx (as the model has them).",
     ),
     bundle: bool = typer.Option(True, "--bundle/--no-bundle", help="Also write NAME-VERSION.edgebundle."),
     name: str | None = typer.Option(None, help="Bundle name [default: from the model's file name]."),
@@ -166,28 +166,18 @@ def compress(
     """Make a model smaller and faster for an edge device, and report what it gained and cost."""
     with user_errors():
         from edgekit import auto, passes
-        from edgekit.cli.bundle_cmd import bundle_options
         from edgekit.cli.report_view import render, summary_line
         from edgekit.compress import CompressOptions, compress
         from edgekit.images import parse_preprocess
 
-        if cleanup not in passes.cleanup.CLEANUP_METHODS:
-            raise ConfigError(
-                f"--cleanup '{cleanup}' is unknown: choose from {', '.join(passes.cleanup.CLEANUP_METHODS)}"
-            )
-        methods = passes.quantize_static.CALIBRATION_METHODS
-        if calibration_method not in methods:
-            raise ConfigError(
-                f"--calibration-method '{calibration_method}' is unknown: choose from {', '.join(methods)}"
-            )
-        profile, formats = _target(target, explicit_to=to is not None)
+        profile, formats = _target(target.value if target else None, explicit_to=to is not None)
         modes = _split(mode)
         searching = budget is not None or mode is None
         auto_options = (
             auto.AutoOptions(
                 budget=auto.parse_budget(budget) if budget is not None else auto.DEFAULT_BUDGET,
                 metric=metric,
-                prefer=_prefer(prefer),
+                prefer=_prefer(prefer.value),
                 max_trials=max_trials,
                 time_limit=time_limit,
             )
@@ -199,7 +189,7 @@ def compress(
         ops = _split(op_types) or None
         excluded = _split(exclude)
         static = passes.QuantizeStaticConfig(
-            method=calibration_method,
+            method=calibration_method.value,
             per_channel=True if per_channel is None else per_channel,
             reduce_range=reduce_range,
             op_types=ops,
@@ -214,7 +204,7 @@ def compress(
         options = CompressOptions(
             modes=modes,
             auto=auto_options,
-            cleanup=passes.CleanupConfig(method=cleanup),
+            cleanup=passes.CleanupConfig(method=cleanup.value),
             static=static,
             dynamic=dynamic,
             prune=passes.PruneConfig(sparsity=sparsity),
@@ -228,7 +218,7 @@ def compress(
             latency_budget=_timing(timing),
             bundle=bundle_options(name, model_version, labels, sign_key) if bundle else None,
             targets=_split(to) or formats,
-            tflite_layout=_tflite_layout(tflite_layout),
+            tflite_layout=_tflite_layout(tflite_layout.value),
             target=profile,
         )
         out_dir = output or Path.cwd() / f"{model.stem}-compressed"
@@ -265,12 +255,8 @@ def _target(name: str | None, *, explicit_to: bool) -> tuple[Target | None, tupl
     if name is None:
         return None, ("onnx",)
     from edgekit_runtime import targets
-    from edgekit_runtime.errors import ConfigError as RuntimeConfigError
 
-    try:
-        profile = targets.get(name)
-    except RuntimeConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    profile = targets.get(name)  # a ConfigError (exit 2) for a name it does not know
     if profile.format != "tflite":
         return profile, ("onnx",)
     if not explicit_to:

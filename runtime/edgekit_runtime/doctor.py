@@ -25,15 +25,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from edgekit_runtime import jetson, target_args, targets
+from edgekit_runtime import jetson, targets
 from edgekit_runtime.findings import Finding, Level
 from edgekit_runtime.platform_facts import DOT_PRODUCT_FLAGS, gather
 
 if TYPE_CHECKING:
-    import argparse
-
     from edgekit_runtime.platform_facts import Engine, Platform
     from edgekit_runtime.targets import Target
 
@@ -257,30 +255,11 @@ def report(platform: Platform, findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
-    """Register ``doctor`` with the runtime's command line."""
-    doctor = commands.add_parser(
-        "doctor",
-        help="check this device: platform, engines, known-bad versions",
-        description="Check the platform (architecture, Python, glibc, CPU features), the installed engines and "
-        "their versions against known-bad releases, and say what to do about each problem. Exit 1 on a problem.",
-    )
-    doctor.add_argument("--json", action="store_true", help="print the facts and findings as JSON")
-    doctor.add_argument("--no-probe", action="store_true", help="do not import each engine in a child process")
-    doctor.add_argument(
-        "--target",
-        type=target_args.target,
-        metavar="NAME",
-        help=f"also check the CPU has what this profile assumes ({', '.join(targets.TARGETS)})",
-    )
-    doctor.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Gather, judge, print; 1 when there is a problem."""
-    platform = gather(probe=not args.no_probe)
-    findings = diagnose(platform, args.target)
-    if args.json:
+def run(target: Target | None, *, probe: bool, as_json: bool) -> int:
+    """Gather, judge, print (as JSON with ``as_json``); 1 when there is a problem."""
+    platform = gather(probe=probe)
+    findings = diagnose(platform, target)
+    if as_json:
         doc = {"platform": platform.to_json(), "findings": [{"level": f.level, "text": f.text} for f in findings]}
         print(json.dumps(doc, indent=2))
     else:

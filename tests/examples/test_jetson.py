@@ -4,7 +4,6 @@ for /etc/nv_tegra_release), the config parses and serves here on the CPU, and th
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -16,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgekit_runtime import config, jetson
-from edgekit_runtime.cli import build_parser
+from edgekit_runtime import jetson
+from edgekit_runtime.cli import parse
 from tests.examples.offline_checks import analyze, local_config, tool, unit_root
 from tests.runtime.boards import L4T_35_4, L4T_36_3, L4T_36_4
 from tests.runtime.server.process import ServeProcess
@@ -239,16 +238,12 @@ def test_install_sh_agrees_with_the_doctor_and_the_unit():
     assert "cuda_libs=/usr/local/cuda/lib64\n" in script  # what the doctor runs with, as the service does
 
 
-def serve_parser():
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return parser, commands.choices["serve"]
+def serve_args(path):
+    return parse(["serve", "--config", str(path)])
 
 
 def test_the_example_config_sets_every_key_it_shows():
-    parser, serve = serve_parser()
-    config.apply(serve, CONFIG)
-    args = parser.parse_args(["serve"])
+    args = serve_args(CONFIG)
     assert args.target.name == "jetson-orin"
     assert args.target.providers == PROVIDERS
     assert args.providers is None  # the target's where present, the CPU as the fallback
@@ -267,9 +262,7 @@ def test_the_configs_commented_providers_line_parses_too(tmp_path):
     text = CONFIG.read_text().replace('# providers = "tensorrt,cuda,cpu"', 'providers = "tensorrt,cuda,cpu"')
     path = tmp_path / "edgekit-runtime.toml"
     path.write_text(text)
-    parser, serve = serve_parser()
-    config.apply(serve, path)
-    assert parser.parse_args(["serve"]).providers == PROVIDERS
+    assert serve_args(path).providers == PROVIDERS
 
 
 def test_a_bad_target_is_the_one_line_the_config_file_shows(tmp_path, signed_bundle, keys):

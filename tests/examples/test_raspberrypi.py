@@ -3,7 +3,6 @@ board, the config parses and serves, and the README's numbers are the committed 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -14,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgekit_runtime import bench, config
-from edgekit_runtime.cli import build_parser
+from edgekit_runtime import bench
+from edgekit_runtime.cli import parse
 from tests.examples.offline_checks import analyze, local_config, tool, unit_root
 from tests.runtime.server.process import ServeProcess
 
@@ -129,10 +128,7 @@ def test_install_sh_stops_with_one_clear_line_where_nothing_can_work(arch, pytho
 
 
 def test_the_example_config_sets_every_key_it_shows():
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    config.apply(commands.choices["serve"], CONFIG)
-    args = parser.parse_args(["serve"])
+    args = parse(["serve", "--config", str(CONFIG)])
     assert args.model == Path("/opt/edgekit/bundles/digits-cnn-1.0.0.edgebundle")
     assert args.trust == [Path("/etc/edgekit/trusted")]
     assert (args.host, args.port, args.concurrency, args.threads) == ("0.0.0.0", 8080, 2, 2)  # noqa: S104

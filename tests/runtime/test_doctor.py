@@ -14,7 +14,7 @@ import pytest
 
 from edgekit_runtime import doctor, targets
 from edgekit_runtime.cli import main
-from edgekit_runtime.config import tomllib
+from edgekit_runtime.cli.config_file import tomllib
 from edgekit_runtime.doctor import KNOWN_BAD, MIN_VERSIONS, diagnose, report
 from edgekit_runtime.platform_facts import Engine, Platform, parse_cpuinfo
 from tests.runtime.boards import ORIN, PI4_32, PI4_64, PI5, X86

@@ -19,7 +19,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit_runtime import load
-from edgekit_runtime.cli import build_parser, load_for_serving
+from edgekit_runtime.cli import parse
+from edgekit_runtime.cli.serve import load_for_serving
 from edgekit_runtime.server.app import create_app
 from edgekit_runtime.server.settings import ServerSettings
 from tests.runtime.tamper import re_pinned_with_other_golden_outputs, tampered, unsigned
@@ -116,7 +117,7 @@ def test_a_refused_start_is_one_error_line_and_a_non_zero_exit(refusals, case, c
 
 def test_allow_unsigned_serves_an_unsigned_bundle_despite_trusted_keys(signed_bundle, keys, tmp_path):
     bundle = unsigned(signed_bundle, tmp_path / "u.edgebundle")
-    args = build_parser().parse_args(["serve", str(bundle), "--trust", str(keys[1]), "--allow-unsigned"])
+    args = parse(["serve", str(bundle), "--trust", str(keys[1]), "--allow-unsigned"])
     model = load_for_serving(args, ServerSettings(port=0))
     assert model.signer is None
     assert model.self_test is not None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit_runtime.cli import build_parser, main
+from edgekit_runtime.cli import main, parse
 from edgekit_runtime.telemetry.service import Telemetry, TelemetrySettings
 
 MLP = Path(__file__).resolve().parents[3] / "examples" / "digits" / "mlp.onnx"
@@ -151,7 +151,7 @@ def test_a_set_config_file_that_cannot_be_used_is_ignored_with_a_warning(tmp_pat
 
 
 def test_a_deploy_watch_of_0_is_taken():
-    assert build_parser().parse_args(["serve", str(MLP), "--deploy-watch", "0"]).deploy_watch == 0
+    assert parse(["serve", str(MLP), "--deploy-watch", "0"]).deploy_watch == 0
 
 
 def test_no_model_is_refused(serve):

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgekit_runtime import __version__, cli
-from edgekit_runtime.cli import main
+from edgekit_runtime import __version__
+from edgekit_runtime.cli import main, parse, serve
 from tests.runtime.server.process import ServeProcess
 
-MLP = Path(__file__).resolve().parents[2] / "examples" / "digits" / "mlp.onnx"
+MLP = Path(__file__).resolve().parents[3] / "examples" / "digits" / "mlp.onnx"
 
 
 def test_version(capsys):
@@ -61,7 +61,7 @@ def test_a_target_on_another_board_is_warned_about_and_still_serves(tmp_path):
         (["--max-connections", "0"], "error: argument --max-connections: 0 is not a positive count: use 1 or more"),
     ],
 )
-def test_limit_flags_that_are_not_numbers_of_their_kind_are_refused_by_argparse(capsys, flags, message):
+def test_limit_flags_that_are_not_numbers_of_their_kind_are_refused_by_the_parser(capsys, flags, message):
     with pytest.raises(SystemExit) as exited:
         main(["serve", str(MLP), "--no-telemetry", "--port", "0", *flags])
     assert exited.value.code == 2
@@ -136,10 +136,38 @@ def test_the_limit_flags_reach_the_server_settings(tmp_path):
     config.write_text("[server]\nidle-timeout = 2.5\nmemory-budget-mb = 400\n")
     argv = ["serve", str(MLP), "--config", str(config), "--header-timeout", "3", "--max-connections", "64"]
     argv += ["--memory-wait", "4", "--body-timeout", "5"]
-    args = cli._with_config(cli.build_parser(), argv, config)
-    settings = cli._settings(args)
+    args = parse(argv)
+    settings = serve.settings(args)
     assert (settings.idle_timeout, settings.header_timeout, settings.body_timeout) == (2.5, 3.0, 5.0)
     assert (settings.max_connections, settings.memory_budget, settings.memory_wait) == (64, 400 << 20, 4.0)
-    defaults = cli._settings(cli.build_parser().parse_args(["serve", str(MLP)]))
+    defaults = serve.settings(parse(["serve", str(MLP)]))
     assert (defaults.idle_timeout, defaults.header_timeout, defaults.body_timeout) == (5.0, 10.0, 30.0)
     assert (defaults.max_connections, defaults.memory_budget, defaults.memory_wait) == (128, 320 << 20, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["serve", str(MLP), "--port"], "error: Option '--port' requires an argument"),
+        (["serve", str(MLP), "--no-such-flag"], "error: No such option"),
+        (["serve", str(MLP), "extra"], "error: Got unexpected extra argument (extra)"),
+        (["serve", str(MLP), "--idle-timeout", "nan"], "error: argument --idle-timeout: nan keeps nothing"),
+        (["bench"], "error: Missing argument 'MODEL'"),
+        (["nope"], "error: No such command 'nope'"),
+    ],
+)
+def test_the_parsers_own_refusals_are_one_line_too(capsys, argv, start):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(start)
+    assert line.endswith(" --help)")
+
+
+def test_no_command_prints_the_help(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "serve" in out
+    assert "doctor" in out
+    assert "bench" in out

@@ -6,60 +6,61 @@ The Jetson's providers are not in this machine's onnxruntime build: a stand-in m
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import types
 from pathlib import Path
 
+import click
 import pytest
 
-from edgekit_runtime import target_args, targets
+from edgekit_runtime import targets
 from edgekit_runtime.backends import BackendSettings, onnxruntime, tensorrt_options
+from edgekit_runtime.cli import target_flags
 from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.platform_facts import Platform, parse_cpuinfo
 from tests.runtime.boards import PI4_64, PI5
 
-DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
+DIGITS = Path(__file__).resolve().parents[3] / "examples" / "digits"
 JETSON = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
-def args(**given) -> argparse.Namespace:
-    return argparse.Namespace(**{"target": None, "threads": None, "concurrency": None, "providers": None} | given)
+def args(**given) -> types.SimpleNamespace:
+    return types.SimpleNamespace(**{"target": None, "threads": None, "concurrency": None, "providers": None} | given)
 
 
 def test_provider_names_short_and_long():
-    assert target_args.providers("tensorrt, CUDA,cpu") == JETSON
-    assert target_args.providers("CUDAExecutionProvider") == ("CUDAExecutionProvider",)
-    with pytest.raises(argparse.ArgumentTypeError, match="'gpu' is not an execution provider: use tensorrt, cuda"):
-        target_args.providers("gpu")
-    with pytest.raises(argparse.ArgumentTypeError, match="no provider named"):
-        target_args.providers(" , ")
+    assert target_flags.providers("tensorrt, CUDA,cpu") == JETSON
+    assert target_flags.providers("CUDAExecutionProvider") == ("CUDAExecutionProvider",)
+    with pytest.raises(click.BadParameter, match="'gpu' is not an execution provider: use tensorrt, cuda"):
+        target_flags.providers("gpu")
+    with pytest.raises(click.BadParameter, match="no provider named"):
+        target_flags.providers(" , ")
 
 
-def test_a_target_name_or_argparse_complaint():
-    assert target_args.target("rpi5") is targets.get("rpi5")
-    with pytest.raises(argparse.ArgumentTypeError, match="'pi4' is not a target: use one of rpi4, rpi5"):
-        target_args.target("pi4")
+def test_a_target_name_or_the_parsers_complaint():
+    assert target_flags.target("rpi5") is targets.get("rpi5")
+    with pytest.raises(click.BadParameter, match="'pi4' is not a target: use one of rpi4, rpi5"):
+        target_flags.target("pi4")
 
 
 def test_without_a_target_a_call_per_core_with_one_thread_each(tmp_path):
-    assert target_args.default_concurrency(args(), 4) == 4
-    settings = target_args.engine_settings(args(), 4, 4, tmp_path)
+    assert target_flags.default_concurrency(args(), 4) == 4
+    settings = target_flags.engine_settings(args(), 4, 4, tmp_path)
     assert (settings.threads, settings.providers, settings.prefer) == (1, None, None)
 
 
 def test_a_target_gives_one_call_all_its_threads_cut_to_the_cores_here(tmp_path):
     pi = targets.get("rpi4")
-    assert target_args.default_concurrency(args(target=pi), 4) == 1
-    assert target_args.engine_settings(args(target=pi), 1, 4, tmp_path).threads == 4
-    assert target_args.engine_settings(args(target=pi), 1, 2, tmp_path).threads == 2
-    assert target_args.default_concurrency(args(target=pi), 8) == 2  # a bigger machine: two calls of four
-    assert target_args.default_concurrency(args(target=pi, concurrency=3), 8) == 3
-    assert target_args.engine_settings(args(target=pi, threads=3), 1, 4, tmp_path).threads == 3
+    assert target_flags.default_concurrency(args(target=pi), 4) == 1
+    assert target_flags.engine_settings(args(target=pi), 1, 4, tmp_path).threads == 4
+    assert target_flags.engine_settings(args(target=pi), 1, 2, tmp_path).threads == 2
+    assert target_flags.default_concurrency(args(target=pi), 8) == 2  # a bigger machine: two calls of four
+    assert target_flags.default_concurrency(args(target=pi, concurrency=3), 8) == 3
+    assert target_flags.engine_settings(args(target=pi, threads=3), 1, 4, tmp_path).threads == 3
 
 
 def test_the_jetson_target_prefers_the_gpu_and_caches_tensorrt_engines_in_the_state_dir(tmp_path):
-    settings = target_args.engine_settings(args(target=targets.get("jetson-orin")), 1, 6, tmp_path)
+    settings = target_flags.engine_settings(args(target=targets.get("jetson-orin")), 1, 6, tmp_path)
     assert settings.prefer == JETSON
     assert settings.providers is None
     trt = settings.provider_options["TensorrtExecutionProvider"]
@@ -153,13 +154,13 @@ def test_the_real_cpu_build_falls_back_and_makes_no_cache(tmp_path):
 
 def test_the_note_when_a_jetson_target_runs_on_the_cpu():
     orin = targets.get("jetson-orin")
-    (note,) = target_args.provider_note(orin, "onnxruntime", ["CPUExecutionProvider"])
+    (note,) = target_flags.provider_note(orin, "onnxruntime", ["CPUExecutionProvider"])
     assert note.startswith("note: --target jetson-orin prefers TensorrtExecutionProvider, CUDAExecutionProvider")
     assert note.endswith("install onnxruntime-gpu for this JetPack (examples/jetson)")
-    assert target_args.provider_note(orin, "onnxruntime", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == []
-    assert target_args.provider_note(orin, "litert", ["cpu (XNNPACK)"]) == []
-    assert target_args.provider_note(targets.get("rpi4"), "onnxruntime", ["CPUExecutionProvider"]) == []
-    assert target_args.provider_note(None, "onnxruntime", ["CPUExecutionProvider"]) == []
+    assert target_flags.provider_note(orin, "onnxruntime", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == []
+    assert target_flags.provider_note(orin, "litert", ["cpu (XNNPACK)"]) == []
+    assert target_flags.provider_note(targets.get("rpi4"), "onnxruntime", ["CPUExecutionProvider"]) == []
+    assert target_flags.provider_note(None, "onnxruntime", ["CPUExecutionProvider"]) == []
 
 
 def _pi(cpuinfo: str) -> Platform:
@@ -168,11 +169,11 @@ def _pi(cpuinfo: str) -> Platform:
 
 
 def test_mismatch_warnings_name_what_this_device_lacks():
-    assert target_args.mismatch_warnings(targets.get("rpi4"), _pi(PI4_64)) == []
-    assert target_args.mismatch_warnings(targets.get("rpi5"), _pi(PI4_64)) == [
+    assert target_flags.mismatch_warnings(targets.get("rpi4"), _pi(PI4_64)) == []
+    assert target_flags.mismatch_warnings(targets.get("rpi5"), _pi(PI4_64)) == [
         "warning: --target rpi5: this CPU lacks asimddp, asimdhp, fphp, which rpi5 assumes"
     ]
-    assert target_args.mismatch_warnings(targets.get("rpi5"), dataclasses.replace(_pi(PI5), cores=2)) == [
+    assert target_flags.mismatch_warnings(targets.get("rpi5"), dataclasses.replace(_pi(PI5), cores=2)) == [
         "note: --target rpi5: 2 cores here, so 2 threads, not rpi5's 4"
     ]
-    assert target_args.mismatch_warnings(None, _pi(PI5)) == []
+    assert target_flags.mismatch_warnings(None, _pi(PI5)) == []

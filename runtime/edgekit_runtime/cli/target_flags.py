@@ -10,15 +10,18 @@ target's where this build has them, else the best available; TensorRT keeps its 
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import click
 
 from edgekit_runtime import targets
 from edgekit_runtime.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+    from types import SimpleNamespace
 
     from edgekit_runtime.backends import BackendSettings
     from edgekit_runtime.platform_facts import Platform
@@ -38,40 +41,70 @@ def target(text: str) -> targets.Target:
     try:
         return targets.get(text)
     except ConfigError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a target: use one of {', '.join(targets.TARGETS)}") from None
+        raise click.BadParameter(f"'{text}' is not a target: use one of {', '.join(targets.TARGETS)}") from None
 
 
 def providers(text: str) -> tuple[str, ...]:
     """``tensorrt,cuda,cpu`` or onnxruntime's names (``CUDAExecutionProvider``), comma-separated."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise argparse.ArgumentTypeError("no provider named: use e.g. cuda,cpu")
+        raise click.BadParameter("no provider named: use e.g. cuda,cpu")
     chosen = []
     for name in names:
         full = PROVIDER_NAMES.get(name.lower(), name)
         if not full.endswith("ExecutionProvider"):
             known = ", ".join(PROVIDER_NAMES)
-            raise argparse.ArgumentTypeError(f"'{name}' is not an execution provider: use {known}, or a full name")
+            raise click.BadParameter(f"'{name}' is not an execution provider: use {known}, or a full name")
         chosen.append(full)
     return tuple(chosen)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+class TargetName(click.ParamType):  # type: ignore[type-arg]  # generic in newer click, not in 8.1 (supported)
+    """``--target NAME``: the profile."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:  # noqa: ANN401
+        """The profile (one already found stays as it is)."""
+        if isinstance(value, targets.Target):
+            return value
+        try:
+            return target(value)
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+class ProviderList(click.ParamType):  # type: ignore[type-arg]  # generic in newer click, not in 8.1 (supported)
+    """``--providers LIST``: onnxruntime's provider names, in order."""
+
+    name = "list"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:  # noqa: ANN401
+        """The full names (a tuple already made stays as it is)."""
+        if isinstance(value, tuple):
+            return value
+        try:
+            return providers(value)
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+def options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--target`` and ``--providers``."""
-    parser.add_argument(
-        "--target",
-        type=target,
-        metavar="NAME",
-        help=f"a board's profile ({', '.join(targets.TARGETS)}): its threads per call and, on a Jetson, "
-        "TensorRT/CUDA first (docs/targets.md)",
-    )
-    parser.add_argument(
+    command = click.option(
         "--providers",
-        type=providers,
+        type=ProviderList(),
         metavar="LIST",
         help="ONNX Runtime execution providers, all required, in order: tensorrt,cuda,cpu or onnxruntime's "
         "names (default: the target's where present, else the best this build has)",
-    )
+    )(command)
+    return click.option(
+        "--target",
+        type=TargetName(),
+        metavar="NAME",
+        help=f"a board's profile ({', '.join(targets.TARGETS)}): its threads per call and, on a Jetson, "
+        "TensorRT/CUDA first (docs/targets.md)",
+    )(command)
 
 
 def cores_here() -> int:
@@ -81,7 +114,7 @@ def cores_here() -> int:
     return available_cores()
 
 
-def default_concurrency(args: argparse.Namespace, cores: int) -> int:
+def default_concurrency(args: SimpleNamespace, cores: int) -> int:
     """Calls at once: ``--concurrency``; with a target, as many as its threads leave cores for; else a core each."""
     if args.concurrency:
         return int(args.concurrency)
@@ -89,7 +122,7 @@ def default_concurrency(args: argparse.Namespace, cores: int) -> int:
     return max(1, cores // chosen.threads_here(cores)) if chosen is not None else cores
 
 
-def engine_settings(args: argparse.Namespace, concurrency: int, cores: int, state_dir: Path) -> BackendSettings:
+def engine_settings(args: SimpleNamespace, concurrency: int, cores: int, state_dir: Path) -> BackendSettings:
     """The engine's threads and providers from ``--threads``, ``--target`` and ``--providers``."""
     from edgekit_runtime.backends import BackendSettings, tensorrt_options
 
@@ -129,7 +162,7 @@ def warn_mismatch(chosen: targets.Target | None, platform: Platform | None = Non
         print(line, file=sys.stderr, flush=True)
 
 
-def as_flags(args: argparse.Namespace) -> tuple[str, ...]:
+def as_flags(args: SimpleNamespace) -> tuple[str, ...]:
     """``--target`` and ``--providers`` as given, for a ``serve`` process started with the same engine settings."""
     flags: tuple[str, ...] = ("--target", args.target.name) if args.target is not None else ()
     return flags + (("--providers", ",".join(args.providers)) if args.providers else ())

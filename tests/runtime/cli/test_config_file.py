@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
-from edgekit_runtime import config
-from edgekit_runtime.cli import build_parser, main
+from edgekit_runtime import cli
+from edgekit_runtime.cli import main
 from edgekit_runtime.errors import ConfigError
 
-MLP = Path(__file__).resolve().parents[2] / "examples" / "digits" / "mlp.onnx"
+MLP = Path(__file__).resolve().parents[3] / "examples" / "digits" / "mlp.onnx"
 
 FULL = """
 model = "models/digits.onnx"
@@ -48,10 +47,7 @@ def write(tmp_path, text, name="edgekit.toml"):
 
 def parse(path, *argv):
     """The serve command's arguments with ``path`` applied, as ``main`` does it."""
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    config.apply(commands.choices["serve"], path)
-    return parser.parse_args(["serve", *argv])
+    return cli.parse(["serve", "--config", str(path), *argv])
 
 
 def refused(capsys, argv):
@@ -124,7 +120,7 @@ def test_flags_on_the_command_line_win_over_the_file(tmp_path):
 
 def test_what_the_file_leaves_out_keeps_the_flags_defaults(tmp_path):
     args = parse(write(tmp_path, "[server]\nport = 9001\n"))
-    defaults = build_parser().parse_args(["serve"])
+    defaults = cli.parse(["serve"])
     for name, value in vars(defaults).items():
         if name not in ("port", "run"):
             assert getattr(args, name) == value, name
@@ -229,3 +225,10 @@ def test_a_file_without_a_model_asks_for_one(tmp_path, capsys):
     code, line = refused(capsys, ["serve", "--config", str(path)])
     assert code == 2
     assert line == "error: no model to serve: give MODEL, or 'model' in --config"
+
+
+def test_trust_and_group_on_the_command_line_add_to_the_files(tmp_path):
+    path = write(tmp_path, 'trust = ["keys/ops.pub"]\n[telemetry]\ngroup = ["lab"]\n')
+    args = parse(path, "--trust", "/etc/edgekit/more.pub", "--group", "gpu")
+    assert args.trust == [path.parent / "keys" / "ops.pub", Path("/etc/edgekit/more.pub")]
+    assert args.group == ["lab", "gpu"]
