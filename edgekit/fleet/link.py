@@ -1,4 +1,4 @@
-"""The operator's MQTT connection to a fleet: paho-mqtt and its callbacks, in one small adapter.
+"""The operator's MQTT connection to a fleet: signed commands out, device states and events in.
 
 :class:`FleetLink` connects (MQTT 5, a clean session: an operator's view starts fresh), subscribes at QoS 1 to
 ``edgekit/{fleet}/+/state`` (retained: the broker sends every device's last state at once) and

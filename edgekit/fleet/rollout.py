@@ -9,6 +9,9 @@ each canary device's telemetry windows since its commit (read from the collector
 rest sent the same command, all at once.
 
 A rollback and a ``set-config`` go to every target at once, and wait for each one's final status.
+
+Each command's body is built as the contract's Struct (:mod:`edgekit_runtime.contract.commands`) and handed to
+the link as JSON values: the runner adds each device's id, and the link the binding and the signature.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
+
 from edgekit.fleet.rules import FINAL, resolve_targets, split_canary
+from edgekit_runtime.contract.commands import Deploy, Rollback, SetConfig, Status
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
     from edgekit.fleet.link import FleetMessage
     from edgekit.fleet.rules import AbortRule, DeviceState
     from edgekit.telemetry.store import Store
+    from edgekit_runtime.contract.commands import Body
 
 
 class Link(Protocol):
@@ -168,13 +175,21 @@ class DeployPlan:
     allow_schema_change: bool = False
 
     def command(self) -> dict[str, Any]:
-        """The deploy command's body (the link signs it)."""
-        doc: dict[str, Any] = {"command": "deploy", "source": self.source, "sha256": self.sha256, "size": self.size}
-        if self.allow_downgrade:
-            doc["allow_downgrade"] = True
-        if self.allow_schema_change:
-            doc["allow_schema_change"] = True
-        return doc
+        """The deploy command's body, with the consents given only (the runner adds the id, the link signs it)."""
+        request = Deploy(
+            source=self.source,
+            sha256=self.sha256,
+            size=self.size,
+            allow_downgrade=self.allow_downgrade,
+            allow_schema_change=self.allow_schema_change,
+        )
+        return _body(request)
+
+
+def _body(command: Body) -> dict[str, Any]:
+    """``command`` as JSON values, leaving out what it leaves unset and the consents it does not give."""
+    doc: dict[str, Any] = msgspec.to_builtins(command)
+    return doc
 
 
 def deploy(
@@ -203,7 +218,7 @@ def deploy(
         result.outcome, result.reason = "aborted", reason
         committed = [s.device for s in steps if s.status == "committed"]
         if committed:
-            runner.stage(committed, "rollback", {"command": "rollback"}, plan.timeout)
+            runner.stage(committed, "rollback", _body(Rollback()), plan.timeout)
         return result
     if rest:
         done = runner.stage(rest, "rest", doc, plan.timeout)
@@ -223,7 +238,7 @@ def rollback(
     on_change: Callable[[RolloutResult], None] | None = None,
 ) -> RolloutResult:
     """Send ``rollback`` to each of ``devices`` and wait for the results."""
-    doc = {"command": "rollback"}
+    doc = _body(Rollback())
     return _to_each(link, devices, doc, "rolled_back", "did not roll back", timeout, rollout_id, on_change)
 
 
@@ -237,7 +252,7 @@ def set_config(
     on_change: Callable[[RolloutResult], None] | None = None,
 ) -> RolloutResult:
     """Send ``set-config`` with ``values`` to each of ``devices``; each answers ``done`` or ``refused`` (all of it)."""
-    doc = {"command": "set-config", "config": values}
+    doc = _body(SetConfig(config=values))
     return _to_each(link, devices, doc, "done", "did not take the settings", timeout, rollout_id, on_change)
 
 
@@ -325,7 +340,7 @@ def find_targets(
     members: set[str] | None = None
     if group is not None and any(s.groups is None for s in states if s.status == "online"):
         command_id = f"who-{group}-{secrets.token_hex(4)}"
-        link.command(f"@{group}", {"id": command_id, "command": "status"})
+        link.command(f"@{group}", _body(Status(id=command_id)))
         members = set()
         deadline = time.monotonic() + answer
         while (left := deadline - time.monotonic()) > 0:

@@ -26,6 +26,7 @@ import msgspec
 
 from edgekit.errors import TelemetryError
 from edgekit_runtime.contract.events import EVENT_SCHEMA, MAX_ID_LENGTH, Detail, EventId
+from edgekit_runtime.contract.failures import failed_at
 from edgekit_runtime.contract.state import STATE_SCHEMA, DeviceStatus
 from edgekit_runtime.contract.statuses import EVENT_COMMANDS, EVENT_STATUSES, EventCommand, EventStatus
 from edgekit_runtime.contract.telemetry import BATCH_SCHEMA, WINDOW_SCHEMA
@@ -109,9 +110,6 @@ _MUST = {
     "detail": "a string",
 }
 _EVENT_MUST = {**_MUST, "status": f"one of {', '.join(EVENT_STATUSES)}"}
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
-_STEP = re.compile(r"\.(?P<key>[^.\[]+)|\[(?P<index>\.\.\.|\d+)\]")
 _Fields = TypeVar("_Fields", bound=msgspec.Struct)
 
 
@@ -298,20 +296,15 @@ def _decode(where: str, doc: dict[str, Any], fields: type[_Fields], must: dict[s
 
 def _refusal(where: str, doc: dict[str, Any], text: str, must: dict[str, str]) -> TelemetryError:
     """The msgspec ``text`` (``Expected `int` >= 1 - at `$.seq```) as a line naming the field, its value, the rule."""
-    at = _AT.search(text)
-    steps = [(step["key"], step["index"]) for step in _STEP.finditer(at["path"] if at else "")]
-    missing = _MISSING.match(text)
-    if missing:
-        steps.append((missing["field"], None))
     names: list[str] = []
     rule: list[str] = []
     value: Any = doc
-    for key, index in steps:
-        if key is not None:
-            names.append(key)
-            rule.append(key)
-            value = value.get(key) if isinstance(value, dict) else None
-        elif index == "..." and isinstance(value, dict):  # a value of an object: the first one that is not a count
+    for step in failed_at(text):
+        if isinstance(step, str):
+            names.append(step)
+            rule.append(step)
+            value = value.get(step) if isinstance(value, dict) else None
+        elif step is ... and isinstance(value, dict):  # a value of an object: the first one that is not a count
             bad = next((k for k, v in value.items() if not _fits(v, PositiveCount)), None)
             names[-1] += f"[{bad!r}]"
             rule[-1] += "[]"

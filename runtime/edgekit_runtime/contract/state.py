@@ -1,7 +1,9 @@
 """A device's retained state (``edgekit.state/1``) on ``edgekit/{fleet}/{device}/state``.
 
 ``online`` on connect; ``offline`` in the Last Will (reason ``lost``) and on a clean stop (reason ``stopped``).
-A fleet agent adds its groups, whether it takes commands, and the settings ``set-config`` changes.
+A fleet agent adds its groups, whether it takes commands, and the settings ``set-config`` changes
+(:class:`~edgekit_runtime.contract.settings.DeviceSettings`). The device's
+:class:`~edgekit_runtime.telemetry.channel.Channel` builds each message from :class:`State`.
 """
 
 from typing import Annotated, Any, ClassVar, Literal
@@ -9,12 +11,11 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from edgekit_runtime.contract.settings import DeviceSettings
 from edgekit_runtime.contract.telemetry import ModelIdentity, RuntimeInfo
 from edgekit_runtime.contract.values import Name, Seconds
 
 STATE_SCHEMA = "edgekit.state/1"
-#: a ``log_level`` the device runs with (``--log-level``; ``set-config`` takes fewer)
-LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 #: whether the device is connected
 DeviceStatus = Literal["online", "offline"]
 
@@ -25,21 +26,11 @@ class TelemetryInfo(msgspec.Struct, forbid_unknown_fields=True):
     interval: Annotated[float, Meta(gt=0, description="Seconds per window.")]
 
 
-class DeviceSettings(msgspec.Struct, forbid_unknown_fields=True):
-    """The settings set-config changes, as in effect (a fleet agent's state only; docs/fleet.md)."""
-
-    deploy_watch: Annotated[float, Meta(ge=0, le=86_400)]
-    max_error_rate: Annotated[float, Meta(ge=0, le=1)]
-    max_latency_ratio: Annotated[float, Meta(gt=0, le=1_000)]
-    min_requests: Annotated[int, Meta(ge=0, le=1_000_000)]
-    telemetry_interval: Annotated[float, Meta(ge=0.05, le=86_400)]
-    log_level: LogLevel
-
-
 class State(msgspec.Struct, tag_field="schema", tag=STATE_SCHEMA, forbid_unknown_fields=True):
     """The device's retained state (edgekit.state/1).
 
-    online on connect; offline in the Last Will (reason lost) and on a clean stop (reason stopped).
+    online on connect; offline in the Last Will (reason lost) and on a clean stop (reason stopped). A serving
+    device always says its model, runtime and telemetry; a bare publisher (a test's, a tool's) may leave them out.
     """
 
     #: what the schema adds that a Struct cannot say: an offline state says why, an online one does not
@@ -53,9 +44,9 @@ class State(msgspec.Struct, tag_field="schema", tag=STATE_SCHEMA, forbid_unknown
     device: Name
     status: DeviceStatus
     since: Annotated[Seconds, Meta(description="When the message was made.")]
-    model: ModelIdentity
-    runtime: RuntimeInfo
-    telemetry: TelemetryInfo
+    model: ModelIdentity | UnsetType = UNSET
+    runtime: RuntimeInfo | UnsetType = UNSET
+    telemetry: TelemetryInfo | UnsetType = UNSET
     reason: Literal["lost", "stopped"] | UnsetType = UNSET
     groups: Annotated[list[Name], Meta(description="The device's --group names (a fleet agent's state only).")] | (
         UnsetType

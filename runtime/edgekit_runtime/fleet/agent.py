@@ -7,13 +7,17 @@ agent opens the envelope through its :class:`~edgekit_runtime.fleet.signed_comma
 what a trusted key signed, for this device, recently, and once. A device started without trusted keys has no
 gate: it still sends telemetry, and refuses every command, saying why (read-only).
 
-A command's body is JSON: ``{"id": "...", "command": "deploy", "source": SOURCE, "sha256": "...", "size": N}``
-(``SOURCE``: ``mqtt:SHA256`` for a bundle published in chunks over MQTT, see :mod:`edgekit_runtime.fleet.chunks`,
-or an http(s) URL; ``allow_downgrade`` and ``allow_schema_change`` may say yes to what is refused otherwise, see
-:func:`edgekit_runtime.fleet.deploy_command.judge_candidate`), ``{"id", "command": "rollback"}``,
-``{"id", "command": "status"}``, ``{"id", "command": "rebirth"}`` (the retained state published again) or
-``{"id", "command": "set-config", "config": {...}}`` (:mod:`edgekit_runtime.fleet.settings`). Its progress goes
-to ``edgekit/{fleet}/{device}/events`` as ``edgekit.event/1`` messages, one per step (docs/telemetry.md).
+A command's body is JSON, one of the contract's commands (:mod:`edgekit_runtime.contract.commands`, whose types
+and bounds are what the device takes): ``{"id": "...", "command": "deploy", "source": SOURCE, "sha256": "...",
+"size": N}`` (``SOURCE``: ``mqtt:SHA256`` for a bundle published in chunks over MQTT, see
+:mod:`edgekit_runtime.fleet.chunks`, or an http(s) URL; ``allow_downgrade`` and ``allow_schema_change`` may say
+yes to what is refused otherwise, see :func:`edgekit_runtime.fleet.deploy_command.judge_candidate`),
+``{"id", "command": "rollback"}``, ``{"id", "command": "status"}``, ``{"id", "command": "rebirth"}`` (the retained
+state published again) or ``{"id", "command": "set-config", "config": {...}}``
+(:mod:`edgekit_runtime.fleet.settings`). Each command that has fields decodes them into its Struct
+(:meth:`~edgekit_runtime.fleet.deploy_command.DeployCommand.from_body`, :func:`edgekit_runtime.fleet.settings.check`)
+and is refused in words that name the field. Its progress goes to ``edgekit/{fleet}/{device}/events`` as
+``edgekit.event/1`` messages, one per step (docs/telemetry.md).
 
 Commands are checked and run one at a time on the agent's thread, never on the server's event loop or the MQTT
 thread, which only queues them (a bounded queue: a flood is dropped, not stored). The same id twice (QoS 1 delivers
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import orjson
 
+from edgekit_runtime.contract.commands import CommandId
 from edgekit_runtime.contract.events import MAX_DETAIL, Event, EventModel
 from edgekit_runtime.contract.statuses import DONE, UNKNOWN, Phase
 from edgekit_runtime.errors import CommandError
@@ -195,10 +200,12 @@ class Agent:
 
     def handle(self, doc: dict[str, Any]) -> None:
         """Run one command whose envelope was opened (its signature, target, age and nonce checked)."""
-        command_id, command = doc.get("id"), doc.get("command")
-        if not isinstance(command_id, str) or not 1 <= len(command_id) <= 128:  # noqa: PLR2004
+        try:
+            command_id: str = msgspec.convert(doc.get("id"), CommandId)
+        except msgspec.ValidationError:
             logger.warning("fleet: a command without a usable id was ignored: %.200s", doc)
             return
+        command = doc.get("command")
         if command_id in self._seen:
             return  # delivered again: it ran already
         self._seen.add(command_id)
@@ -224,4 +231,4 @@ class Agent:
         self.deployer.rollback(command_id)
 
     def _deploy(self, command_id: str, doc: dict[str, Any]) -> None:
-        self.deployer.deploy(DeployCommand.from_doc(command_id, doc, max_bytes=self.max_bundle_bytes))
+        self.deployer.deploy(DeployCommand.from_body(command_id, doc, max_bytes=self.max_bundle_bytes))

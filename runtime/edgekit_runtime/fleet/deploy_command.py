@@ -1,7 +1,10 @@
-"""A deploy command's fields, checked, and whether the bundle it brings may replace the model serving now.
+"""A deploy command, decoded, and whether the bundle it brings may replace the model serving now.
 
-A deploy's source is the chunks of an ``mqtt:SHA256`` bundle or an http(s) URL, never a path on the device: a
-path in a command from the network could read any file (:meth:`DeployCommand.from_doc`).
+A deploy's body is decoded into the contract's :class:`~edgekit_runtime.contract.commands.Deploy`, whose types
+and bounds say what each field may be (:meth:`DeployCommand.from_body`); a field that is not is refused in the
+words of :data:`REFUSALS`. Its source is the chunks of an ``mqtt:SHA256`` bundle or an http(s) URL, never a path
+on the device: a path in a command from the network could read any file. Its size must be within this device's
+limit (``--max-bundle-mb``).
 
 Before anything switches, a verified candidate is judged against the model serving now (:func:`judge_candidate`):
 an older version, or the same version with other contents, is refused unless the signed command says
@@ -15,9 +18,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edgekit_runtime.contract.commands import MAX_SOURCE
+import msgspec
+
+from edgekit_runtime.contract.commands import HTTP_URL_PATTERN, MAX_SOURCE, Deploy
+from edgekit_runtime.contract.failures import failed_at
 from edgekit_runtime.errors import CommandError
-from edgekit_runtime.fleet.models import SHA256
 from edgekit_runtime.fleet.versions import compare_versions
 
 if TYPE_CHECKING:
@@ -28,9 +33,18 @@ if TYPE_CHECKING:
 #: a deploy's bundle limit when the device names none (``--max-bundle-mb``)
 DEFAULT_MAX_BUNDLE = 1 << 30
 #: a source the device fetches itself
-HTTP_URL = re.compile(r"^https?://\S+$")
+HTTP_URL = re.compile(HTTP_URL_PATTERN)
 #: the version of a model that is not a bundle (a plain .onnx): anything may replace it
 UNVERSIONED = "unversioned"
+#: what a deploy's field must be, as a refusal says it (a source that is text of the right length, but neither
+#: ``mqtt:`` nor http(s), is refused as a path: :func:`_refusal`)
+REFUSALS = {
+    "source": f"a deploy needs 'source', mqtt:SHA256 or an http(s) URL of at most {MAX_SOURCE} characters",
+    "sha256": "a deploy needs 'sha256', the bundle file's (64 lowercase hex digits)",
+    "size": "a deploy needs 'size', the bundle file's bytes (a whole number > 0)",
+    "allow_downgrade": "allow_downgrade and allow_schema_change are true or false",
+    "allow_schema_change": "allow_downgrade and allow_schema_change are true or false",
+}
 
 
 @dataclass(frozen=True)
@@ -50,35 +64,35 @@ class DeployCommand:
     allow_schema_change: bool = False
 
     @classmethod
-    def from_doc(
-        cls, command_id: str, doc: Mapping[str, object], *, max_bytes: int = DEFAULT_MAX_BUNDLE
+    def from_body(
+        cls, command_id: str, body: Mapping[str, object], *, max_bytes: int = DEFAULT_MAX_BUNDLE
     ) -> DeployCommand:
-        """A deploy command's fields, checked; :class:`CommandError` naming what is wrong."""
-        source, sha256, size = doc.get("source"), doc.get("sha256"), doc.get("size")
-        flags = {name: doc.get(name, False) for name in ("allow_downgrade", "allow_schema_change")}
-
-        def refuse(why: str) -> CommandError:
-            return CommandError(why, command_id=command_id)
-
-        if not isinstance(source, str) or not 1 <= len(source) <= MAX_SOURCE:
-            raise refuse(f"a deploy needs 'source', mqtt:SHA256 or an http(s) URL of at most {MAX_SOURCE} characters")
-        if not (source.startswith("mqtt:") or HTTP_URL.match(source)):
-            raise refuse(
-                f"a deploy's source is mqtt:SHA256 or an http(s) URL, not {source[:80]!r}: a path on the device is "
-                "never taken from the network"
+        """A deploy's body decoded; :class:`CommandError` naming what is wrong, or a bundle over ``max_bytes``."""
+        try:
+            deploy = msgspec.convert(body, Deploy)
+        except msgspec.ValidationError as exc:
+            raise CommandError(_refusal(exc, body), command_id=command_id) from None
+        if deploy.size > max_bytes:
+            raise CommandError(
+                f"the bundle is {deploy.size} bytes, over this device's {max_bytes}-byte limit: raise "
+                "--max-bundle-mb on the device, or deploy a smaller bundle",
+                command_id=command_id,
             )
-        if not isinstance(sha256, str) or not SHA256.match(sha256):
-            raise refuse("a deploy needs 'sha256', the bundle file's (64 lowercase hex digits)")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise refuse("a deploy needs 'size', the bundle file's bytes (a whole number > 0)")
-        if size > max_bytes:
-            raise refuse(
-                f"the bundle is {size} bytes, over this device's {max_bytes}-byte limit: raise --max-bundle-mb on "
-                "the device, or deploy a smaller bundle"
-            )
-        if not all(isinstance(value, bool) for value in flags.values()):
-            raise refuse("allow_downgrade and allow_schema_change are true or false")
-        return cls(command_id, source, sha256, size, bool(flags["allow_downgrade"]), bool(flags["allow_schema_change"]))
+        return cls(
+            command_id, deploy.source, deploy.sha256, deploy.size, deploy.allow_downgrade, deploy.allow_schema_change
+        )
+
+
+def _refusal(error: msgspec.ValidationError, body: Mapping[str, object]) -> str:
+    """What a refused deploy says: the words of :data:`REFUSALS` for the field ``error`` names."""
+    steps = failed_at(error)
+    field = steps[0] if steps and isinstance(steps[0], str) else None
+    if field == "source" and "regex" in str(error):  # text of the right length, but no source a device fetches
+        return (
+            f"a deploy's source is mqtt:SHA256 or an http(s) URL, not {str(body['source'])[:80]!r}: a path on the "
+            "device is never taken from the network"
+        )
+    return REFUSALS.get(field or "", f"the deploy command is malformed ({error}): send it with edgekit fleet")
 
 
 def judge_candidate(serving: Model, candidate: Model, command: DeployCommand) -> str | None:

@@ -16,12 +16,14 @@ The retained state gains ``config``, the effective values, and the event ``done`
 start the file is read again and wins over the command line's flags (the operator's later choice), and the
 runtime says which flags it overrode.
 
-Every value has a finite range (:data:`KEYS`: a value the device could not encode again, such as
-``min_requests`` 1e30, would break every later state message), strings are bounded by their choices, and a
-command may name at most :data:`MAX_KEYS` keys. A kept file that no longer passes these checks (edited by hand,
-damaged, or written by an older build that allowed more) is ignored whole at start, never fatal: a device that
-cannot start can only be mended with a shell on it. :func:`starting_config` says why, the runtime logs it, the
-device runs with the command line's settings, and the next ``set-config`` writes a good file over it.
+Every value has a finite range (a value the device could not encode again, such as ``min_requests`` 1e30, would
+break every later state message), and a string is one of its choices: both are the contract's
+(:class:`~edgekit_runtime.contract.settings.SettingsChange`), :data:`KEYS` is read from it, and each value is
+decoded as its field. A command may name at most :data:`MAX_KEYS` keys. A kept file that no longer passes these
+checks (edited by hand, damaged, or written by an older build that allowed more) is ignored whole at start, never
+fatal: a device that cannot start can only be mended with a shell on it. :func:`starting_config` says why, the
+runtime logs it, the device runs with the command line's settings, and the next ``set-config`` writes a good file
+over it.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, cast, get_args, get_origin, get_type_hints
 
+import msgspec
+
+from edgekit_runtime.contract.commands import MAX_SETTINGS
+from edgekit_runtime.contract.settings import SettableLogLevel, SettingsChange
 from edgekit_runtime.contract.statuses import DONE, Phase
 from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.fleet.deploy_health import HealthPolicy
@@ -46,24 +51,26 @@ logger = logging.getLogger("edgekit_runtime.fleet")
 
 #: the file in the state directory
 CONFIG = "config.json"
-#: the levels ``log_level`` takes
-LOG_LEVELS = ("debug", "info", "warning", "error")
+#: the levels ``log_level`` takes (``--log-level`` takes ``critical`` and ``trace`` too)
+LOG_LEVELS: tuple[str, ...] = get_args(SettableLogLevel)
 #: the loggers ``log_level`` sets: the runtime's, and the ones uvicorn's own configuration sets
 LOGGERS = ("edgekit_runtime", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 #: a setting's value
 Value: TypeAlias = float | int | str
 #: most keys a command's ``config`` (or the kept file) may name: the settings, and room for a few typos
-MAX_KEYS = 32
-#: most characters of a string value (a choice is shorter)
+MAX_KEYS = MAX_SETTINGS
+#: most characters of a choice (a string value is one of them)
 MAX_TEXT = 64
 #: most bytes of the kept file (it holds a few short settings)
 MAX_FILE_BYTES = 64 << 10
+#: what a number is, in the words a refusal says (the rest: "a whole number", "a number")
+WORDS = {"deploy_watch": "seconds", "max_error_rate": "a rate", "telemetry_interval": "seconds"}
 
 
 @dataclass(frozen=True)
 class Key:
-    """What one setting may be: a number in a finite range, a whole number, or one of ``choices``."""
+    """What one setting may be, as the contract says it: a number in a finite range, a whole number, or a choice."""
 
     #: what it may be, in words (refusals and docs say it)
     allowed: str
@@ -74,30 +81,33 @@ class Key:
     whole: bool = False
     choices: tuple[str, ...] = ()
 
-    def read(self, value: object) -> Value | None:
-        """``value`` as kept, or ``None`` when it is not allowed (JSON's ``true`` is not a number)."""
-        if self.choices:
-            return value if isinstance(value, str) and len(value) <= MAX_TEXT and value in self.choices else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        # an int is compared as it is: JSON's 10**400 is a Python int, and too large for a float
-        if value < self.low or (self.above and value == self.low) or value > self.high:
-            return None
-        if self.whole:
-            return value if isinstance(value, int) else int(value) if value.is_integer() else None
-        return float(value)
+    @classmethod
+    def of(cls, field: msgspec.inspect.Field) -> Key:
+        """The key of one of :class:`SettingsChange`'s fields."""
+        kind = field.type
+        if isinstance(kind, msgspec.inspect.LiteralType):  # its values sorted: the contract's order is the hint's
+            hint = get_type_hints(SettingsChange)[field.name]  # Literal[...] | UnsetType
+            literal = next(arg for arg in get_args(hint) if get_origin(arg) is Literal)
+            choices = tuple(str(value) for value in get_args(literal))
+            return cls(f"one of {', '.join(choices)}", choices=choices)
+        if not isinstance(kind, (msgspec.inspect.IntType, msgspec.inspect.FloatType)) or kind.le is None:
+            raise TypeError(f"setting {field.name} is {kind}: give it a finite range or choices")
+        whole, above = isinstance(kind, msgspec.inspect.IntType), kind.gt is not None
+        low = kind.gt if kind.gt is not None else kind.ge or 0
+        words = WORDS.get(field.name, "a whole number" if whole else "a number")
+        span = f"> {_bound(low)}, up to {_bound(kind.le)}" if above else f"from {_bound(low)} to {_bound(kind.le)}"
+        return cls(f"{words} {span}", low=low, high=kind.le, above=above, whole=whole)
 
 
-#: the settings and their ranges (docs/fleet.md has the same table)
+def _bound(number: float) -> str:
+    """A range's end as a refusal says it: ``86400``, ``0.05``."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+#: the settings and their ranges, read from the contract (docs/fleet.md has the same table)
 KEYS: dict[str, Key] = {
-    "deploy_watch": Key("seconds from 0 to 86400", low=0, high=86_400),
-    "max_error_rate": Key("a rate from 0 to 1", low=0, high=1),
-    "max_latency_ratio": Key("a number > 0, up to 1000", low=0, high=1_000, above=True),
-    "min_requests": Key("a whole number from 0 to 1000000", low=0, high=1_000_000, whole=True),
-    "telemetry_interval": Key("seconds from 0.05 to 86400", low=0.05, high=86_400),
-    "log_level": Key(f"one of {', '.join(LOG_LEVELS)}", choices=LOG_LEVELS),
+    field.name: Key.of(field)
+    for field in cast("msgspec.inspect.StructType", msgspec.inspect.type_info(SettingsChange)).fields
 }
 
 _POLICY = HealthPolicy()
@@ -139,7 +149,9 @@ class DeviceConfig:
 def check(values: object, *, empty: bool = True) -> dict[str, Value]:
     """``values`` (a JSON object of settings) as kept; :class:`ConfigError` naming every key that is not allowed.
 
-    ``empty``: whether no settings at all will do (a file, yes; a command, no).
+    Each value is decoded as its field of the contract's :class:`SettingsChange` (its type and range), one key at
+    a time, so that a refusal names every key that is wrong. ``empty``: whether no settings at all will do (a
+    file, yes; a command, no).
     """
     if not isinstance(values, dict) or not (values or empty):
         raise ConfigError(
@@ -155,14 +167,20 @@ def check(values: object, *, empty: bool = True) -> dict[str, Value]:
     for key, spec in KEYS.items():
         if key not in values:
             continue
-        read = spec.read(values[key])
-        if read is None:
+        try:
+            kept[key] = _decoded(key, values[key])
+        except msgspec.ValidationError:
             problems.append(f"{key} {_short(values[key])} is not allowed: use {spec.allowed}")
-        else:
-            kept[key] = read
     if problems:
         raise ConfigError("; ".join(problems))
     return kept
+
+
+def _decoded(key: str, value: object) -> Value:
+    """``value`` decoded as ``key`` of :class:`SettingsChange`; JSON has one kind of number, so 50.0 is a whole 50."""
+    change = msgspec.convert({key: value}, SettingsChange, strict=not isinstance(value, float))
+    decoded: Value = getattr(change, key)
+    return decoded
 
 
 def changes(old: DeviceConfig, new: DeviceConfig) -> list[str]:

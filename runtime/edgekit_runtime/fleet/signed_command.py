@@ -43,7 +43,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import orjson
 
-from edgekit_runtime.contract.commands import COMMAND_ID_PATTERN, NONCE_PATTERN, SIGNED_COMMAND_SCHEMA, SignedCommand
+from edgekit_runtime.contract.commands import (
+    BINDING,
+    COMMAND_ID_PATTERN,
+    NONCE_PATTERN,
+    SIGNED_COMMAND_SCHEMA,
+    SignedCommand,
+)
 from edgekit_runtime.errors import CommandError, ConfigError
 from edgekit_runtime.signing import SIGNATURE_BYTES, key_id
 
@@ -59,8 +65,6 @@ if TYPE_CHECKING:
 SCHEMA = SIGNED_COMMAND_SCHEMA
 #: what the signature covers before the body: a command's signature can never pass for a manifest's
 DOMAIN = b"edgekit signed command v1\n"
-#: the fields the envelope adds to a command's body
-BINDING = ("fleet", "target", "issued_at", "nonce")
 NONCE = re.compile(NONCE_PATTERN)
 #: a command's id: what events name it by
 COMMAND_ID = re.compile(COMMAND_ID_PATTERN)

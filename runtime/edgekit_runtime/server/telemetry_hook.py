@@ -15,11 +15,19 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from edgekit_runtime.contract.telemetry import ErrorKind
     from edgekit_runtime.server.inference import Feeds, Infer, Outputs
 
 #: the status recorded for a client that hangs up before its answer (nginx's convention)
 CLIENT_GONE = 499
-ERROR_KINDS = {400: "invalid_input", 408: "timeout", 413: "too_large", CLIENT_GONE: "client_gone"}
+#: the statuses with an error kind of their own (the kinds are the contract's, ``ErrorKind``); any other 4xx is
+#: ``bad_request``, any 5xx ``server_error``
+STATUS_KINDS: dict[int, ErrorKind] = {
+    400: "invalid_input",
+    408: "timeout",
+    413: "too_large",
+    CLIENT_GONE: "client_gone",
+}
 
 
 class Recorder(Protocol):
@@ -80,11 +88,11 @@ class Observed:
         self._inner.close()
 
 
-def error_kind(status: int) -> str | None:
+def error_kind(status: int) -> ErrorKind | None:
     """The telemetry error kind of a response status (``None``: it succeeded)."""
     if status < 400:  # noqa: PLR2004
         return None
-    return ERROR_KINDS.get(status) or ("server_error" if status >= 500 else "bad_request")  # noqa: PLR2004
+    return STATUS_KINDS.get(status) or ("server_error" if status >= 500 else "bad_request")  # noqa: PLR2004
 
 
 def record(telemetry: Recorder, seconds: float, status: int, seen: Seen) -> None:

@@ -14,9 +14,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import orjson
+import msgspec
 
-from edgekit_runtime.contract.state import STATE_SCHEMA
+from edgekit_runtime.contract.state import State
 from edgekit_runtime.mqtt.connection import Properties, Will
 
 if TYPE_CHECKING:
@@ -33,7 +33,8 @@ class Channel:
     def __init__(self, topics: Topics, state: Mapping[str, Any] | None = None) -> None:
         """``state``: what the retained ``online`` message says besides status (model, runtime, ...)."""
         self.topics = topics
-        self._state = {"schema": STATE_SCHEMA, "fleet": topics.fleet, "device": topics.device, **(state or {})}
+        #: the ``online`` state; each message is a copy with its own status and time
+        self._state = State(topics.fleet, topics.device, "online", 0.0, **(state or {}))
         self._state_changed = threading.Event()
         #: topics subscribed on every connection (QoS 1), and who is told of their messages
         self.subscriptions: list[str] = []
@@ -44,8 +45,8 @@ class Channel:
         self._lock = threading.Lock()
 
     def state_payload(self, status: str, **extra: object) -> bytes:
-        """The retained state message."""
-        return orjson.dumps({**self._state, "status": status, "since": time.time(), **extra})
+        """The retained state message: ``status`` now, with ``extra`` fields (an offline one's ``reason``)."""
+        return msgspec.json.encode(msgspec.structs.replace(self._state, status=status, since=time.time(), **extra))
 
     def will(self) -> Will:
         """The Last Will: a retained ``offline`` state, reason ``lost``."""
@@ -53,8 +54,11 @@ class Channel:
         return Will(self.topics.state, payload, properties=Properties(content_type="application/json"))
 
     def update_state(self, **fields: object) -> None:
-        """Change what the retained ``online`` state says (a new model), and publish it again."""
-        self._state.update(fields)
+        """Change what the retained ``online`` state says (a new model), and publish it again.
+
+        ``fields`` are :class:`~edgekit_runtime.contract.state.State`'s (another name is a ``TypeError``).
+        """
+        self._state = msgspec.structs.replace(self._state, **fields)
         self._state_changed.set()
 
     def take_state_change(self) -> bool:
