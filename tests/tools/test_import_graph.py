@@ -3,25 +3,20 @@ module that has outgrown one idea. The checker is tried on small made-up package
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / "tools" / "import_graph.py"
+if TYPE_CHECKING:
+    from pathlib import Path
+
 #: the most lines a module may hold: past it, a module holds two ideas (split it where one ends)
 MOST_LINES = 400
 
 
 @pytest.fixture(scope="module")
-def ig():
-    spec = importlib.util.spec_from_file_location("import_graph", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["import_graph"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+def ig(load_tool):
+    return load_tool("import_graph")
 
 
 def _package(root: Path, files: dict[str, str]) -> Path:

@@ -3,7 +3,6 @@ it printed into examples/raspberrypi/README.md, replayed from the recording next
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,12 +17,8 @@ README = ROOT / "examples" / "raspberrypi" / "README.md"
 
 
 @pytest.fixture(scope="module")
-def wm():
-    spec = importlib.util.spec_from_file_location("wheel_matrix", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wheel_matrix"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+def wm(load_tool):
+    return load_tool("wheel_matrix")
 
 
 def test_platform_tags_cover_every_glibc_the_os_accepts(wm):
