@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from edgekit_runtime.fleet.agent import Agent
 from edgekit_runtime.fleet.chunks import ChunkFetcher
 from edgekit_runtime.fleet.command_journal import CommandJournal
-from edgekit_runtime.contract.statuses import Phase
 from edgekit_runtime.fleet.deploy import Deployer, recover
 from edgekit_runtime.fleet.deploy_command import DEFAULT_MAX_BUNDLE
 from edgekit_runtime.fleet.deploy_health import Health, HealthPolicy
@@ -19,6 +18,7 @@ from edgekit_runtime.fleet.signed_command import CommandGate
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from edgekit_runtime.contract.statuses import Phase
     from edgekit_runtime.fleet.signed_command import CommandPolicy
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.app import App

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit_runtime.fleet import deploy as deploy_module
 from edgekit_runtime.contract.statuses import Phase
+from edgekit_runtime.fleet import deploy as deploy_module
 from edgekit_runtime.fleet.deploy import Deployer
 from edgekit_runtime.fleet.deploy_command import DeployCommand
 from edgekit_runtime.fleet.deploy_health import Health, HealthPolicy
