@@ -34,6 +34,13 @@ system_deps() {
   # examples/raspberrypi's tests: shellcheck on install.sh, systemd-analyze verify on the unit (works offline)
   command -v shellcheck >/dev/null || apt_install shellcheck
   command -v systemd-analyze >/dev/null || apt_install systemd
+  # the board lab (tools/board_lab.py): Arm roots built by debootstrap, run under qemu-user through binfmt_misc
+  { command -v debootstrap >/dev/null && [ -x /usr/bin/qemu-aarch64-static ] && command -v update-binfmts >/dev/null; } \
+    || apt_install debootstrap qemu-user-static binfmt-support
+  [ -e /proc/sys/fs/binfmt_misc/register ] || as_root mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  for entry in qemu-aarch64 qemu-arm; do
+    grep -qs '^enabled' "/proc/sys/fs/binfmt_misc/$entry" || as_root update-binfmts --enable "$entry"
+  done
 }
 
 venv_setup() {

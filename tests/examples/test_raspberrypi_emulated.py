@@ -1,0 +1,193 @@
+"""examples/raspberrypi on the boards' own instruction sets: the board lab (tools/board_lab.py) runs a Debian
+bookworm root, arm64 or armhf, under qemu-user with the CPU model of a Pi Zero 2 (cortex-a53), a Pi 4
+(cortex-a72) or a Pi 5 (cortex-a76). install.sh runs in it unchanged, from the project's source; the unit's own
+ExecStart line serves there, and the host's HTTP client asks it. The roots are built once and cached under
+~/.cache/edgekit/board-lab (several minutes each, cold); each test session installs into a fresh overlay."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+import edgekit_runtime
+from edgekit_runtime.signing import load_public_key
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "raspberrypi"
+DIGITS = ROOT / "examples" / "digits"
+#: the cores of the boards edgekit meets, and whether each has the armv8.2 dot product (asimddp)
+CORES = {"cortex-a53": False, "cortex-a72": False, "cortex-a76": True}
+#: SDOT v0.4s, v1.16b, v2.16b (armv8.2 dot product), then RET: run from an executable page
+DOT_PRODUCT_PROBE = """
+import ctypes, mmap
+code = (0x4E829420).to_bytes(4, "little") + (0xD65F03C0).to_bytes(4, "little")
+page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(code)
+ctypes.CFUNCTYPE(None)(ctypes.addressof(ctypes.c_char.from_buffer(page)))()
+print("sdot ran")
+"""
+
+
+def _load_lab():
+    spec = importlib.util.spec_from_file_location("board_lab", ROOT / "tools" / "board_lab.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["board_lab"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+lab = _load_lab()
+ARM64 = lab.Recipe("arm64")
+ARMHF = lab.Recipe("armhf")
+
+
+def _run(recipe, cpu, argv, **kw):
+    return lab.run(recipe, cpu, argv, timeout=kw.pop("timeout", 600), **kw)
+
+
+@pytest.fixture(scope="session")
+def arm64_installed(tmp_path_factory):
+    """An overlay of the arm64 root in which install.sh (unchanged, from the source tree) has run, as on a Pi 4."""
+    layer = tmp_path_factory.mktemp("arm64-layer")
+    argv = ["bash", "/src/repo/examples/raspberrypi/install.sh", "--from", "/src/repo/runtime"]
+    done = _run(ARM64, "cortex-a72", argv, binds=[(ROOT, "/src/repo")], layer=layer, timeout=1500)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return layer, done.stdout
+
+
+def test_the_lab_catches_an_illegal_instruction():
+    on_pi5 = _run(ARM64, "cortex-a76", ["python3", "-c", DOT_PRODUCT_PROBE])
+    assert on_pi5.returncode == 0, on_pi5.stderr
+    assert on_pi5.stdout.strip() == "sdot ran"
+    on_pi4 = _run(ARM64, "cortex-a72", ["python3", "-c", DOT_PRODUCT_PROBE])
+    assert on_pi4.returncode != 0
+    assert "sdot ran" not in on_pi4.stdout
+    why = lab.illegal_instruction(on_pi4, "cortex-a72")
+    assert why is not None, (on_pi4.returncode, on_pi4.stderr)
+    assert "QEMU_CPU=cortex-a72 (Raspberry Pi 4)" in why
+    assert lab.illegal_instruction(on_pi5, "cortex-a76") is None
+
+
+def test_the_lab_is_arm_and_says_so():
+    uname = _run(ARM64, "cortex-a72", ["python3", "-c", "import platform; print(platform.machine())"])
+    assert uname.stdout.strip() == "aarch64"
+    dpkg = _run(ARMHF, "cortex-a15", ["dpkg", "--print-architecture"])
+    assert dpkg.stdout.strip() == "armhf"
+
+
+def test_install_sh_installs_a_working_runtime_on_arm64(arm64_installed):
+    _, out = arm64_installed
+    assert "==> architecture arm64, Python 3.11: backend onnx" in out
+    assert re.search(r"==> installed: edgekit-runtime \S+", out)
+    assert "systemd is not running here" in out  # a chroot: the unit is installed, not enabled
+
+
+@pytest.mark.parametrize(("cpu", "dot_product"), CORES.items())
+def test_doctor_reports_the_emulated_cores_features(arm64_installed, cpu, dot_product):
+    layer, _ = arm64_installed
+    argv = ["/opt/edgekit/venv/bin/edgekit-runtime", "doctor", "--json", "--no-probe"]
+    done = _run(ARM64, cpu, argv, layer=layer)
+    facts = json.loads(done.stdout)["platform"]
+    assert facts["machine"] == "aarch64"
+    assert "asimd" in facts["cpu_flags"]  # NEON: every core here has it
+    assert ("asimddp" in facts["cpu_flags"]) is dot_product
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _exec_start() -> list[str]:
+    unit = (EXAMPLE / "edgekit-runtime.service").read_text()
+    return shlex.split(re.search(r"^ExecStart=(.+)$", unit, re.MULTILINE).group(1))
+
+
+def test_the_units_execstart_serves_the_same_answers_on_an_emulated_pi4(arm64_installed, signed_bundle, keys, tmp_path):
+    """systemd cannot run in a chroot: the unit's ExecStart line runs as its user, as the unit would start it."""
+    layer, _ = arm64_installed
+    port = _free_port()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / signed_bundle.name).write_bytes(signed_bundle.read_bytes())
+    (drop / "signer.pub").write_bytes(keys[1].read_bytes())
+    (drop / "edgekit-runtime.toml").write_text(
+        f'model = "/opt/edgekit/bundles/{signed_bundle.name}"\ntrust = ["/etc/edgekit/trusted"]\n'
+        f'no-telemetry = true\n[server]\nhost = "127.0.0.1"\nport = {port}\nthreads = 2\n'
+    )
+    place = (
+        f"cp /src/drop/{signed_bundle.name} /opt/edgekit/bundles/ && cp /src/drop/signer.pub /etc/edgekit/trusted/ "
+        "&& cp /src/drop/edgekit-runtime.toml /etc/edgekit/edgekit-runtime.toml"
+    )
+    placed = _run(ARM64, "cortex-a72", ["sh", "-c", place], binds=[(drop, "/src/drop")], layer=layer)
+    assert placed.returncode == 0, placed.stderr
+    folder = lab.root(ARM64)
+    line = lab.command_line(
+        folder, "cortex-a72", ["runuser", "-u", "edgekit", "--", *_exec_start()], binds=[], env={}, layer=layer
+    )
+    server = subprocess.Popen(line, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the emulated Pi 4 did not become ready in 180 s"
+            time.sleep(0.5)
+        data = np.load(DIGITS / "mlp_test.npz")
+        x = data[next(iter(data.files))][:64].astype(np.float32)
+        local = edgekit_runtime.load(
+            signed_bundle, edgekit_runtime.LoadOptions(trusted_keys=[load_public_key(keys[1])])
+        )
+        name = local.inputs[0].name
+        body = {"inputs": [{"name": name, "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+        answer = httpx.post(f"{url}/v2/models/{local.name}/infer", json=body, timeout=60).json()
+        expected = local.predict({name: x})
+        for output in answer["outputs"]:
+            got = np.asarray(output["data"]).reshape(output["shape"])
+            np.testing.assert_allclose(got, expected[output["name"]], rtol=1e-4, atol=1e-5)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def test_install_sh_on_armhf_says_what_a_32bit_pi_gets():
+    done = _run(
+        ARMHF,
+        "cortex-a15",
+        ["bash", "/src/repo/examples/raspberrypi/install.sh", "--check"],
+        binds=[(ROOT, "/src/repo")],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "==> architecture armhf, Python 3.11: backend litert" in done.stdout
+    assert "tflite-runtime" in done.stdout
+    assert "piwheels" in done.stdout
+    refused = _run(
+        ARMHF,
+        "cortex-a15",
+        ["bash", "/src/repo/examples/raspberrypi/install.sh", "--check", "--backend", "onnx"],
+        binds=[(ROOT, "/src/repo")],
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        (
+            "error: there is no onnxruntime wheel for 32-bit Arm (armhf): use --backend litert with .tflite "
+            "bundles, or install the 64-bit Raspberry Pi OS"
+        )
+    ]
