@@ -115,7 +115,8 @@ def build(
     created: datetime,
 ) -> dict[str, bytes]:
     """Every member of the bundle, the manifest (and the signature) included."""
-    gold = golden.make_golden(golden_inputs, model.run, original=model.original_run)
+    float16 = golden.computes_in_float16(model.model_file, model.data)
+    gold = golden.make_golden(golden_inputs, model.run, original=model.original_run, float16=float16)
     members = {
         model.model_file: model.data,
         fmt.GOLDEN: gold.to_bytes(),
