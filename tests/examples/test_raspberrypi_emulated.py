@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import pickle
 import re
 import shlex
 import socket
@@ -19,8 +20,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import edgekit_runtime
+from edgekit_runtime.bundle import open_bundle
+from edgekit_runtime.bundle_format import GOLDEN
+from edgekit_runtime.golden import Golden, compare
 from edgekit_runtime.signing import load_public_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +71,73 @@ def arm64_installed(tmp_path_factory):
     argv = ["bash", "/src/repo/examples/raspberrypi/install.sh", "--from", "/src/repo/runtime"]
     done = _run(ARM64, "cortex-a72", argv, binds=[(ROOT, "/src/repo")], layer=layer, timeout=1500)
     assert done.returncode == 0, done.stdout + done.stderr
-    return layer, done.stdout
+    # the second engine: install.sh's LiteRT choice, into the same environment, no second service
+    litert = _run(
+        ARM64,
+        "cortex-a72",
+        [*argv, "--backend", "litert", "--no-service"],
+        binds=[(ROOT, "/src/repo")],
+        layer=layer,
+        timeout=1500,
+    )
+    assert litert.returncode == 0, litert.stdout + litert.stderr
+    return layer, done.stdout + litert.stdout
+
+
+def _edgekit(*argv: str) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "edgekit"), *argv], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def variants(tmp_path_factory, keys):
+    """Signed bundles made on the host: the digits CNN as FP32, static INT8, FP16, TFLite FP32, FP16 and INT8, and a
+    scikit-learn pipeline."""
+    work = tmp_path_factory.mktemp("variants")
+    out = work / "bundles"
+    data = ["--calib", str(DIGITS / "cnn_calib.npz"), "--eval", str(DIGITS / "cnn_test.npz")]
+    sign = ["--sign-key", str(keys[0])]
+    _edgekit("bundle", "pack", str(DIGITS / "cnn.onnx"), *data, *sign, "--name", "cnn-fp32", "-o", str(out))
+    made = work / "compressed"
+    _edgekit(
+        "compress",
+        str(DIGITS / "cnn.onnx"),
+        "--mode",
+        "int8-static,fp16",
+        "--to",
+        "onnx,tflite",
+        *data,
+        "--no-bundle",
+        "-o",
+        str(made),
+    )
+    for variant in ("int8-static", "fp16", "tflite-fp32", "tflite-fp16", "tflite-int8"):
+        _edgekit(
+            "bundle", "pack", str(made), "--variant", variant, *data, *sign, "--name", f"cnn-{variant}", "-o", str(out)
+        )
+    x, y = load_iris(return_X_y=True)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x.astype(np.float32), y)
+    with (work / "iris.pkl").open("wb") as fh:
+        pickle.dump(pipeline, fh)
+    np.savez(work / "iris.npz", input=x.astype(np.float32), label=y)
+    _edgekit(
+        "bundle",
+        "pack",
+        str(work / "iris.pkl"),
+        "--eval",
+        str(work / "iris.npz"),
+        *sign,
+        "--name",
+        "iris-pipeline",
+        "-o",
+        str(out),
+    )
+    (work / "signer.pub").write_bytes(keys[1].read_bytes())
+    bundles = sorted(out.glob("*.edgebundle"))
+    assert len(bundles) == 7, bundles
+    return work, bundles
 
 
 def test_the_lab_catches_an_illegal_instruction():
@@ -102,6 +176,45 @@ def test_doctor_reports_the_emulated_cores_features(arm64_installed, cpu, dot_pr
     assert facts["machine"] == "aarch64"
     assert "asimd" in facts["cpu_flags"]  # NEON: every core here has it
     assert ("asimddp" in facts["cpu_flags"]) is dot_product
+
+
+#: run inside the lab by the installed runtime: load each bundle (verify, self-test) and keep what it answers
+#: to its own golden inputs
+ANSWER_GOLDEN = """
+import sys
+from pathlib import Path
+import numpy as np
+import edgekit_runtime
+from edgekit_runtime.bundle import open_bundle
+from edgekit_runtime.bundle_format import GOLDEN
+from edgekit_runtime.golden import Golden
+from edgekit_runtime.signing import load_trusted_keys
+cpu, work = sys.argv[1], Path("/src/work")
+keys = load_trusted_keys([work / "signer.pub"])
+(work / "answers").mkdir(exist_ok=True)
+for path in sorted((work / "bundles").glob("*.edgebundle")):
+    model = edgekit_runtime.load(path, edgekit_runtime.LoadOptions(trusted_keys=keys))
+    golden = Golden.from_bytes(open_bundle(path).read(GOLDEN))
+    np.savez(work / "answers" / f"{cpu}-{path.stem}.npz", **model.predict(golden.inputs))
+    print(path.stem, type(model.backend).__name__, "self-test passed" if model.self_test.passed else "FAILED")
+"""
+
+
+@pytest.mark.parametrize("cpu", CORES)
+def test_every_variant_answers_its_golden_outputs_on_the_emulated_core(arm64_installed, variants, cpu):
+    layer, _ = arm64_installed
+    work, bundles = variants
+    argv = ["/opt/edgekit/venv/bin/python", "-c", ANSWER_GOLDEN, cpu]
+    done = _run(ARM64, cpu, argv, binds=[(work, "/src/work")], layer=layer, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("self-test passed") == len(bundles), done.stdout
+    assert {line.split()[1] for line in done.stdout.splitlines()} == {"OrtBackend", "LiteRtBackend"}
+    for path in bundles:
+        golden = Golden.from_bytes(open_bundle(path).read(GOLDEN))
+        with np.load(work / "answers" / f"{cpu}-{path.stem}.npz") as answers:
+            for name, expected in golden.outputs.items():
+                check = compare(name, expected, answers[name], golden.atol.get(name, 0.0), golden.rtol.get(name, 0.0))
+                assert check.passed, f"{path.stem} on {cpu}: {check.detail}"
 
 
 def _free_port() -> int:
