@@ -20,16 +20,25 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import edgekit_runtime
+from edgekit.bundle.pack import BundleOptions
+from edgekit.bundle.source import PackData, pack_source
 from edgekit_runtime.bundle import open_bundle
 from edgekit_runtime.bundle_format import GOLDEN
 from edgekit_runtime.golden import Golden, compare
 from edgekit_runtime.signing import load_public_key
+from tests.integration.fleet_rig import FleetRecorder, device_args, signed_digits
+from tests.integration.rig import FLEET, Collector, Load, wait_for
+from tests.integration.test_fleet_deploy import erring_digits_model
+from tests.runtime.server.process import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "raspberrypi"
@@ -167,6 +176,30 @@ def test_install_sh_installs_a_working_runtime_on_arm64(arm64_installed):
     assert "systemd is not running here" in out  # a chroot: the unit is installed, not enabled
 
 
+def test_the_wheel_matrix_holds_for_a_real_install_on_64bit_python_3_11(arm64_installed):
+    """What tools/wheel_matrix.py recorded for aarch64 and Python 3.11 (bookworm's), against what pip installed in
+    the lab: the root has no C compiler, so each compiled requirement came as a wheel."""
+    layer, _ = arm64_installed
+    listed = _run(
+        ARM64, "cortex-a72", ["/opt/edgekit/venv/bin/python", "-m", "pip", "list", "--format", "json"], layer=layer
+    )
+    installed = {canonicalize_name(d["name"]): Version(d["version"]) for d in json.loads(listed.stdout)}
+    assert _run(ARM64, "cortex-a72", ["sh", "-c", "command -v cc gcc"], layer=layer).stdout == ""
+    matrix = json.loads((EXAMPLE / "wheel-matrix.json").read_text())
+    checked = []
+    for row in matrix["rows"]:
+        answer = row["answers"]["aarch64 3.11"]
+        requirement = Requirement(row["label"]) if not row["deps"] else None
+        if requirement is None or requirement.name == "tflite-runtime":  # not in install.sh's sets on 64-bit
+            continue
+        assert answer["ok"], row
+        name = canonicalize_name(requirement.name)
+        assert name in installed, f"{name}: the matrix has a wheel, the lab did not install it"
+        assert installed[name] >= Version(answer["detail"]), (name, installed[name], answer["detail"])
+        checked.append(name)
+    assert {"numpy", "onnxruntime", "ai-edge-litert", "msgspec", "uvloop"} <= set(checked)
+
+
 @pytest.mark.parametrize(("cpu", "dot_product"), CORES.items())
 def test_doctor_reports_the_emulated_cores_features(arm64_installed, cpu, dot_product):
     layer, _ = arm64_installed
@@ -278,6 +311,54 @@ def test_the_units_execstart_serves_the_same_answers_on_an_emulated_pi4(arm64_in
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+def test_the_fleet_reaches_an_emulated_pi4(arm64_installed, mosquitto, tmp_path):
+    """A device on the emulated Pi 4 joins a fleet on the host's Mosquitto: its telemetry is stored by the
+    collector, it takes a signed deploy over MQTT chunks, and rolls back a bundle that fails under traffic."""
+    layer, _ = arm64_installed
+    public, bundles = signed_digits(tmp_path)
+    erring = pack_source(
+        str(erring_digits_model(tmp_path / "erring.onnx")),
+        tmp_path,
+        BundleOptions(name="digits-mlp", version="3.0.0", signing_key=public.with_suffix(".key")),
+        PackData(calib=DIGITS / "mlp_calib.npz"),
+    ).path
+    collector = Collector(mosquitto, tmp_path / "telemetry.db", tmp_path / "collector.log")
+    operator = FleetRecorder(mosquitto.port, FLEET, sign_key=public.with_suffix(".key"))
+    name = "lab-pi4"
+    args = device_args(bundles["1.0.0"], public, mosquitto, FLEET, name, tmp_path, "--deploy-watch", "3")
+    folder = lab.root(ARM64)
+    lab.prepare(folder)
+    serve = ["/opt/edgekit/venv/bin/edgekit-runtime", "serve", *args, "--telemetry-interval", "1"]
+    line = lab.command_line(folder, "cortex-a72", serve, binds=[(tmp_path, str(tmp_path))], env={}, layer=layer)
+    device = ServeProcess(args, tmp_path / "device.log", argv=line)
+    rows = np.load(DIGITS / "mlp_test.npz")["input"].copy()
+    rows[:, 0] = 16.0  # what the digits models answer, and the erring one fails on
+    load = None
+    try:
+        collector.subscribed(mosquitto)
+        device.wait_ready(180)
+        load = Load(device.url, 1_000_000, threads=1).start(rows)
+        operator.wait_online(name)
+        wait_for(lambda: sum(r[1] for r in collector.rows(name)) > 50, 90, "telemetry stored", collector.log)
+        deployed = operator.deploy(name, bundles["2.0.0"], via="mqtt")
+        operator.wait_status(deployed, "committed", name, timeout=180)
+        wait_for(lambda: operator.version(name) == "2.0.0", 30, "the state to say 2.0.0")
+        refused = operator.deploy(name, erring, via="mqtt")
+        wait_for(lambda: {"committed", "rolled_back"} & set(operator.statuses(refused, name)), 180, "a verdict")
+        done_before = load.done
+        wait_for(lambda: load.done > done_before + 20, 60, "answers after the rollback")
+    finally:
+        if load is not None:
+            load.halt()
+        device.stop()
+        operator.close()
+        collector.stop()
+    assert operator.statuses(refused, name)[-1] == "rolled_back"
+    assert operator.states[name]["model"]["version"] == "2.0.0"
+    stored = collector.rows(name)
+    assert [seq for seq, _, _ in stored] == list(range(1, len(stored) + 1))  # no window lost
 
 
 def test_install_sh_on_armhf_says_what_a_32bit_pi_gets():

@@ -19,10 +19,20 @@ if TYPE_CHECKING:
 class ServeProcess:
     """``python -m edgekit_runtime.cli serve ...``: started, its ready line read, stopped by a signal."""
 
-    def __init__(self, args: list[str], log: Path, prefix: Sequence[str] = (), cwd: Path | None = None) -> None:
-        # prefix: a command the server runs under, e.g. ["taskset", "-c", "0"]; cwd: its working directory
-        self.args = [*prefix, sys.executable, "-m", "edgekit_runtime.cli", "serve", *args]
-        if "--state-dir" not in args and "--no-telemetry" not in args:
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        prefix: Sequence[str] = (),
+        cwd: Path | None = None,
+        argv: Sequence[str] | None = None,
+    ) -> None:
+        # prefix: a command the server runs under, e.g. ["taskset", "-c", "0"]; cwd: its working directory;
+        # argv: the whole command line instead, ``args`` included (the board lab's chroot)
+        self.args = (
+            list(argv) if argv is not None else [*prefix, sys.executable, "-m", "edgekit_runtime.cli", "serve", *args]
+        )
+        if argv is None and "--state-dir" not in args and "--no-telemetry" not in args:
             self.args += ["--state-dir", str(log.parent / f"state-{log.stem}")]  # each server its own outbox
         self.log = log
         self.ready_line = ""
