@@ -102,7 +102,16 @@ fi
 mkdir -p "$prefix"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q "${index_args[@]}" "$target" "${extra_reqs[@]}"
+# pip's own account of a failure is pages long: keep it in a log, and say in one line what it means here
+piplog="$prefix/pip-install.log"
+if ! "$venv/bin/python" -m pip install -q "${index_args[@]}" "$target" "${extra_reqs[@]}" >"$piplog" 2>&1; then
+  case "$arch" in
+    armhf|armv7l)
+      die "pip could not install $target for 32-bit Arm with Python $pyver (its log: $piplog): numpy, uvloop, httptools and msgspec come from piwheels.org, which must be reachable; or install the 64-bit Raspberry Pi OS" ;;
+    *)
+      die "pip could not install $target for $arch with Python $pyver (its log: $piplog): check the network and the package index, then run install.sh again" ;;
+  esac
+fi
 say "installed: $("$venv/bin/edgekit-runtime" --version)"
 
 if [ "$service" = 1 ]; then

@@ -385,3 +385,20 @@ def test_install_sh_on_armhf_says_what_a_32bit_pi_gets():
             "bundles, or install the 64-bit Raspberry Pi OS"
         )
     ]
+
+
+def test_a_failed_install_on_armhf_is_one_line_not_a_pip_backtrace(tmp_path):
+    """Without piwheels (this machine reaches PyPI only), PyPI has no armv7l numpy: pip fails; install.sh says so
+    in one line, keeping pip's account in a log."""
+    install = ["bash", "/src/repo/examples/raspberrypi/install.sh", "--from", "/src/repo/runtime", "--no-service"]
+    done = _run(ARMHF, "cortex-a15", install, binds=[(ROOT, "/src/repo")], layer=tmp_path, timeout=1200)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        (
+            "error: pip could not install /src/repo/runtime for 32-bit Arm with Python 3.11 (its log: "
+            "/opt/edgekit/pip-install.log): numpy, uvloop, httptools and msgspec come from piwheels.org, which "
+            "must be reachable; or install the 64-bit Raspberry Pi OS"
+        )
+    ]
+    assert (tmp_path / "upper" / "opt" / "edgekit" / "pip-install.log").read_text().strip()
