@@ -3,8 +3,8 @@
 Nothing here has a board; what it has is the boards' instruction sets. Debian's ``qemu-user-static`` runs Arm
 binaries through binfmt_misc, and ``QEMU_CPU`` picks the core whose features qemu offers (``cortex-a53``: Pi
 Zero 2 and Pi 3; ``cortex-a72``: Pi 4, no dot product; ``cortex-a76``: Pi 5, with it). ``debootstrap`` builds the
-root from Debian's archive once; it is kept under ``~/.cache/edgekit/board-lab`` in a folder named after its
-recipe, so a changed recipe builds a new root and an unchanged one is reused.
+root from Debian's archive once; it is kept under ``~/.cache/edgekit/board-lab`` (``$EDGEKIT_CACHE/board-lab``)
+in a folder named after its recipe, so a changed recipe builds a new root and an unchanged one is reused.
 
     python tools/board_lab.py root --arch arm64                   # build or reuse; print the root's folder
     python tools/board_lab.py run --arch arm64 --cpu cortex-a72 -- python3 -c 'import platform; print(platform.uname())'
