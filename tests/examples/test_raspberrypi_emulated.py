@@ -261,7 +261,10 @@ def _exec_start() -> list[str]:
     return shlex.split(re.search(r"^ExecStart=(.+)$", unit, re.MULTILINE).group(1))
 
 
-def test_the_units_execstart_serves_the_same_answers_on_an_emulated_pi4(arm64_installed, signed_bundle, keys, tmp_path):
+@pytest.mark.parametrize("cpu", CORES)
+def test_the_units_execstart_serves_the_same_answers_on_each_emulated_core(
+    arm64_installed, signed_bundle, keys, tmp_path, cpu
+):
     """systemd cannot run in a chroot: the unit's ExecStart line runs as its user, as the unit would start it."""
     layer, _ = arm64_installed
     port = _free_port()
@@ -277,11 +280,11 @@ def test_the_units_execstart_serves_the_same_answers_on_an_emulated_pi4(arm64_in
         f"cp /src/drop/{signed_bundle.name} /opt/edgekit/bundles/ && cp /src/drop/signer.pub /etc/edgekit/trusted/ "
         "&& cp /src/drop/edgekit-runtime.toml /etc/edgekit/edgekit-runtime.toml"
     )
-    placed = _run(ARM64, "cortex-a72", ["sh", "-c", place], binds=[(drop, "/src/drop")], layer=layer)
+    placed = _run(ARM64, cpu, ["sh", "-c", place], binds=[(drop, "/src/drop")], layer=layer)
     assert placed.returncode == 0, placed.stderr
     folder = lab.root(ARM64)
     line = lab.command_line(
-        folder, "cortex-a72", ["runuser", "-u", "edgekit", "--", *_exec_start()], binds=[], env={}, layer=layer
+        folder, cpu, ["runuser", "-u", "edgekit", "--", *_exec_start()], binds=[], env={}, layer=layer
     )
     server = subprocess.Popen(line, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -294,7 +297,7 @@ def test_the_units_execstart_serves_the_same_answers_on_an_emulated_pi4(arm64_in
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "the emulated Pi 4 did not become ready in 180 s"
+            assert time.monotonic() < deadline, f"the emulated {cpu} did not become ready in 180 s"
             time.sleep(0.5)
         data = np.load(DIGITS / "mlp_test.npz")
         x = data[next(iter(data.files))][:64].astype(np.float32)
