@@ -6,7 +6,6 @@ ExecStart line serves there, and the host's HTTP client asks it. The roots are b
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 import re
@@ -39,6 +38,7 @@ from tests.integration.fleet_rig import FleetRecorder, device_args, signed_digit
 from tests.integration.rig import FLEET, Collector, Load, wait_for
 from tests.integration.test_fleet_deploy import erring_digits_model
 from tests.runtime.server.process import ServeProcess
+from tests.tool_scripts import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "raspberrypi"
@@ -56,15 +56,7 @@ print("sdot ran")
 """
 
 
-def _load_lab():
-    spec = importlib.util.spec_from_file_location("board_lab", ROOT / "tools" / "board_lab.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["board_lab"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-lab = _load_lab()
+lab = load_tool("board_lab")
 ARM64 = lab.Recipe("arm64")
 ARMHF = lab.Recipe("armhf")
 
