@@ -1,9 +1,9 @@
 """Calibration and evaluation data: read, checked against the model's inputs, batched.
 
 Data comes as a NumPy ``.npz`` archive with one array per model input (named like the input)
-and, for evaluation, a ``label`` array; or as a folder of images with a declared preprocessing
-(:mod:`edgekit.images`); or, when there is nothing, as synthetic inputs made from the input
-spec — flagged everywhere, since calibrating on noise is a guess.
+and, for evaluation, a ``label`` array (:func:`load_npz` says what else it accepts); or as a folder of
+images with a declared preprocessing (:mod:`edgekit.images`); or, when there is nothing, as synthetic
+inputs made from the input spec — flagged everywhere, since calibrating on noise is a guess.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
     from edgekit.graph_stats import TensorSpec
 
-#: array names taken as labels rather than inputs
-LABEL_KEYS = ("label", "labels", "y", "target")
+#: array names taken as labels rather than inputs (unless the model has an input so named); nothing else is
+#: guessed to be labels: an ``.npz`` with ``x`` and ``y`` is refused with the names to use
+LABEL_KEYS = ("label", "labels")
 SYNTHETIC_SAMPLES = 32
 
 
@@ -35,6 +36,8 @@ class Dataset:
     labels: np.ndarray | None
     source: str
     synthetic: bool = False
+    #: what reading the data assumed or left out (an array fed to an input of another name, arrays not used)
+    notes: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -44,7 +47,7 @@ class Dataset:
     def head(self, n: int) -> Dataset:
         """The first ``n`` samples."""
         labels = None if self.labels is None else self.labels[:n]
-        return Dataset({k: v[:n] for k, v in self.inputs.items()}, labels, self.source, self.synthetic)
+        return Dataset({k: v[:n] for k, v in self.inputs.items()}, labels, self.source, self.synthetic, self.notes)
 
     def batches(self, size: int, *, exact: bool = False) -> list[dict[str, np.ndarray]]:
         """Feeds of at most ``size`` samples; with ``exact`` (a model that fixes its batch), of exactly ``size``.
@@ -60,7 +63,12 @@ class Dataset:
 
 
 def load_npz(path: Path, specs: Sequence[TensorSpec], *, role: str = "calibration") -> Dataset:
-    """Read an ``.npz`` archive and check it against the model inputs."""
+    """Read an ``.npz`` archive and check it against the model inputs.
+
+    Arrays feed the inputs named like them; labels come only from an array named ``label`` (or ``labels``).
+    A model with one input takes the file's only other array, with a note; anything else that does not match
+    is refused with the arrays found and the names expected.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{role} file '{path}' does not exist: check the path", path=path)
@@ -71,36 +79,69 @@ def load_npz(path: Path, specs: Sequence[TensorSpec], *, role: str = "calibratio
         msg = f"{role} file '{path}' is not a readable .npz archive ({exc}): save it with np.savez(path, input=array)"
         raise DataError(msg, path=path) from exc
     input_names = {s.name for s in specs}
-    labels = next((arrays.pop(k) for k in LABEL_KEYS if k in arrays and k not in input_names), None)
-    inputs = match_inputs(arrays, specs, source=path.name)
-    dataset = Dataset(inputs, labels, str(path))
-    if labels is not None and len(labels) != dataset.size:
-        msg = f"{path.name} has {len(labels)} labels for {dataset.size} samples: give one label per sample"
+    label_key = next((k for k in LABEL_KEYS if k in arrays and k not in input_names), None)
+    labels = None if label_key is None else arrays.pop(label_key)
+    inputs, notes = match_inputs(arrays, specs, source=path.name)
+    dataset = Dataset(inputs, labels, str(path), notes=tuple(notes))
+    if labels is not None and (labels.ndim == 0 or len(labels) != dataset.size):
+        shape = list(labels.shape)
+        msg = (
+            f"array '{label_key}' in {path.name} has shape {shape} for {dataset.size} samples: "
+            f"give one label per sample, shape [{dataset.size}]"
+        )
         raise DataError(msg, path=path)
     return dataset
 
 
 def match_inputs(
     arrays: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], *, source: str
-) -> dict[str, np.ndarray]:
-    """Pair arrays with model inputs by name (or the only array with the only input) and conform them."""
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Pair arrays (labels already taken out) with model inputs and conform them; notes on what was assumed.
+
+    By name; or, for a model with one input, the only array there is. Arrays left over are named in a note.
+    """
     names = [s.name for s in specs]
+    notes = []
     if all(n in arrays for n in names):
         chosen = {s.name: arrays[s.name] for s in specs}
+        unused = [k for k in sorted(arrays) if k not in chosen]
+        if unused:
+            notes.append(
+                f"{source}: {_listed('array', unused)} neither a model input nor '{LABEL_KEYS[0]}': not used "
+                f"(labels go in an array named '{LABEL_KEYS[0]}')"
+            )
     elif len(specs) == 1 and len(arrays) == 1:
-        chosen = {specs[0].name: next(iter(arrays.values()))}
+        (key,) = arrays
+        chosen = {names[0]: arrays[key]}
+        notes.append(
+            f"{source}: array '{key}' feeds the model's only input '{names[0]}' "
+            f"(name the array '{names[0]}' to make that explicit)"
+        )
     else:
         missing = [n for n in names if n not in arrays]
         msg = (
-            f"{source} has arrays {sorted(arrays)} but the model needs {names} (missing {missing}): "
-            "name each array after its model input"
+            f"{source} has arrays {sorted(arrays)} but the model's inputs are {names} (missing {missing}): "
+            f"name each array after its model input, and labels '{LABEL_KEYS[0]}': {_savez_example(names)}"
         )
         raise DataError(msg)
     out = {s.name: conform(chosen[s.name], s, source=source) for s in specs}
     lengths = {k: len(v) for k, v in out.items()}
     if len(set(lengths.values())) > 1:
         raise DataError(f"{source}: inputs have different sample counts {lengths}: give every input the same count")
-    return out
+    return out, notes
+
+
+def _savez_example(names: Sequence[str]) -> str:
+    """``np.savez(path, input=x, label=y)`` for these input names."""
+    values = ["x"] if len(names) == 1 else [f"x{i}" for i in range(len(names))]
+    pairs = [f"{n}={v}" if n.isidentifier() else f"**{{{n!r}: {v}}}" for n, v in zip(names, values, strict=True)]
+    return f"np.savez(path, {', '.join([*pairs, f'{LABEL_KEYS[0]}=y'])})"
+
+
+def _listed(noun: str, names: Sequence[str]) -> str:
+    """``array 'y' is`` or ``arrays 'a', 'b' are``."""
+    quoted = ", ".join(f"'{n}'" for n in names)
+    return f"{noun} {quoted} is" if len(names) == 1 else f"{noun}s {quoted} are"
 
 
 def conform(array: np.ndarray, spec: TensorSpec, *, source: str) -> np.ndarray:

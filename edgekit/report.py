@@ -121,6 +121,9 @@ class Report:
     tflite: TFLiteResult | None = None
     #: the board's profile (``--target``) and ``threads_used``, the threads latency was measured with here
     target: dict[str, Any] | None = None
+    #: the bundle asked for: ``written``, its ``file`` (``None`` when withheld), ``missed_budget`` (the result
+    #: missed its budget) and ``withheld`` (why none was written); ``None``: no bundle was asked for
+    bundle: dict[str, Any] | None = None
 
     @property
     def chosen_variant(self) -> ModelMeasurement:
@@ -147,6 +150,7 @@ class Report:
             "targets": list(self.targets),
             "tflite": None if self.tflite is None else self.tflite.to_json(),
             "target": self.target,
+            "bundle": self.bundle,
         }
 
     def write(self, path: Path) -> None:

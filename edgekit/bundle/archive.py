@@ -8,16 +8,14 @@ leaks in.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import zipfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgekit_runtime.bundle_format import MANIFEST, SIGNATURE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _LEVEL = 6
@@ -45,16 +43,3 @@ def read_members(path: Path) -> dict[str, bytes]:
     """Every member of an archive this package wrote (re-signing reads one back)."""
     with zipfile.ZipFile(path) as archive:
         return {info.filename: archive.read(info) for info in archive.infolist()}
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that no half-written file is ever seen there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgekit import atomic_files
 from edgekit.bundle import archive, golden, reference, signing
 from edgekit.bundle.manifest import ManifestFields, check_name, check_version, manifest_bytes
 from edgekit.errors import BundleCheckError, ConfigError, EdgekitError
@@ -171,8 +172,12 @@ def bundle_path(out_dir: Path, name: str, version: str) -> Path:
 
 
 def write(members: Mapping[str, bytes], path: Path) -> Path:
-    """Write the archive atomically."""
-    archive.write_atomic(path, archive.archive_bytes(members))
+    """Write the archive atomically; every bundle edgekit writes (pack, compress, sign) is written here.
+
+    A bundle is published to devices, not a secret: it gets the mode of every file edgekit hands out,
+    ``0666`` less the umask (:mod:`edgekit.atomic_files`).
+    """
+    atomic_files.write_atomic(path, archive.archive_bytes(members))
     return path
 
 

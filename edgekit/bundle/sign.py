@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from edgekit.bundle import archive, signing
-from edgekit.bundle.pack import open_verified
+from edgekit.bundle.pack import open_verified, write
 from edgekit_runtime.bundle_format import MANIFEST, SIGNATURE
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def sign_bundle(path: Path, key_path: Path, out: Path | None = None) -> Bundle:
     members = archive.read_members(path)
     members[SIGNATURE] = signing.sign_manifest(members[MANIFEST], key).to_bytes()
     target = out or path
-    archive.write_atomic(target, archive.archive_bytes(members))
+    write(members, target)
     from edgekit_runtime.signing import TrustedKey, key_id
 
     public = key.public_key()

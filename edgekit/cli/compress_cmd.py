@@ -2,8 +2,9 @@
 
 Exit codes: 0 done; 2 bad options or data; 3 a model that cannot be read (or, with ``--to tflite``,
 converted); 4 a pass failed; 5 the budget was missed (the closest model and ``report.json`` are written
-all the same). With ``--to onnx,tflite`` a model TFLite cannot express still gets its ONNX results,
-report and bundle written, then the TFLite error is printed and the exit status is that error's (3).
+all the same, its bundle only with ``--bundle-anyway``). With ``--to onnx,tflite`` a model TFLite cannot
+express still gets its ONNX results, report and bundle written, then the TFLite error is printed and the
+exit status is that error's (3).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import typer
 
 from edgekit.cli import choices
 from edgekit.cli.option_values import bundle_options, shapes
-from edgekit.cli.output import RichProgress, err, out, user_errors
+from edgekit.cli.output import RichProgress, out, print_error, user_errors
 from edgekit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from edgekit.tflite.config import IoLayout
     from edgekit_runtime.targets import Target
 
-#: exit status when no variant meets the accuracy budget (the best one found is still written)
+#: exit status when no variant meets the accuracy budget (the best one found is still written, but not bundled)
 BUDGET_MISSED = 5
 
 
@@ -157,6 +158,9 @@ def compress(
         help="TFLite image inputs and outputs: channels-last (NHWC) or onnx (as the model has them).",
     ),
     bundle: bool = typer.Option(True, "--bundle/--no-bundle", help="Also write NAME-VERSION.edgebundle."),
+    bundle_anyway: bool = typer.Option(
+        False, "--bundle-anyway", help="Bundle the result even when it misses --budget [default: no bundle then]."
+    ),
     name: str | None = typer.Option(None, help="Bundle name [default: from the model's file name]."),
     model_version: str = typer.Option("1.0.0", help="Bundle version."),
     labels: Path | None = typer.Option(None, help="Class labels for the bundle: one per line, or a JSON list."),
@@ -217,6 +221,7 @@ def compress(
             max_eval_samples=max_eval_samples,
             latency_budget=_timing(timing),
             bundle=bundle_options(name, model_version, labels, sign_key) if bundle else None,
+            bundle_anyway=bundle_anyway,
             targets=_split(to) or formats,
             tflite_layout=_tflite_layout(tflite_layout.value),
             target=profile,
@@ -231,6 +236,11 @@ def compress(
             out.print(f"imported: {note}", soft_wrap=True)
         for file in (f for f in report.files if f.endswith(".edgebundle")):
             out.print(f"bundle: {out_dir / file}", soft_wrap=True)
+        if report.bundle is not None and report.bundle["withheld"]:
+            out.print(
+                f"no bundle written: {report.bundle['withheld']}; pass --bundle-anyway to bundle it all the same",
+                soft_wrap=True,
+            )
     out.print(summary_line(report, out_dir), soft_wrap=True)
     _tflite_failure(report, asked=to is not None)
     searches = [report.auto, report.tflite.auto if report.tflite is not None else None]
@@ -246,7 +256,7 @@ def _tflite_failure(report: Report, *, asked: bool) -> None:
     if not asked:  # the target's preference: the ONNX result stands
         out.print(f"note: TFLite cannot take this model; the ONNX result is bundled ({failed.error})", soft_wrap=True)
         return
-    err.print(f"[bold red]error:[/] {failed.error}", soft_wrap=True)
+    print_error(str(failed.error))
     raise typer.Exit(failed.exit_code or 1)
 
 

@@ -130,6 +130,7 @@ def _warnings(run: CompressRun, variants: list[ModelMeasurement]) -> list[str]:
             "STATIC INT8 WAS CALIBRATED ON SYNTHETIC NOISE: activation ranges are a guess and accuracy may be far "
             "off; pass --calib with real inputs"
         )
+    out += [note for data in (calib, run.evaluation) if data is not None for note in data.notes]
     out += [w for p in run.preparation for w in p.warnings]
     out += [
         f"{v.name}: {w}" for v in variants for w in v.warnings if not (calib and calib.synthetic and "synthetic" in w)

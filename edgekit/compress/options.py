@@ -58,6 +58,9 @@ class CompressOptions:
     latency_budget: latency.LatencyBudget = field(default_factory=latency.LatencyBudget)
     #: also write a bundle (``NAME-VERSION.edgebundle``) of the result; ``None``: model and report only
     bundle: BundleOptions | None = None
+    #: bundle the result even when it missed its budget (``--bundle-anyway``); by default such a result gets
+    #: its model and report written but no bundle, since a bundle is what devices deploy
+    bundle_anyway: bool = False
     #: what to make (``--to``): ``onnx``, ``tflite`` or both; the first one's result is the one bundled
     targets: tuple[str, ...] = ("onnx",)
     #: the ``.tflite`` variants' image inputs and outputs: ``channels-last`` (NHWC) or ``onnx`` (as in the model)
@@ -92,6 +95,8 @@ class CompressOptions:
             raise ConfigError(f"--batch {self.batch} is not a batch size: use 1 or more")
         if self.bundle is not None:
             self.bundle.check()
+        elif self.bundle_anyway:
+            raise ConfigError("--bundle-anyway asks for a bundle and --no-bundle for none: drop one of them")
         self._check_targets()
 
     def _check_targets(self) -> None:

@@ -9,10 +9,9 @@ manifest); other written variants are named after themselves (``fp16.onnx``, ``t
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 from typing import TYPE_CHECKING, Any
 
+from edgekit.atomic_files import copy_atomic
 from edgekit.model_io import save_model
 from edgekit.tflite.config import TFLiteModel
 
@@ -33,15 +32,23 @@ REPORT_FILE = "report.json"
 
 
 def write(run: CompressRun, report: Report, made: Sequence[Made[Any]], out_dir: Path) -> None:
-    """Stage what the outputs made and the bundle the options ask for, then move it all into ``out_dir``."""
+    """Stage what the outputs made and the bundle the options ask for, then move it all into ``out_dir``.
+
+    A result that missed its budget is not bundled (a bundle is what devices deploy) unless the options
+    say ``bundle_anyway``; ``report.bundle`` says which, and why.
+    """
     stage = run.workdir / "out"
     stage.mkdir()
     for output in made:
         stage_models(stage, report, output)
-    if run.options.bundle is not None:
-        result = next(m.written[report.chosen] for m in made if report.chosen in m.written)
-        bundle(stage, report, result, run, run.options.bundle)
+    result = next(m for m in made if report.chosen in m.written)
+    missed = result.auto is not None and result.auto.verdict is not None and not result.auto.verdict.met
+    if run.options.bundle is not None and (run.options.bundle_anyway or not missed):
+        bundle(stage, report, result.written[report.chosen], run, run.options.bundle, missed_budget=missed)
     else:
+        if run.options.bundle is not None:
+            why = f"the result, {report.chosen}, missed its budget"
+            report.bundle = {"written": False, "file": None, "missed_budget": True, "withheld": why}
         report.files.append(REPORT_FILE)
     move_in(out_dir, stage, report)
 
@@ -67,14 +74,17 @@ def move_in(out_dir: Path, stage: Path, report: Report) -> None:
     report.write(stage / REPORT_FILE)
     out_dir.mkdir(parents=True, exist_ok=True)
     for item in sorted(stage.iterdir(), key=lambda p: p.name == REPORT_FILE):  # report last: it marks completion
-        target = out_dir / item.name
-        tmp = out_dir / f".{item.name}.{os.getpid()}.tmp"
-        shutil.copyfile(item, tmp)
-        tmp.replace(target)
+        copy_atomic(item, out_dir / item.name)  # one mode for what edgekit hands out, bundles included
 
 
 def bundle(
-    stage: Path, report: Report, model: onnx.ModelProto | TFLiteModel, run: CompressRun, options: BundleOptions
+    stage: Path,
+    report: Report,
+    model: onnx.ModelProto | TFLiteModel,
+    run: CompressRun,
+    options: BundleOptions,
+    *,
+    missed_budget: bool = False,
 ) -> None:
     """Bundle the result (``report.chosen``) into ``stage``; the report lists the bundle before it goes inside it."""
     from datetime import datetime, timezone
@@ -87,7 +97,9 @@ def bundle(
     if options.preprocessing is None and preprocess is not None:
         options = dataclasses.replace(options, preprocessing=preprocess.to_json())
     name = options.name or name_from(str(report.source))
-    report.files += [pack.bundle_path(stage, name, options.version).name, REPORT_FILE]
+    file = pack.bundle_path(stage, name, options.version).name
+    report.files += [file, REPORT_FILE]
+    report.bundle = {"written": True, "file": file, "missed_budget": missed_budget, "withheld": None}
     source = {"kind": "onnx" if run.imported is None else run.imported.kind, "file": run.loaded.path.name}
     if isinstance(model, TFLiteModel):
         model_input = converted_tflite_input(model, source=source, original=run.loaded.model, report=report.to_json())

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from edgekit.errors import DataError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -140,4 +142,9 @@ def accuracy(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float | None:
     pred = predictions(outputs)
     if pred is None:
         return None
+    if labels.size != pred.size:
+        raise DataError(
+            f"the 'label' array has shape {list(labels.shape)} but the model predicts one class per sample, "
+            f"shape {list(pred.shape)}: store class indices (for one-hot labels: label=y.argmax(axis=1))"
+        )
     return float(np.mean(pred.reshape(-1) == labels.reshape(-1)))

@@ -39,13 +39,48 @@ def test_arrays_named_after_inputs(tmp_path):
     assert not data.synthetic
 
 
-def test_the_only_array_feeds_the_only_input_and_labels_split_off(tmp_path):
+def test_the_only_array_feeds_the_only_input_with_a_note_and_labels_split_off(tmp_path):
     x = random_input((6, 3, 8, 8))
     labels = np.arange(6)
     data = load_npz(save(tmp_path, images=x, label=labels), [IMAGE])
 
     np.testing.assert_array_equal(data.inputs["x"], x)
     np.testing.assert_array_equal(data.labels, labels)
+    assert data.notes == (
+        "data.npz: array 'images' feeds the model's only input 'x' (name the array 'x' to make that explicit)",
+    )
+    assert data.head(2).notes == data.notes
+
+
+def test_arrays_named_x_and_y_are_refused_with_the_names_to_use(tmp_path):
+    spec = TensorSpec("input", "float32", ("batch", 64))
+    path = save(tmp_path, x=random_input((6, 64)), y=np.arange(6))
+    err = data_error(path, [spec], "name each array after its model input")
+    assert str(err) == (
+        "data.npz has arrays ['x', 'y'] but the model's inputs are ['input'] (missing ['input']): "
+        "name each array after its model input, and labels 'label': np.savez(path, input=x, label=y)"
+    )
+
+
+def test_y_is_never_taken_as_labels(tmp_path):
+    spec = TensorSpec("input", "float32", ("batch", 64))
+    data = load_npz(save(tmp_path, input=random_input((6, 64)), y=np.arange(6)), [spec])
+    assert data.labels is None
+    assert data.notes == (
+        "data.npz: array 'y' is neither a model input nor 'label': not used (labels go in an array named 'label')",
+    )
+
+
+def test_labels_is_the_one_other_name_for_label(tmp_path):
+    data = load_npz(save(tmp_path, x=random_input((3, 3, 8, 8)), labels=np.arange(3)), [IMAGE])
+    np.testing.assert_array_equal(data.labels, np.arange(3))
+    assert data.notes == ()
+
+
+def test_the_example_fix_names_every_input_even_one_that_is_no_identifier(tmp_path):
+    specs = [TensorSpec("input:0", "float32", ("N", 2)), IDS]
+    err = data_error(save(tmp_path, a=random_input((2, 2))), specs, "missing")
+    assert str(err).endswith("np.savez(path, **{'input:0': x0}, ids=x1, label=y)")
 
 
 def test_float64_is_cast_to_float32(tmp_path):
@@ -93,7 +128,13 @@ def test_float_data_for_an_integer_input(tmp_path):
 
 def test_label_count_must_match_the_samples(tmp_path):
     path = save(tmp_path, x=random_input((4, 3, 8, 8)), labels=np.arange(3))
-    data_error(path, [IMAGE], "3 labels for 4 samples")
+    err = data_error(path, [IMAGE], "one label per sample")
+    assert str(err) == "array 'labels' in data.npz has shape [3] for 4 samples: give one label per sample, shape [4]"
+
+
+def test_a_single_label_for_many_samples_is_refused(tmp_path):
+    path = save(tmp_path, x=random_input((4, 3, 8, 8)), label=np.int64(3))
+    data_error(path, [IMAGE], r"array 'label' in data.npz has shape \[\] for 4 samples")
 
 
 def test_inputs_with_different_sample_counts(tmp_path):
@@ -110,9 +151,10 @@ def test_loaded_data_runs_in_the_model(tmp_path):
 
 
 def test_an_input_named_like_a_label_key_is_an_input(tmp_path):
-    spec = TensorSpec("y", "float32", ("N", 2))
-    data = load_npz(save(tmp_path, y=random_input((3, 2))), [spec])
-    assert data.inputs["y"].shape == (3, 2)
+    spec = TensorSpec("label", "float32", ("N", 2))
+    data = load_npz(save(tmp_path, label=random_input((3, 2))), [spec])
+    assert data.inputs["label"].shape == (3, 2)
+    assert data.labels is None
 
 
 def test_synthesize_follows_the_specs():

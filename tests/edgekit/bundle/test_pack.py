@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from datetime import datetime, timezone
 
@@ -129,6 +130,25 @@ def test_sign_adds_a_signature_and_refuses_a_tampered_bundle(digits, tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(BundleError, match=r"member 'model\.onnx'"):
         sign_bundle(path, key)
+
+
+@pytest.mark.parametrize(("mask", "expected"), [(0o022, 0o644), (0o077, 0o600)])
+def test_pack_compress_and_sign_write_bundles_with_one_mode(digits, tmp_path, mask, expected):
+    """A bundle is published, not secret: 0666 less the umask, whichever command wrote it; the key stays 0600."""
+    old = os.umask(mask)
+    try:
+        key, _ = generate_keypair(tmp_path / "k")
+        packed = pack(digits, tmp_path / "packed").path
+        fast = LatencyBudget(seconds=0.05, warmup=1, rounds=1)
+        options = CompressOptions(modes=("fp16",), latency_budget=fast, bundle=BundleOptions())
+        compress(digits / "mlp.onnx", tmp_path / "compressed", options)
+        signed = sign_bundle(packed, key, tmp_path / "signed.edgebundle").path
+    finally:
+        os.umask(old)
+    compressed = tmp_path / "compressed" / "mlp-1.0.0.edgebundle"
+    modes = {p: p.stat().st_mode & 0o777 for p in (packed, compressed, signed)}
+    assert modes == dict.fromkeys(modes, expected)
+    assert key.stat().st_mode & 0o777 == 0o600
 
 
 def test_keygen_writes_a_private_key_only_its_owner_reads(tmp_path):

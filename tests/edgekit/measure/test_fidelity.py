@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from edgekit.errors import DataError
 from edgekit.measure.fidelity import accuracy, compare, compare_all, output_kind, predictions
 
 
@@ -122,6 +123,21 @@ def test_accuracy_prefers_an_integer_label_output():
     label_output = np.array([1, 1, 0, 0], np.int64)
     scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], np.float32)
     assert accuracy([scores, label_output], np.array([1, 1, 0, 1])) == 0.75
+
+
+def test_one_hot_labels_are_a_data_error_naming_both_shapes():
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], np.float32)
+    with pytest.raises(DataError) as info:
+        accuracy([scores], np.eye(2)[[0, 1, 1]])
+    assert str(info.value) == (
+        "the 'label' array has shape [3, 2] but the model predicts one class per sample, shape [3]: "
+        "store class indices (for one-hot labels: label=y.argmax(axis=1))"
+    )
+
+
+def test_labels_with_a_trailing_axis_of_one_are_fine():
+    scores = np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)
+    assert accuracy([scores], np.array([[0], [0]])) == 0.5
 
 
 def test_accuracy_of_a_model_without_class_outputs_is_none():
