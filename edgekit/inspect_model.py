@@ -1,17 +1,23 @@
-"""``edgekit inspect``: what a model is, in one screen."""
+"""``edgekit inspect``: what a model is, in one screen.
+
+An ONNX file is read as it is; a source another importer reads (a scikit-learn pickle, an MLflow folder, a
+PyTorch factory) is shown as the ONNX model edgekit makes of it, the model ``compress`` and ``bundle pack`` work on.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgekit import graph_stats
+from edgekit.errors import ModelError
 from edgekit.model_io import load_model
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import onnx
+
+    from edgekit.importers import ImportOptions, Kind
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,10 @@ class ModelSummary:
     op_histogram: dict[str, int]
     weights: graph_stats.WeightStats
     quantized: str | None
+    #: the importer that read the source: ``onnx`` for a file read as is, else what it was converted from
+    kind: Kind = "onnx"
+    #: what the importer did or assumed (``Imported.notes``)
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """Serialisable form."""
@@ -45,10 +55,14 @@ class ModelSummary:
             "param_count": self.weights.param_count,
             "weight_bytes_by_dtype": self.weights.bytes_by_dtype,
             "quantized": self.quantized,
+            "kind": self.kind,
+            "notes": list(self.notes),
         }
 
 
-def summarize(model: onnx.ModelProto, path: Path, file_bytes: int) -> ModelSummary:
+def summarize(
+    model: onnx.ModelProto, path: Path | str, file_bytes: int, kind: Kind = "onnx", notes: tuple[str, ...] = ()
+) -> ModelSummary:
     """Summarise a loaded model."""
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
     return ModelSummary(
@@ -63,6 +77,8 @@ def summarize(model: onnx.ModelProto, path: Path, file_bytes: int) -> ModelSumma
         op_histogram=graph_stats.op_histogram(model),
         weights=graph_stats.weight_stats(model),
         quantized=graph_stats.quantization_state(model),
+        kind=kind,
+        notes=notes,
     )
 
 
@@ -70,3 +86,20 @@ def inspect_path(path: Path) -> ModelSummary:
     """Load and summarise a model file (its size counts external data files too)."""
     loaded = load_model(path)
     return summarize(loaded.model, path, loaded.file_bytes)
+
+
+def inspect_source(source: str, options: ImportOptions | None = None) -> ModelSummary:
+    """Summarise an ONNX file, or the ONNX model edgekit's importer makes of ``source`` (its size is the ONNX's)."""
+    from edgekit.importers import detect, import_model
+
+    kind = detect(source)
+    if kind == "tflite" and Path(source).is_file():
+        raise ModelError(
+            f"'{source}' is a TFLite model, which edgekit packs as is: run edgekit bundle pack '{source}', "
+            "then edgekit bundle inspect on the bundle it writes"
+        )
+    if kind in ("onnx", "tflite"):  # a .tflite file that is not there: load_model says so
+        return inspect_path(Path(source))
+    imported = import_model(source, options)
+    model = imported.require_onnx()
+    return summarize(model, source, model.ByteSize(), kind=kind, notes=imported.notes)

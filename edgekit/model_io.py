@@ -72,12 +72,12 @@ def load_model(path: Path) -> LoadedModel:
 
 def _not_onnx_hint(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix in {".pkl", ".pickle", ".joblib"}:
-        return "it looks like a pickle: export the estimator to ONNX with skl2onnx first"
+    if suffix in {".pkl", ".pickle", ".joblib", ".skops"}:
+        return "it looks like a scikit-learn model: edgekit converts it, give it to edgekit compress or bundle pack"
     if suffix in {".pt", ".pth", ".pt2"}:
-        return "it looks like a PyTorch file: export it with torch.onnx.export first"
+        return "it looks like a PyTorch file: give edgekit compress or bundle pack module.py:factory or a .pt2"
     if suffix == ".tflite":
-        return "it is a TFLite model: edgekit compress takes ONNX input"
+        return "it is a TFLite model: edgekit bundle pack takes it as is"
     return "the protobuf is truncated or corrupt: re-export or re-download it"
 
 

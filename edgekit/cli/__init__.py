@@ -19,6 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help as written: "[default: 1%]" and "edgekit[litert]" are text, not rich markup
+    context_settings={"max_content_width": 120},  # click's help stops at 80 columns otherwise
 )
 
 

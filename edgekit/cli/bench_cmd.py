@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.output import err, human_bytes, out, user_errors
+from edgekit.cli.output import err, human_bytes, labelled, out, user_errors
 
 
 def bench_compare(
@@ -22,7 +21,7 @@ def bench_compare(
 
         rows, warnings = compare(files)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}")
+        err.print(labelled("warning:", "yellow", warning), soft_wrap=True)
     if as_json:
         typer.echo(json.dumps({"devices": [r.to_json() for r in rows]}, indent=2))
         return
@@ -32,10 +31,10 @@ def bench_compare(
     table.add_column("cold start", justify="right")
     for r in rows:
         table.add_row(
-            escape(r.device),
-            escape(r.platform),
-            escape(r.engine),
-            escape(r.model),
+            r.device,
+            r.platform,
+            r.engine,
+            r.model,
             f"{r.p50_ms:.3f} ms",
             f"{r.p99_ms:.3f} ms",
             f"{r.best_p50_ms:.3f} ms ({r.best_threads}t)",

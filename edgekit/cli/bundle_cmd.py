@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from edgekit.cli.option_values import bundle_options, shapes
-from edgekit.cli.output import human_bytes, out, user_errors
+from edgekit.cli.output import human_bytes, out, styled, user_errors
 from edgekit.errors import ConfigError
 
 if TYPE_CHECKING:
     from edgekit_runtime.bundle import Bundle
 
-bundle_app = typer.Typer(help="Build and look into edgekit bundles.", no_args_is_help=True)
+bundle_app = typer.Typer(help="Build and look into edgekit bundles.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @bundle_app.command("pack")
@@ -89,12 +89,12 @@ def _render(bundle: Bundle) -> None:
     model = bundle.model
     source, target = _object(m.get("source")), _object(m.get("target"))
     out.print(
-        f"[bold]{escape(m['name'])} {escape(m['version'])}[/]  created {escape(str(m.get('created')))}  "
-        f"by {escape(str(m.get('producer')))}"
+        Text.assemble(
+            styled(f"{m['name']} {m['version']}", "bold"), f"  created {m.get('created')}  by {m.get('producer')}"
+        )
     )
     out.print(
-        f"model: {escape(model['path'])} ({model['backend']}, {human_bytes(model['size'])})  "
-        f"signature: {_signed(bundle)}"
+        f"model: {model['path']} ({model['backend']}, {human_bytes(model['size'])})  signature: {_signed(bundle)}"
     )
     io = Table(title="inputs and outputs", title_justify="left")
     specs = [
@@ -106,25 +106,22 @@ def _render(bundle: Bundle) -> None:
     for kind, spec in specs:
         dims = spec.get("shape")
         shape = "?" if dims is None else "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
-        layout = [escape(str(spec.get("layout", "")))] if layouts else []
-        io.add_row(kind, escape(spec["name"]), escape(spec["dtype"]), escape(shape), *layout)
+        layout = [str(spec.get("layout", ""))] if layouts else []
+        io.add_row(kind, spec["name"], spec["dtype"], shape, *layout)
     out.print(io)
     files = Table(title="members (sha256 checked)", title_justify="left")
     for col in ("path", "size", "sha256"):
         files.add_column(col)
     for f in m["files"]:
-        files.add_row(escape(f["path"]), human_bytes(f["size"]), f["sha256"][:16] + "…")
+        files.add_row(f["path"], human_bytes(f["size"]), f["sha256"][:16] + "…")
     out.print(files)
     if m.get("labels"):
         labels = m["labels"]
-        out.print("labels: " + escape(", ".join(labels[:10])) + (f" … ({len(labels)})" if len(labels) > 10 else ""))  # noqa: PLR2004
+        out.print("labels: " + ", ".join(labels[:10]) + (f" … ({len(labels)})" if len(labels) > 10 else ""))  # noqa: PLR2004
     summary = _object(m.get("compression"))
     if summary:
-        out.print(f"compression: {escape(_compression(summary))}")
-    out.print(
-        f"source: {escape(str(source.get('kind')))} {escape(str(source.get('file')))}  "
-        f"target: {escape(str(target.get('name')))}"
-    )
+        out.print(f"compression: {_compression(summary)}")
+    out.print(f"source: {source.get('kind')} {source.get('file')}  target: {target.get('name')}")
 
 
 def _object(value: object) -> dict[str, Any]:

@@ -10,13 +10,14 @@ Exit codes: 0 done (``dashboard`` stopped by SIGTERM or Ctrl-C); 1 a database th
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 
 from edgekit.cli import fleet_provision_cmd, fleet_rollout_cmd
-from edgekit.cli.output import err, stop_on_signals, user_errors
+from edgekit.cli.output import err, labelled, stop_on_signals, user_errors
 from edgekit.cli.telemetry_cmd import DB_HELP
 
-fleet_app = typer.Typer(help="Look after a fleet of devices: see them, and what they run.", no_args_is_help=True)
+fleet_app = typer.Typer(
+    help="Look after a fleet of devices: see them, and what they run.", no_args_is_help=True, rich_markup_mode=None
+)
 fleet_app.command("devices")(fleet_rollout_cmd.devices_cmd)
 fleet_app.command("deploy")(fleet_rollout_cmd.deploy)
 fleet_app.command("rollback")(fleet_rollout_cmd.rollback)
@@ -41,15 +42,13 @@ def dashboard(
             store.summary()  # a database that cannot be read fails now, not on the first page load
             with stop_on_signals() as stop, Dashboard(store, settings) as server:
                 if not settings.loopback:
-                    err.print(
-                        f"[bold yellow]warning:[/] --host {escape(host)} lets anyone who can reach this machine see"
-                        " the fleet: the dashboard has no authentication",
-                        soft_wrap=True,
+                    warning = (
+                        f"--host {host} lets anyone who can reach this machine see the fleet: "
+                        "the dashboard has no authentication"
                     )
+                    err.print(labelled("warning:", "bold yellow", warning), soft_wrap=True)
                 err.print(
-                    f"serving the fleet dashboard of {store.where} at {server.url} (Ctrl-C to stop)",
-                    soft_wrap=True,
-                    markup=False,
+                    f"serving the fleet dashboard of {store.where} at {server.url} (Ctrl-C to stop)", soft_wrap=True
                 )
                 while not stop.wait(0.5):
                     pass

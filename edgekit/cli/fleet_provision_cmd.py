@@ -56,7 +56,7 @@ def provision_cmd(
         )
         result = provision(folder, request)
     for line in _lines(result):
-        out.print(line, markup=False, soft_wrap=True)
+        out.print(line, soft_wrap=True)
 
 
 def _lines(result: Provisioned) -> list[str]:

@@ -1,4 +1,7 @@
-"""How ``edgekit fleet`` draws devices, rollouts and the live view: rich tables, nothing else."""
+"""How ``edgekit fleet`` draws devices, rollouts and the live view: rich tables, nothing else.
+
+Cells hold the devices' words as written (the consoles print no markup); a status is a styled :class:`Text`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,9 +31,8 @@ _COLOURS = {
 }
 
 
-def _coloured(status: str) -> str:
-    colour = _COLOURS.get(status)
-    return f"[{colour}]{status}[/]" if colour else status
+def _coloured(status: str) -> Text:
+    return Text(status, style=_COLOURS.get(status, ""))
 
 
 def _ago(when: float | None, now: float) -> str:
@@ -43,17 +46,18 @@ def _ago(when: float | None, now: float) -> str:
     return dt.datetime.fromtimestamp(when, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def devices_table(rows: Sequence[DeviceSummary], now: float | None = None) -> Table:
-    """``edgekit fleet devices``: one row per device of the collector's database."""
+def devices_table(rows: Sequence[DeviceSummary], now: float | None = None, *, p99_minutes: int = 15) -> Table:
+    """``edgekit fleet devices``: one row per device of the collector's database (``p99_minutes``: its header)."""
     now = time.time() if now is None else now
     table = Table(title="devices", title_justify="left")
-    for column in ("fleet", "device", "status", "model", "last seen", "p99 ms", "error rate", "drift"):
-        table.add_column(column, justify="right" if column in ("p99 ms", "error rate") else "left")
+    p99_header = f"p99 ms, last {p99_minutes} min"
+    for column in ("fleet", "device", "status", "model", "last seen", p99_header, "error rate", "drift"):
+        table.add_column(column, justify="right" if column in (p99_header, "error rate") else "left")
     for row in rows:
         model = f"{row.model_name} {row.model_version}" if row.model_name else "-"
         rate = "-" if row.error_rate is None else f"{row.error_rate:.2%}"
-        p99 = "-" if row.p99 is None else f"{row.p99:g}"
-        drift = "-" if row.drift is None else ("[yellow]drift[/]" if row.drift else "no")
+        p99 = row.p99_text
+        drift = Text("-" if row.drift is None else "drift" if row.drift else "no", style="yellow" if row.drift else "")
         status = _coloured(row.status or "unknown")
         table.add_row(row.fleet, row.device, status, model, _ago(row.last_seen, now), p99, rate, drift)
     return table
@@ -72,7 +76,7 @@ def rollout_table(result: RolloutResult) -> Table:
         table.add_row(step.device, step.stage, _coloured(step.status), step.version or "-", step.detail[:80])
     for device in result.rest:
         if device not in shown:
-            table.add_row(device, "rest", "[dim]waiting for the canary[/]", "-", "")
+            table.add_row(device, "rest", Text("waiting for the canary", style="dim"), "-", "")
     return table
 
 

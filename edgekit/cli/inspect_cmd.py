@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from edgekit.cli.output import human_bytes, out, user_errors
+from edgekit.cli.option_values import shapes
+from edgekit.cli.output import human_bytes, out, styled, user_errors
 
 
 def inspect(
-    model: Path = typer.Argument(..., help="ONNX model file."),
+    model: str = typer.Argument(
+        ...,
+        help="ONNX model, or a source compress takes: scikit-learn .pkl/.joblib/.skops, MLflow model folder, "
+        "PyTorch module.py:factory or .pt2 (shown as the ONNX model edgekit makes of it).",
+    ),
+    input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... example input shapes (PyTorch needs them)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Show a model's inputs, outputs, opsets, ops, parameters and whether it is quantized."""
     with user_errors():
-        from edgekit.inspect_model import inspect_path
+        from edgekit.importers import ImportOptions
+        from edgekit.inspect_model import inspect_source
 
-        summary = inspect_path(model)
+        summary = inspect_source(model, ImportOptions(input_shapes=shapes(input_shape)))
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2))
         return
+    converted = "" if summary.kind == "onnx" else f" ({summary.kind}, converted to ONNX by edgekit)"
     out.print(
-        f"[bold]{summary.path}[/]  {human_bytes(summary.file_bytes)}  IR v{summary.ir_version}  "
-        f"producer: {summary.producer}"
+        Text.assemble(
+            styled(summary.path, "bold"),
+            f"{converted}  {human_bytes(summary.file_bytes)}  IR v{summary.ir_version}  producer: {summary.producer}",
+        ),
+        soft_wrap=True,
     )
     out.print("opsets: " + ", ".join(f"{d} {v}" for d, v in summary.opsets.items()))
     io = Table(title="inputs and outputs", title_justify="left")
@@ -34,7 +44,7 @@ def inspect(
         io.add_column(col)
     for kind, specs in (("in", summary.inputs), ("out", summary.outputs)):
         for s in specs:
-            io.add_row(kind, escape(s.name), s.dtype, escape(s.shape_text()))
+            io.add_row(kind, s.name, s.dtype, s.shape_text())
     out.print(io)
     weights = summary.weights
     out.print(
@@ -43,3 +53,5 @@ def inspect(
     )
     out.print(f"nodes: {summary.node_count}  ops: " + ", ".join(f"{k} x{v}" for k, v in summary.op_histogram.items()))
     out.print(f"quantized: {summary.quantized or 'no'}")
+    for note in summary.notes:
+        out.print(f"note: {note}", soft_wrap=True)

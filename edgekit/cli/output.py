@@ -1,4 +1,9 @@
-"""How the CLI talks to people: one console for results, one for errors and progress, error mapping."""
+"""How the CLI talks to people: one console for results, one for errors and progress, error mapping.
+
+Both consoles print text as written: rich markup is off, so a path, a node name or a message such as
+``expects shape [batch, 1, 8, 8]`` or ``pip install 'edgekit[torch]'`` is never read as a style. Where the
+CLI styles something itself it says so with :class:`rich.text.Text` (:func:`labelled`, :func:`styled`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from edgekit.errors import EdgekitError
 
@@ -19,11 +25,26 @@ if TYPE_CHECKING:
 
 #: wide enough for the report table when output goes to a file or a CI log (rich assumes 80 columns there)
 _PIPE_WIDTH = 150
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
 for _console in (out, err):
     if not _console.is_terminal:
         _console.width = _PIPE_WIDTH
+
+
+def styled(text: str, style: str) -> Text:
+    """``text`` as written, in ``style`` (``"bold"``, ``"red"``)."""
+    return Text(text, style=style)
+
+
+def labelled(label: str, style: str, message: str) -> Text:
+    """``error: MESSAGE``: the label in ``style``, the message as written."""
+    return Text.assemble((label, style), " ", message)
+
+
+def print_error(message: str) -> None:
+    """One ``error:`` line on stderr, the message as written (``[batch, 64]`` stays)."""
+    err.print(labelled("error:", "bold red", message), soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -32,12 +53,12 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except EdgekitError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)  # shapes: [batch, 64]
+        print_error(str(exc))
         if os.environ.get("EDGEKIT_DEBUG"):
             err.print_exception()
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err.print("[red]interrupted[/]: nothing was written")
+        err.print(Text.assemble(("interrupted", "red"), ": nothing was written"))
         raise typer.Exit(130) from None
 
 
@@ -55,7 +76,8 @@ class RichProgress:
             return
         from rich.progress import track
 
-        yield from track(items, description=description, console=err, transient=True)
+        # track() draws the description with markup of its own: escape it, so "[batch]" stays
+        yield from track(items, description=escape(description), console=err, transient=True)
 
 
 def human_bytes(n: float) -> str:

@@ -1,12 +1,17 @@
-"""The compress report as a rich table and one closing line."""
+"""The compress report as a rich table and one closing line.
+
+Text goes out as written (the consoles print no markup: a node name or ``[batch, 3]`` is never a style);
+what this module styles itself is a :class:`Text`.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from rich.table import Table
+from rich.text import Text
 
-from edgekit.cli.output import human_bytes
+from edgekit.cli.output import human_bytes, labelled
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -89,7 +94,7 @@ def render(report: Report, console: Console) -> None:
         b1 = m.latency_at(small)
         bn = [m.latency_at(big)] if big != small else []
         acc = "" if m.accuracy is None else f"{m.accuracy:.2%}"
-        name = f"[bold]{m.name}[/] (result)" if m.name in results else m.name
+        name = Text.assemble((m.name, "bold"), " (result)") if m.name in results else Text(m.name)
         row_search = _search_of(report, m)
         table.add_row(
             name,
@@ -110,24 +115,29 @@ def render(report: Report, console: Console) -> None:
     for s in searches:
         _render_search(s, console, tflite=s is not report.auto)
     if report.tflite is not None and report.tflite.error is not None:
-        console.print(f"[red]tflite:[/] {report.tflite.error}", soft_wrap=True)
+        console.print(labelled("tflite:", "red", report.tflite.error), soft_wrap=True)
     notes = report.data["fidelity_inputs"]
     console.print(f"fidelity measured on {notes['samples']} samples from {notes['source']}")
     for w in report.warnings:
-        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+        console.print(labelled("warning:", "yellow", w), soft_wrap=True)
 
 
 #: nodes kept in float listed by name; report.json has them all
 _SHOWN = 10
 
 
-def _metric_cells(search: AutoResult, name: str, *, show_value: bool) -> list[str]:
+def _verdict(met: bool | None) -> Text:
+    """``met`` in green, ``missed`` in red, nothing for a trial not judged."""
+    return Text("") if met is None else Text("met", style="green") if met else Text("missed", style="red")
+
+
+def _metric_cells(search: AutoResult, name: str, *, show_value: bool) -> list[str | Text]:
     value = search.scores.get(name)
-    shown = [] if not show_value else [""] if value is None else [f"{value:.4g}"]
+    shown: list[str | Text] = [] if not show_value else [""] if value is None else [f"{value:.4g}"]
     if value is None or name in {"original", "fp32", "tflite-fp32"}:
         return [*shown, "baseline" if name == "original" else ""]
     met = search.budget.meets(value, search.baseline, higher_is_better=search.metric.higher_is_better)
-    return [*shown, "[green]met[/]" if met else "[red]missed[/]"]
+    return [*shown, _verdict(met)]
 
 
 def _render_search(search: AutoResult, console: Console, *, tflite: bool = False) -> None:
@@ -144,7 +154,7 @@ def _render_search(search: AutoResult, console: Console, *, tflite: bool = False
     for col in (*cols, "seconds", "note"):
         table.add_column(col, justify="left" if col in {"candidate", "step", "budget", "note"} else "right")
     for i, t in enumerate(search.trials, 1):
-        budget = "" if t.meets_budget is None else "[green]met[/]" if t.meets_budget else "[red]missed[/]"
+        budget = _verdict(t.meets_budget)
         table.add_row(
             str(i),
             t.candidate,

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.markup import escape
 from typer.core import TyperGroup
 
-from edgekit.cli.output import err
+from edgekit.cli.output import print_error
 
 #: click's ``UsageError`` (``typer.BadParameter``'s base): where typer keeps it depends on typer's version
 _USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
@@ -44,5 +43,5 @@ def _refuse(exc: Exception) -> None:
     message = " ".join(str(getattr(exc, "format_message", exc.__str__)()).split())
     ctx = getattr(exc, "ctx", None)
     see = f" (see {ctx.command_path} --help)" if ctx is not None and getattr(exc, "see_help", True) else ""
-    err.print(f"[bold red]error:[/] {escape(message)}{escape(see)}", markup=True, soft_wrap=True)
+    print_error(message + see)
     raise typer.Exit(getattr(exc, "exit_code", 2)) from None

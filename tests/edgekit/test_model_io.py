@@ -63,9 +63,9 @@ def test_text_file_named_onnx(tmp_path):
 @pytest.mark.parametrize(
     ("suffix", "hint"),
     [
-        (".pkl", "skl2onnx"),
-        (".joblib", "skl2onnx"),
-        (".pt", "torch.onnx.export"),
+        (".pkl", "edgekit converts it, give it to edgekit compress or bundle pack"),
+        (".joblib", "edgekit converts it"),
+        (".pt", "module.py:factory or a .pt2"),
     ],
 )
 def test_suffix_hint_for_files_that_are_not_onnx(tmp_path, suffix, hint):

@@ -103,8 +103,11 @@ class MqttSettings:
 
     def address(self) -> tuple[str, int]:
         """The broker's host and port."""
-        parts = urlsplit(self.url)
         shown = f"{self.options.url} '{_without_login(self.url)}'"
+        try:
+            parts = urlsplit(self.url)
+        except ValueError as exc:  # "Invalid IPv6 URL": a bracket that opens no address
+            raise ConfigError(f"{shown} is not a URL ({exc}): use {self.options.url_advice}") from None
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ConfigError(f"{shown} is not a broker URL: use {self.options.url_advice}")
         try:
@@ -146,5 +149,9 @@ class MqttSettings:
 
 def _without_login(url: str) -> str:
     """``url`` as written, less any user and password in it."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL at all ("http://[x]"): nothing past a login is shown
+        scheme, _, rest = url.rpartition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}" if scheme else url.rpartition("@")[2]
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "@" in parts.netloc else url
