@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from edgekit.cli.output import err, out, user_errors
-from edgekit.cli.telemetry_cmd import DB_HELP
+from edgekit.cli.telemetry_cmd import DB_HELP, P99_HELP
+from edgekit.telemetry.latency import P99_MINUTES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -116,7 +117,7 @@ def _report(result: RolloutResult, as_json: bool) -> None:
         out.print_json(json.dumps(result.to_json()))
     else:
         out.print(rollout_table(result))
-        out.print(summary_line(result), markup=False)
+        out.print(summary_line(result))
     if result.outcome == "aborted":
         raise RolloutAbortedError(
             f"rollout {result.id} aborted: {result.reason}", rollout_id=result.id, devices=tuple(result.canary)
@@ -312,7 +313,7 @@ def watch(
                         continue
                     if as_json:
                         doc = {"kind": message.kind, "device": message.device, **message.doc}
-                        out.print(json.dumps(doc), markup=False, soft_wrap=True)
+                        out.print(json.dumps(doc), soft_wrap=True)
                     else:
                         view.take(message)
                         live.update(view.table(), refresh=True)
@@ -321,16 +322,17 @@ def watch(
 def devices_cmd(
     db: str = typer.Option(..., help=DB_HELP),
     fleet: str | None = typer.Option(None, help="Only this fleet's devices."),
+    p99_minutes: int = typer.Option(P99_MINUTES, min=1, help=P99_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List the devices the collector knows: online, model, last seen, p99, error rate, drift."""
+    """List the devices the collector knows: online, model, last seen, recent p99, error rate, drift."""
     with user_errors():
         from edgekit.cli.fleet_view import devices_table
         from edgekit.telemetry.store import open_store
 
         with open_store(db, create=False) as store:
-            rows = [row for row in store.summary() if fleet is None or row.fleet == fleet]
+            rows = [row for row in store.summary(p99_minutes=p99_minutes) if fleet is None or row.fleet == fleet]
         if as_json:
             out.print_json(json.dumps([row.to_json() for row in rows]))
         else:
-            out.print(devices_table(rows))
+            out.print(devices_table(rows, p99_minutes=p99_minutes))

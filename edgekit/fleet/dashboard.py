@@ -4,13 +4,16 @@
 nothing fetched from the internet). The page polls:
 
 - ``GET /api/devices``: ``{"now", "refresh_s", "devices": [...]}``, one summary per device (the store's
-  :class:`~edgekit.telemetry.store.DeviceSummary`, with ``status`` ``"unknown"`` before a state arrived).
+  :class:`~edgekit.telemetry.store.DeviceSummary`, with ``status`` ``"unknown"`` before a state arrived; its
+  ``p99`` covers the 15 minutes up to the device's newest window, as ``edgekit fleet devices`` does).
 - ``GET /api/series?device=D[&fleet=F][&minutes=N]``: ``{"fleet", "device", "minutes", "since", "now",
   "points": [...]}``, the device's windows that ended in the last ``N`` minutes (15; 1 to 1440), oldest first.
 - ``GET /api/rollouts``: ``{"now", "rollouts": [...]}``, per command id (newest first) the latest step of each
   device, how many finished, and the model it is about.
 
-A bad query is a 400, an unknown path a 404, a store that cannot be read a 503, each ``{"error": "..."}``.
+A bad query (a missing ``device``, a bad value, a parameter the endpoint does not take, one given twice) is a
+400, an unknown path a 404, a method other than GET a 405, a store that cannot be read a 503, each
+``{"error": "..."}`` with one line that names the parameter and the fix.
 The server is the standard library's threaded HTTP server (one thread per request, HTTP/1.0, so a stop never
 waits on a browser's idle connection); the stores are safe to share between threads. There is no
 authentication: it listens on loopback by default, and there it answers only requests whose ``Host`` is a
@@ -27,6 +30,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -48,6 +52,13 @@ MAX_MINUTES = 1440
 #: the steps that end a command on a device
 FINISHED = frozenset({"committed", "done", "rolled_back", "failed", "refused"})
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+#: the query parameters each endpoint takes
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "/api/devices": (),
+    "/api/series": ("device", "fleet", "minutes"),
+    "/api/rollouts": (),
+}
+SERIES_EXAMPLE = "/api/series?device=pi-7&fleet=lab&minutes=15"
 _CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:"
 
 
@@ -100,15 +111,21 @@ class DashboardApi:
 
     def series(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """A device's windows over the last minutes; :class:`ConfigError` for a bad query."""
-        device = _name(query, "device", required=True)
-        fleet = _name(query, "fleet", required=False)
-        text = _one(query, "minutes") or str(DEFAULT_MINUTES)
+        check_parameters("/api/series", query)
+        if "device" not in query:
+            raise ConfigError(f"/api/series needs the parameter device, the device's name: e.g. {SERIES_EXAMPLE}")
+        device = _name(query, "device")
+        fleet = _name(query, "fleet") if "fleet" in query else None
+        text = _one(query, "minutes")
+        text = str(DEFAULT_MINUTES) if text is None else text
         if not re.fullmatch(r"[0-9]{1,5}", text) or not 1 <= int(text) <= MAX_MINUTES:
-            raise ConfigError(f"minutes {text!r} is not a whole number from 1 to {MAX_MINUTES}")
+            raise ConfigError(
+                f"minutes {_shown(text)} is not a whole number from 1 to {MAX_MINUTES}: give e.g. minutes=15"
+            )
         minutes = int(text)
         now = self.clock()
         since = now - 60 * minutes
-        points = self.store.series(str(device), since=since, fleet=fleet)
+        points = self.store.series(device, since=since, fleet=fleet)
         return {
             "fleet": fleet,
             "device": device,
@@ -242,6 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": f"no page at {url.path}: the API is /api/devices, /api/series, /api/rollouts"})
             return
         try:
+            check_parameters(url.path, query)
             body = routes[url.path]()
         except ConfigError as exc:
             self._json(400, {"error": str(exc)})
@@ -254,9 +272,17 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(200, body)
 
-    def _json(self, status: int, body: dict[str, Any]) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A method other than GET is a 405 (http.server says 501, a server error); other errors as it says them."""
+        if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
+            error = f"method {_shown(self.command)} is not allowed: the dashboard answers GET only"
+            self._json(405, {"error": error}, {"Allow": "GET"})
+            return
+        super().send_error(code, message, explain)
+
+    def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-        self._send(status, "application/json", data, {})
+        self._send(status, "application/json", data, headers or {})
 
     def _send(self, status: int, kind: str, data: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -270,7 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
         }.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
         """Requests go to the debug log, not to stderr."""
@@ -288,15 +315,29 @@ def _loopback_host(header: str) -> bool:
         return False
 
 
+def check_parameters(path: str, query: dict[str, list[str]]) -> None:
+    """:class:`ConfigError` for a parameter ``path`` does not take, or one given more than once."""
+    takes = PARAMETERS[path]
+    for key, values in query.items():
+        if key not in takes:
+            what = f"takes {', '.join(takes)}: e.g. {SERIES_EXAMPLE}" if takes else "takes no parameters"
+            raise ConfigError(f"{path} has no parameter {_shown(key)}: it {what}")
+        if len(values) > 1:
+            raise ConfigError(f"{path}: {key} is given {len(values)} times: give it once")
+
+
 def _one(query: dict[str, list[str]], key: str) -> str | None:
     values = query.get(key)
     return values[-1] if values else None
 
 
-def _name(query: dict[str, list[str]], key: str, *, required: bool) -> str | None:
-    value = _one(query, key)
-    if value is None and not required:
-        return None
-    if value is None or not NAME.fullmatch(value):
-        raise ConfigError(f"{key} {value!r} is not a {key} name: give 1 to 64 of A-Z a-z 0-9 . _ -")
+def _name(query: dict[str, list[str]], key: str) -> str:
+    value = _one(query, key) or ""
+    if not NAME.fullmatch(value):
+        raise ConfigError(f"{key} {_shown(value)} is not a {key} name: give 1 to 64 of A-Z a-z 0-9 . _ -")
     return value
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for an error line, cut to 40 characters."""
+    return repr(text if len(text) <= 40 else text[:40] + "…")  # noqa: PLR2004

@@ -10,6 +10,8 @@
   runtime's one MQTT layer, :mod:`edgekit_runtime.mqtt`).
 - :mod:`edgekit.telemetry.queries`: what the fleet dashboard reads (a device's windows over time, the latest
   step of each command from the devices' events).
+- :mod:`edgekit.telemetry.latency`: the recent p99 ``show``, ``fleet devices`` and the dashboard print: the
+  windows' latency histograms merged, interpolated within the bucket.
 
 The message format is in ``docs/telemetry.md``. Nothing here imports onnxruntime or torch.
 """

@@ -1,4 +1,4 @@
-"""What the fleet dashboard reads from a store: a device's windows over time, and where each command got to.
+"""What the fleet views read from a store: windows over time, recent latency histograms, each command's progress.
 
 The SQL is standard and runs on both stores (``?`` markers; PostgreSQL's store turns them into ``%s``). Rows
 come back as plain dataclasses with JSON-ready fields (:meth:`SeriesPoint.to_json`, :meth:`CommandStep.to_json`).
@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from edgekit.telemetry.latency import Histogram, Percentile, check_minutes, histogram, percentile
 from edgekit_runtime.contract.statuses import EVENT_STATUSES
 
 if TYPE_CHECKING:
@@ -24,6 +25,15 @@ SELECT window_start, window_end, requests, errors, p99, drift FROM (
     WHERE device = ? AND window_end >= ?{fleet}
     ORDER BY window_end DESC, seq DESC LIMIT ?
 ) newest ORDER BY window_end, seq
+"""
+
+#: each device's windows with requests that ended in the given seconds up to its newest window; ``{latency}``
+#: is the store's expression for ``payload``'s ``latency_ms`` (``t.payload->'latency_ms'``)
+_RECENT_LATENCY = """
+SELECT t.fleet, t.device, t.requests, {latency} FROM telemetry t
+JOIN (SELECT fleet, device, MAX(window_end) AS last FROM telemetry GROUP BY fleet, device) n
+    ON n.fleet = t.fleet AND n.device = t.device
+WHERE t.requests > 0 AND t.window_end > n.last - ?
 """
 
 #: a step's place in a command, for steps sent at the same time: the later one is the latest
@@ -107,6 +117,27 @@ def series_points(rows: Sequence[Sequence[Any]]) -> list[SeriesPoint]:
             )
         )
     return points
+
+
+def recent_latency_query(latency: str, *, minutes: float) -> tuple[str, tuple[Any, ...]]:
+    """The SQL and parameters of each device's windows that ended in the ``minutes`` up to its newest one.
+
+    ``latency`` is the store's SQL expression for the windows' ``latency_ms`` (the table is ``t``).
+    """
+    return _RECENT_LATENCY.format(latency=latency), (60.0 * check_minutes(minutes),)
+
+
+def recent_latency(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], tuple[int, Percentile]]:
+    """Rows of :func:`recent_latency_query` as, per ``(fleet, device)``, its requests and their p99."""
+    requests: dict[tuple[str, str], int] = {}
+    histograms: dict[tuple[str, str], list[Histogram]] = {}
+    for fleet, device, count, latency in rows:
+        key = (fleet, device)
+        requests[key] = requests.get(key, 0) + int(count)
+        found = histogram(latency)
+        if found is not None:
+            histograms.setdefault(key, []).append(found)
+    return {key: (count, percentile(histograms.get(key, ()))) for key, count in requests.items()}
 
 
 def command_steps(rows: Sequence[Sequence[Any]]) -> list[CommandStep]:

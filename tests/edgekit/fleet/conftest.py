@@ -42,6 +42,9 @@ def _windows(device: str, behind: float, drift_from: int | None, rng: random.Ran
         requests = int(400 + 150 * math.sin(i / 9) + rng.randint(0, 60))
         errors = {"invalid_input": rng.randint(1, 3)} if rng.random() < 0.2 else {}
         p99 = rng.choice((2.5, 5.0, 5.0, 10.0)) * (2 if drifting else 1)
+        counts = [0] * 5  # the buckets below, and everything slower: most at 2.5 ms or less, a tail slower
+        counts[2 if drifting else 1] = tail = requests // 40
+        counts[0] = requests - tail
         docs.append(
             window(
                 i + 1,
@@ -50,7 +53,7 @@ def _windows(device: str, behind: float, drift_from: int | None, rng: random.Ran
                 window_end=end,
                 requests=requests,
                 errors=errors,
-                latency_ms={"buckets": [2.5, 5.0, 10.0, 25.0], "p50": 2.5, "p90": 5.0, "p99": p99},
+                latency_ms={"buckets": [2.5, 5.0, 10.0, 25.0], "counts": counts, "p50": 2.5, "p90": 5.0, "p99": p99},
                 drift=drifting,
                 outbox={"dropped": 0, "pending": 1},
             )

@@ -9,23 +9,26 @@ import urllib.error
 import urllib.request
 
 import pytest
+from typer.testing import CliRunner
 
+from edgekit.cli import app
 from edgekit.errors import ConfigError, TelemetryError
 from edgekit.fleet.dashboard import Dashboard, DashboardSettings
 from edgekit.telemetry.store import open_store
 from tests.edgekit.fleet.conftest import INTERVAL, NOW, WINDOWS, fill
 
 
-def get(dashboard, path, headers=None):
+def get(dashboard, path, headers=None, method="GET"):
     """``(status, headers, body)``; JSON bodies decoded."""
-    request = urllib.request.Request(dashboard.url.rstrip("/") + path, headers=headers or {})  # noqa: S310 (http)
+    url = dashboard.url.rstrip("/") + path
+    request = urllib.request.Request(url, headers=headers or {}, method=method)  # noqa: S310 (http)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (our own server)
             status, found, body = response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
         with exc:
             status, found, body = exc.code, exc.headers, exc.read()
-    return status, found, json.loads(body) if found["Content-Type"] == "application/json" else body
+    return status, found, json.loads(body) if found["Content-Type"] == "application/json" and body else body
 
 
 def test_devices(dashboard):
@@ -41,8 +44,21 @@ def test_devices(dashboard):
     assert (pi3["fleet"], pi3["model_name"], pi3["model_version"]) == ("lab", "digits-cnn", "1.0.0")
     assert (pi3["last_seen"], pi3["windows"], pi3["gaps"], pi3["dropped"]) == (NOW - 240, WINDOWS, 0, 0)
     assert 0 < pi3["error_rate"] < 0.01
-    assert devices["pi-2"]["p99"] in (5.0, 10.0, 20.0)
-    assert set(pi3) >= {"requests", "errors", "p99"}
+    assert set(pi3) >= {"requests", "errors", "p99", "p99_minutes", "p99_requests", "p99_above"}
+    for device in devices.values():  # the last 15 minutes' histograms merged: inside a bucket, not on its bound
+        assert device["p99_minutes"] == 15
+        assert 2.5 < device["p99"] < 10.0
+        assert device["p99"] != 5.0
+        assert device["p99_requests"] > 0
+    assert devices["pi-2"]["p99"] > devices["pi-1"]["p99"]  # its drifting windows were slower
+
+
+def test_devices_p99_is_what_fleet_devices_prints(dashboard, fleet_db):
+    listed = CliRunner().invoke(app, ["fleet", "devices", "--db", str(fleet_db), "--json"])
+    assert listed.exit_code == 0, listed.output
+    _, _, body = get(dashboard, "/api/devices")
+    served = {d["device"]: d["p99"] for d in body["devices"]}
+    assert served == {d["device"]: d["p99"] for d in json.loads(listed.stdout)}
 
 
 def test_series(dashboard):
@@ -67,25 +83,55 @@ def test_series(dashboard):
     assert other["points"] == []
 
 
+NAMES = "give 1 to 64 of A-Z a-z 0-9 . _ -"
+MINUTES = "is not a whole number from 1 to 1440: give e.g. minutes=15"
+EXAMPLE = "e.g. /api/series?device=pi-7&fleet=lab&minutes=15"
+
+
 @pytest.mark.parametrize(
-    ("query", "words"),
+    ("path", "error"),
     [
-        ("", "device None"),
-        ("device=", "device ''"),
-        ("device=pi 1", "device"),
-        ("device=pi-1&fleet=a/b", "fleet"),
-        ("device=pi-1&minutes=0", "minutes '0'"),
-        ("device=pi-1&minutes=1441", "minutes"),
-        ("device=pi-1&minutes=-5", "minutes"),
-        ("device=pi-1&minutes=ten", "minutes"),
-        ("device=pi-1&minutes=%C2%B2", "minutes"),
-        ("device=pi-1&minutes=" + "9" * 5000, "minutes"),
+        ("/api/series", f"/api/series needs the parameter device, the device's name: {EXAMPLE}"),
+        ("/api/series?minutes=5&fleet=lab", f"/api/series needs the parameter device, the device's name: {EXAMPLE}"),
+        ("/api/series?device=", f"device '' is not a device name: {NAMES}"),
+        ("/api/series?device", f"device '' is not a device name: {NAMES}"),
+        ("/api/series?device=pi 1", f"device 'pi 1' is not a device name: {NAMES}"),
+        ("/api/series?device=" + "p" * 100, f"device '{'p' * 40}…' is not a device name: {NAMES}"),
+        ("/api/series?device=pi-1&fleet=a/b", f"fleet 'a/b' is not a fleet name: {NAMES}"),
+        ("/api/series?device=pi-1&fleet=", f"fleet '' is not a fleet name: {NAMES}"),
+        ("/api/series?device=pi-1&minutes=0", f"minutes '0' {MINUTES}"),
+        ("/api/series?device=pi-1&minutes=", f"minutes '' {MINUTES}"),
+        ("/api/series?device=pi-1&minutes=1441", f"minutes '1441' {MINUTES}"),
+        ("/api/series?device=pi-1&minutes=-5", f"minutes '-5' {MINUTES}"),
+        ("/api/series?device=pi-1&minutes=15.0", f"minutes '15.0' {MINUTES}"),
+        ("/api/series?device=pi-1&minutes=ten", f"minutes 'ten' {MINUTES}"),
+        ("/api/series?device=pi-1&minutes=%C2%B2", f"minutes '²' {MINUTES}"),
+        ("/api/series?device=pi-1&minutes=" + "9" * 5000, f"minutes '{'9' * 40}…' {MINUTES}"),
+        ("/api/series?devce=pi-1", f"/api/series has no parameter 'devce': it takes device, fleet, minutes: {EXAMPLE}"),
+        ("/api/series?device=pi-1&device=pi-2", "/api/series: device is given 2 times: give it once"),
+        ("/api/series?=pi-1", f"/api/series has no parameter '': it takes device, fleet, minutes: {EXAMPLE}"),
+        ("/api/devices?fleet=lab", "/api/devices has no parameter 'fleet': it takes no parameters"),
+        ("/api/devices?minutes=5", "/api/devices has no parameter 'minutes': it takes no parameters"),
+        ("/api/rollouts?device=pi-1", "/api/rollouts has no parameter 'device': it takes no parameters"),
     ],
 )
-def test_bad_series_queries_are_400s(dashboard, query, words):
-    status, _, body = get(dashboard, "/api/series?" + query.replace(" ", "%20"))
-    assert status == 400
-    assert words in body["error"]
+def test_bad_queries_are_400s_that_say_what_to_give(dashboard, path, error):
+    status, headers, body = get(dashboard, path.replace(" ", "%20"))
+    assert (status, headers["Content-Type"]) == (400, "application/json")
+    assert body == {"error": error}
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"])
+@pytest.mark.parametrize("path", ["/api/devices", "/api/series?device=pi-1", "/api/rollouts", "/", "/api/nothing"])
+def test_other_methods_are_405s(dashboard, method, path):
+    status, headers, body = get(dashboard, path, method=method)
+    assert (status, headers["Allow"]) == (405, "GET")
+    assert body == {"error": f"method '{method}' is not allowed: the dashboard answers GET only"}
+
+
+def test_head_is_a_405_without_a_body(dashboard):
+    status, headers, body = get(dashboard, "/api/devices", method="HEAD")
+    assert (status, headers["Allow"], body) == (405, "GET", b"")
 
 
 def test_rollouts(dashboard):
