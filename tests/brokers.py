@@ -41,8 +41,11 @@ class Mosquitto:
         anonymous: bool = True,
         extra: str = "",
         include: Path | None = None,
+        persistence: bool = True,
     ) -> None:
         """``extra``: more configuration lines (TLS files, a password file) for the one listener.
+
+        ``persistence``: whether it saves sessions and queued messages (every second); without, a restart forgets all.
 
         ``include``: a folder whose ``*.conf`` files name the listener, and who may log in, themselves (what
         ``edgekit fleet provision`` writes, for ``port``): they are read instead of this broker's listener lines.
@@ -56,13 +59,16 @@ class Mosquitto:
             if include is None
             else f"include_dir {include}\n"
         )
+        saving = (
+            f"persistence true\npersistence_location {folder}/\nautosave_interval 1\n"
+            if persistence
+            else "persistence false\n"
+        )
         self.config.write_text(
             f"{listener}"
             # started as root, Mosquitto switches to its own user, who cannot write in the test's folder
             "user root\n"
-            "persistence true\n"
-            f"persistence_location {folder}/\n"
-            "autosave_interval 1\n"
+            f"{saving}"
             "max_queued_messages 100000\n"
             f"log_dest file {folder}/mosquitto.log\n"
             "log_type error\nlog_type warning\nlog_type notice\n"

@@ -93,7 +93,8 @@ def acl_text(accounts: FleetAccounts) -> str:
       ``edgekit/F/@bundles/#``;
     - the operator publishes ``edgekit/F/+/cmd`` (a device, ``@all``, ``@G``) and ``edgekit/F/@bundles/#``, and
       reads ``edgekit/F/+/state`` and ``edgekit/F/+/events``;
-    - the collector publishes nothing, and reads ``edgekit/F/+/telemetry``, ``…/+/state`` and ``…/+/events``.
+    - the collector reads ``edgekit/F/+/telemetry``, ``…/+/state`` and ``…/+/events``, and publishes only
+      ``edgekit/F/+/cmd``: the signed ``resend`` requests of its gap repair (the devices check the signature).
 
     A device's own topics are ``pattern`` lines (``%u``: the user name, which is the device id); the topics every
     device reads, ``@all``, its groups and the bundles, are ``topic`` lines in its ``user`` block (Mosquitto warns
@@ -135,9 +136,10 @@ def acl_text(accounts: FleetAccounts) -> str:
         f"topic read {base}/+/state",
         f"topic read {base}/+/events",
         "",
-        "# The collector reads what it stores, and publishes nothing.",
+        "# The collector reads what it stores, and sends devices its signed requests for windows it misses.",
         f"user {accounts.collector}",
         f"topic deny {base}/{accounts.collector}/#",
+        f"topic write {base}/+/cmd",
         f"topic read {base}/+/telemetry",
         f"topic read {base}/+/state",
         f"topic read {base}/+/events",

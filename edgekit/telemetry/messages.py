@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from edgekit.errors import TelemetryError
-from edgekit_runtime.contract.events import EVENT_SCHEMA, MAX_ID_LENGTH, Detail, EventId
+from edgekit_runtime.contract.commands import MAX_RESEND_WINDOWS
+from edgekit_runtime.contract.events import EVENT_SCHEMA, MAX_ID_LENGTH, Detail, EventId, Resent
 from edgekit_runtime.contract.failures import failed_at
 from edgekit_runtime.contract.state import STATE_SCHEMA, DeviceStatus
 from edgekit_runtime.contract.statuses import EVENT_COMMANDS, EVENT_STATUSES, EventCommand, EventStatus
@@ -84,6 +85,7 @@ class _Event(msgspec.Struct):
     time: Seconds
     detail: Detail | None = None
     model: _Model | None = None
+    resent: Resent | None = None
 
 
 #: what a field must be, by its path (``[]``: each value of an object), as refusals say it
@@ -168,6 +170,8 @@ class EventRow:
     received: float
     #: the event as JSON text
     payload: str
+    #: a resend's ``done``: the ``seq`` the device no longer keeps, which the collector counts as lost
+    lost: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -273,6 +277,10 @@ def _window(where: str, doc: dict[str, Any], fleet: str, device: str, received: 
 def _event(where: str, doc: dict[str, Any], fleet: str, device: str, received: float) -> EventRow:
     event = _decode(where, doc, _Event, _EVENT_MUST)
     _finite(where, event.time, "time", _EVENT_MUST)
+    lost: list[int] = []
+    if event.resent is not None:  # bounded: a device only speaks for itself, and at most a resend's worth
+        for first, last in event.resent.gone:
+            lost.extend(range(first, min(last, first + MAX_RESEND_WINDOWS - len(lost) - 1) + 1))
     return EventRow(
         fleet=fleet,
         device=device,
@@ -283,6 +291,7 @@ def _event(where: str, doc: dict[str, Any], fleet: str, device: str, received: f
         detail=event.detail or "",
         received=received,
         payload=_dumps(where, doc),
+        lost=tuple(lost),
     )
 
 

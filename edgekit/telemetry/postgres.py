@@ -17,11 +17,13 @@ from edgekit.errors import ConfigError, MissingExtraError, TelemetryError
 from edgekit.telemetry.queries import LATEST_EVENTS, command_steps
 from edgekit.telemetry.store_base import (
     INSERT_EVENT,
+    INSERT_LOST,
     INSERT_WINDOW,
     UPSERT_STATE,
     Added,
     StoreContext,
     event_values,
+    lost_values,
     safe_url,
     state_values,
     tables_sql,
@@ -107,6 +109,8 @@ class PostgresStore(StoreContext):
                     if events:
                         cursor.executemany(INSERT_EVENT.replace("?", "%s"), event_values(events))
                         new_events = max(cursor.rowcount, 0)
+                        if lost := lost_values(events):
+                            cursor.executemany(INSERT_LOST.replace("?", "%s"), lost)
             except psycopg.Error as exc:
                 if conn.closed or conn.broken:
                     self._drop()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from edgekit.errors import ConfigError, TelemetryError
 from edgekit.telemetry.store_base import (
     INSERT_EVENT,
+    INSERT_LOST,
     INSERT_WINDOW,
     UPSERT_STATE,
     Added,
@@ -30,6 +31,7 @@ from edgekit.telemetry.store_base import (
     Store,
     StoreContext,
     event_values,
+    lost_values,
     safe_url,
     state_values,
     tables_sql,
@@ -72,6 +74,9 @@ def open_store(url: str | Path, *, create: bool = True) -> SQLiteStore | Postgre
 class SQLiteStore(StoreContext):
     """Windows in a SQLite file (WAL, ``synchronous=FULL``); safe to share between threads."""
 
+    #: json_extract, not ``->``, which SQLite has only from 3.38 (Ubuntu 22.04's Python has 3.37)
+    _latency_sql = "json_extract(t.payload, '$.latency_ms')"
+
     def __init__(self, path: Path, *, create: bool = True) -> None:
         """Open (or, with ``create``, create) the database at ``path``."""
         self.path = path
@@ -105,6 +110,7 @@ class SQLiteStore(StoreContext):
                     new = self._db.executemany(INSERT_WINDOW, window_values(windows)).rowcount
                     self._db.executemany(UPSERT_STATE, state_values(states))
                     new_events = self._db.executemany(INSERT_EVENT, event_values(events)).rowcount
+                    self._db.executemany(INSERT_LOST, lost_values(events))
                     self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:

@@ -49,15 +49,19 @@ def runtime(bundle: Path, broker: Mosquitto, folder: Path, *extra: str, interval
 
 
 class Collector:
-    """``edgekit telemetry collect`` into a SQLite file, with a fixed client id (a persistent session)."""
+    """``edgekit telemetry collect`` into a SQLite file, with a fixed client id (a persistent session).
 
-    def __init__(self, broker: Mosquitto, db: Path, log: Path) -> None:
+    ``options``: instead of the fixed client id, these (``()``: the collector's defaults).
+    """
+
+    def __init__(self, broker: Mosquitto, db: Path, log: Path, options: tuple[str, ...] | None = None) -> None:
         self.db = db
         self.log = log
         command = [
             str(Path(sys.executable).parent / "edgekit"),
             *("telemetry", "collect"),
-            *("--broker", broker.url, "--db", str(db), "--client-id", f"collector-{db.stem}"),
+            *("--broker", broker.url, "--db", str(db)),
+            *(("--client-id", f"collector-{db.stem}") if options is None else options),
         ]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -207,7 +211,7 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, log: Pa
 
 
 def outbox_rows(state: Path) -> list[tuple[int, int]]:
-    """(seq, requests) of the windows still in a runtime's outbox (read after the runtime is gone)."""
+    """(seq, requests) of the windows waiting in a runtime's outbox, not sent yet (read after the runtime is gone)."""
     with sqlite3.connect(state / "telemetry.db") as db:
-        rows = db.execute("SELECT seq, payload FROM outbox ORDER BY seq").fetchall()
+        rows = db.execute("SELECT seq, payload FROM outbox WHERE sent IS NULL ORDER BY seq").fetchall()
     return [(int(seq), int(json.loads(payload)["requests"])) for seq, payload in rows]

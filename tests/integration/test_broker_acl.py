@@ -198,14 +198,16 @@ def test_commands_reach_only_the_devices_they_are_for(fleet, login):
         link.publish([(chunk, b"")], retain=True)
 
 
-def test_only_the_operator_sends_commands_and_the_collector_sends_nothing(login):
+def test_only_the_operator_and_the_collector_send_commands_and_the_collector_nothing_else(login):
     base = f"edgekit/{FLEET}"
     pi1, collector = login("pi-1"), login("collector")
     for target in ("pi-2", "pi-1", "@all", "@lobby"):
         assert pi1.publish(f"{base}/{target}/cmd", {"id": "x", "command": "rollback"}) == "Not authorized"
     assert pi1.publish(f"{base}/@bundles/{'ab' * 32}/0", b"chunk", retain=True) == "Not authorized"
-    for topic in (f"{base}/pi-1/cmd", f"{base}/collector/telemetry", f"{base}/collector/state", f"{base}/x/events"):
+    for topic in (f"{base}/collector/telemetry", f"{base}/collector/state", f"{base}/x/events", f"{base}/@bundles/x"):
         assert collector.publish(topic, window(1, device="collector")) == "Not authorized", topic
+    # allowed (no device listens in this test): the device takes it only signed by the fleet's key
+    assert collector.publish(f"{base}/pi-1/cmd", {"id": "x", "command": "resend"}) != "Not authorized"
     operator = login("operator")
     assert operator.publish(f"{base}/operator/telemetry", window(1, device="operator")) == "Not authorized"
     assert operator.publish(f"{base}/pi-1/state", state("offline", device="pi-1")) == "Not authorized"

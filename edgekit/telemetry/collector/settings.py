@@ -31,10 +31,10 @@ class CollectorSettings:
     fleet: str = "+"
     #: a shared-subscription group: collectors in one group split the telemetry between them
     share: str | None = None
-    #: the MQTT client id; give a stable one for a session that outlives restarts
+    #: the MQTT client id (default: one derived from the database, the fleet and the share group, so a restarted
+    #: collector resumes its session)
     client_id: str | None = None
-    #: seconds the broker keeps the session (and queues messages) while the collector is away; the default is
-    #: one day with a given ``client_id`` and 0 with a generated one, which no later run would ever resume
+    #: seconds the broker keeps the session (and queues messages) while the collector is away (default one day)
     session_expiry: int | None = None
     keepalive: int = 30
     #: the most messages one transaction commits
@@ -44,6 +44,15 @@ class CollectorSettings:
     #: reconnect backoff: full jitter over ``min(reconnect_max, reconnect_min * 2**attempt)`` seconds
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
+    #: whether to ask devices for the gaps in their ``seq`` (:mod:`.repair`); ``None``: yes, unless ``share`` is set
+    #: (collectors of a group that store into separate databases each see only part of every device's windows)
+    repair: bool | None = None
+    #: seconds between looks for gaps in each device's ``seq``
+    repair_interval: float = 10.0
+    #: a gap is asked for once the window after it is this many seconds old (it may still fill by itself)
+    repair_grace: float = 10.0
+    #: how far back, in seconds of windows received, gaps are looked for (the device keeps sent windows a day)
+    repair_horizon: float = 86400.0
 
     def __post_init__(self) -> None:
         """Check every field, naming the option to fix."""
@@ -58,6 +67,13 @@ class CollectorSettings:
             raise ConfigError("max_batch must be 1 or more and max_delay more than 0 seconds")
         if not 0 < self.reconnect_min <= self.reconnect_max:
             raise ConfigError("reconnect backoff needs 0 < reconnect_min <= reconnect_max")
+        if not (self.repair_interval > 0 and self.repair_grace >= 0 and self.repair_horizon > 0):
+            raise ConfigError("gap repair needs repair_interval > 0, repair_grace >= 0 and repair_horizon > 0 seconds")
+
+    @property
+    def repairing(self) -> bool:
+        """Whether gaps are asked for: ``repair``, else not in a shared subscription."""
+        return self.repair if self.repair is not None else self.share is None
 
     @cached_property
     def mqtt(self) -> MqttSettings:

@@ -89,5 +89,9 @@ WATCH_SECONDS = NumberRange(
     "seconds", 0, 86_400, what="a number of seconds", outside="{} is out of range: use 0 to 86400 seconds"
 )
 POSITIVE = NumberRange("number", 0, above=True, what="a number", outside="{} keeps nothing: use a number > 0")
+#: the outbox's replay, in hours: 0 keeps nothing sent; a year at most
+REPLAY_HOURS = NumberRange(
+    "hours", 0, 8760, what="a number of hours", outside="{} is out of range: use 0 to 8760 hours"
+)
 #: a path as given; a relative one in --config is the config file's folder's
 PATH = click.Path(path_type=Path)

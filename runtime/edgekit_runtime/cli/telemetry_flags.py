@@ -10,7 +10,7 @@ import click
 
 from edgekit_runtime.cli import config_file
 from edgekit_runtime.cli.help_sections import SectionOption
-from edgekit_runtime.cli.params import PATH, POSITIVE, WATCH_SECONDS, WINDOW_SECONDS, Choice
+from edgekit_runtime.cli.params import PATH, POSITIVE, REPLAY_HOURS, WATCH_SECONDS, WINDOW_SECONDS, Choice
 from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.mqtt.settings import PROTOCOLS
 
@@ -53,6 +53,14 @@ _OPTIONS = (
         default=168.0,
         metavar="HOURS",
         help="oldest window kept, in hours (default: 168)",
+    ),
+    _option(
+        "--outbox-replay-hours",
+        type=REPLAY_HOURS,
+        default=24.0,
+        metavar="HOURS",
+        help="hours a sent window is kept for the collector to ask for again; 0 deletes it once the broker has it"
+        " (default: 24)",
     ),
     _option("--mqtt", metavar="URL", help="broker: mqtt://HOST[:PORT], or mqtts://HOST[:PORT] for TLS"),
     _option("--mqtt-username", metavar="USER", help="broker user name"),
@@ -137,7 +145,11 @@ def telemetry_settings(args: SimpleNamespace) -> TelemetrySettings | None:
         fleet=args.fleet,
         device=args.device or default_device(),
         recorder=RecorderSettings(interval=args.telemetry_interval),
-        outbox=OutboxLimits(max_bytes=int(args.outbox_max_mb * (1 << 20)), max_age=args.outbox_max_age_hours * 3600.0),
+        outbox=OutboxLimits(
+            max_bytes=int(args.outbox_max_mb * (1 << 20)),
+            max_age=args.outbox_max_age_hours * 3600.0,
+            replay=args.outbox_replay_hours * 3600.0,
+        ),
         mqtt=mqtt,
         publisher=PublisherSettings(
             backoff_initial=min(0.5, args.mqtt_reconnect_max), backoff_max=args.mqtt_reconnect_max

@@ -19,7 +19,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from edgekit_runtime.contract.settings import SettingsChange
-from edgekit_runtime.contract.values import Name, PositiveCount, Seconds, Sha256
+from edgekit_runtime.contract.values import Name, PositiveCount, Seconds, Seq, Sha256
 
 SIGNED_COMMAND_SCHEMA = "edgekit.signed-command/1"
 #: a command's id: what its events name it by
@@ -36,6 +36,10 @@ MAX_SOURCE = 2048
 MAX_SIGNATURE = 128
 #: most settings a ``set-config`` names: every setting, and room for a few typos
 MAX_SETTINGS = 32
+#: most ranges one ``resend`` names
+MAX_RESEND_RANGES = 64
+#: most windows one ``resend`` asks for, all its ranges together: the work a command can cause is bounded
+MAX_RESEND_WINDOWS = 10_000
 #: the fields the envelope adds to a command's body: what binds it to one fleet, target, time and use
 BINDING = ("fleet", "target", "issued_at", "nonce")
 
@@ -133,7 +137,20 @@ class Rebirth(Body, tag="rebirth"):
     """Publish the retained state again."""
 
 
+class Resend(Body, tag="resend"):
+    """Send telemetry windows again that the device still keeps (the collector asks for the gaps it sees)."""
+
+    ranges: Annotated[
+        list[tuple[Seq, Seq]],
+        Meta(
+            min_length=1,
+            max_length=MAX_RESEND_RANGES,
+            description=f"[FIRST, LAST] seq ranges, each FIRST <= LAST, {MAX_RESEND_WINDOWS} windows at most in all.",
+        ),
+    ]
+
+
 #: any command a device runs
-Command = Union[Deploy, Rollback, SetConfig, Status, Rebirth]  # noqa: UP007  (a runtime value, not an annotation)
+Command = Union[Deploy, Rollback, SetConfig, Status, Rebirth, Resend]  # noqa: UP007  (a runtime value, not an annotation)
 #: the names of the commands, as the ``command`` field says them
 COMMANDS: tuple[str, ...] = tuple(str(body.__struct_config__.tag) for body in get_args(Command))

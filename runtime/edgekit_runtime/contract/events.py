@@ -5,8 +5,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from edgekit_runtime.contract.commands import MAX_RESEND_RANGES
 from edgekit_runtime.contract.statuses import EventCommand, EventStatus
-from edgekit_runtime.contract.values import Name, Seconds, Sha256, Text
+from edgekit_runtime.contract.values import Count, Name, Seconds, Seq, Sha256, Text
 
 EVENT_SCHEMA = "edgekit.event/1"
 #: the longest command id an event carries (the agent makes short ones; this bounds what a broken sender can store)
@@ -28,7 +29,17 @@ class EventModel(msgspec.Struct, forbid_unknown_fields=True):
     sha256: Sha256
 
 
-class Event(msgspec.Struct, tag_field="schema", tag=EVENT_SCHEMA, forbid_unknown_fields=True):
+class Resent(msgspec.Struct, forbid_unknown_fields=True):
+    """What a ``resend`` did: how many windows go again, and the ranges the device no longer keeps."""
+
+    resent: Count
+    gone: Annotated[
+        list[tuple[Seq, Seq]],
+        Meta(max_length=MAX_RESEND_RANGES, description="[FIRST, LAST] ranges asked for that the device no longer has."),
+    ]
+
+
+class Event(msgspec.Struct, tag_field="schema", tag=EVENT_SCHEMA, forbid_unknown_fields=True, omit_defaults=True):
     """One step of a command on a device (edgekit.event/1), on .../events with QoS 1.
 
     The collector keeps one per (fleet, device, id, status).
@@ -48,3 +59,6 @@ class Event(msgspec.Struct, tag_field="schema", tag=EVENT_SCHEMA, forbid_unknown
     detail: Detail
     model: Annotated[EventModel | None, Meta(description="The model the command is about; null when it names none.")]
     time: Annotated[Seconds, Meta(description="When the device sent it.")]
+    resent: Annotated[
+        Resent | None, Meta(description="A resend's outcome, on its done event; absent on every other event.")
+    ] = None

@@ -15,6 +15,8 @@ Name = Annotated[str, Meta(pattern=NAME_PATTERN, description="A fleet or device 
 Seconds = Annotated[float, Meta(ge=0, description="Unix time in seconds.")]
 Count = Annotated[int, Meta(ge=0, le=MAX_INT)]
 PositiveCount = Annotated[int, Meta(ge=1, le=MAX_INT)]
+#: a telemetry window's sequence number (the device's outbox numbers them from 1, never reusing one)
+Seq = Annotated[int, Meta(ge=1, le=MAX_INT)]
 NonNegative = Annotated[float, Meta(ge=0)]
 Positive = Annotated[float, Meta(gt=0)]
 Text = Annotated[str, Meta(min_length=1)]

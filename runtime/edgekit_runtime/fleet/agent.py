@@ -13,8 +13,10 @@ and bounds are what the device takes): ``{"id": "...", "command": "deploy", "sou
 :mod:`edgekit_runtime.fleet.chunks`, or an http(s) URL; ``allow_downgrade`` and ``allow_schema_change`` may say
 yes to what is refused otherwise, see :func:`edgekit_runtime.fleet.deploy_command.judge_candidate`),
 ``{"id", "command": "rollback"}``, ``{"id", "command": "status"}``, ``{"id", "command": "rebirth"}`` (the retained
-state published again) or ``{"id", "command": "set-config", "config": {...}}``
-(:mod:`edgekit_runtime.fleet.settings`). Each command that has fields decodes them into its Struct
+state published again), ``{"id", "command": "resend", "ranges": [[FIRST, LAST], ...]}`` (telemetry windows sent
+again from the outbox's replay: :mod:`edgekit_runtime.fleet.resend`) or
+``{"id", "command": "set-config", "config": {...}}`` (:mod:`edgekit_runtime.fleet.settings`). Each command that
+has fields decodes them into its Struct
 (:meth:`~edgekit_runtime.fleet.deploy_command.DeployCommand.from_body`, :func:`edgekit_runtime.fleet.settings.check`)
 and is refused in words that name the field. Its progress goes to ``edgekit/{fleet}/{device}/events`` as
 ``edgekit.event/1`` messages, one per step (docs/telemetry.md).
@@ -37,7 +39,7 @@ import msgspec
 import orjson
 
 from edgekit_runtime.contract.commands import CommandId
-from edgekit_runtime.contract.events import MAX_DETAIL, Event, EventModel
+from edgekit_runtime.contract.events import MAX_DETAIL, Event, EventModel, Resent
 from edgekit_runtime.contract.statuses import DONE, UNKNOWN, Phase
 from edgekit_runtime.errors import CommandError
 from edgekit_runtime.fleet.deploy_command import DEFAULT_MAX_BUNDLE, DeployCommand
@@ -138,8 +140,16 @@ class Agent:
         except queue.Full:
             logger.warning("fleet: %d commands are waiting already: one on %s was dropped", QUEUE, topic)
 
-    def emit(self, command_id: str, phase: Phase | str, detail: str = "", command: str | None = None) -> None:
-        """Publish one step of a command (``command``: the kind; by default the one running)."""
+    def emit(
+        self,
+        command_id: str,
+        phase: Phase | str,
+        detail: str = "",
+        command: str | None = None,
+        *,
+        resent: Resent | None = None,
+    ) -> None:
+        """Publish one step of a command (``command``: the kind; by default the one running; ``resent``: a resend's)."""
         model = self.deployer.serving
         event = Event(
             fleet=self.topics.fleet,
@@ -150,6 +160,7 @@ class Agent:
             detail=detail[:MAX_DETAIL],
             model=EventModel(model.name, model.version, model.sha256),
             time=time.time(),
+            resent=resent,
         )
         self.publisher.send(f"edgekit/{self.topics.fleet}/{self.topics.device}/events", msgspec.json.encode(event))
 

@@ -12,6 +12,7 @@ from edgekit_runtime.fleet.deploy import Deployer, recover
 from edgekit_runtime.fleet.deploy_command import DEFAULT_MAX_BUNDLE
 from edgekit_runtime.fleet.deploy_health import Health, HealthPolicy
 from edgekit_runtime.fleet.models import ModelStore
+from edgekit_runtime.fleet.resend import ResendCommand
 from edgekit_runtime.fleet.settings import ConfigFile, DeviceConfig, SetConfig
 from edgekit_runtime.fleet.signed_command import CommandGate
 
@@ -105,6 +106,7 @@ def start_agent(
         file = ConfigFile(telemetry.settings.state_dir)
         set_config = SetConfig(config, file, deployer=deployer, telemetry=telemetry, state=publisher, emit=agent.emit)
         agent.commands["set-config"] = set_config.run
+    agent.commands["resend"] = ResendCommand(telemetry.outbox, agent.emit).run
     if ended is not None:
         phase, command_id = ended
         agent.emit(command_id, phase, "the device restarted during the deploy")

@@ -205,6 +205,7 @@ class ServerMetrics:
 TELEMETRY_HELP = {
     "outbox_windows": ("gauge", "Telemetry windows waiting in the outbox for the broker."),
     "outbox_bytes": ("gauge", "Payload bytes waiting in the outbox."),
+    "outbox_replay_windows": ("gauge", "Sent telemetry windows kept for the collector to ask for again."),
     "outbox_dropped_total": ("counter", "Telemetry windows ever dropped to keep the outbox within its bounds."),
     "broker_connected": ("gauge", "1 while the telemetry publisher is connected to the broker."),
     "sent_windows_total": ("counter", "Telemetry windows the broker acknowledged since the start."),

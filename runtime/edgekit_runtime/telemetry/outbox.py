@@ -1,14 +1,21 @@
-"""The outbox: telemetry messages stored durably in SQLite before any send, deleted only once acknowledged.
+"""The outbox: telemetry messages stored durably in SQLite before any send, kept for a replay period once sent.
 
 paho-mqtt keeps unacknowledged QoS 1 messages in memory only, so a broker outage, a lost network or a power
 cut would lose them. Every message is appended here first (SQLite in WAL mode with ``synchronous=FULL``: the
 append has reached the disk when :meth:`Outbox.append` returns), read back in order by the publisher, and
-deleted by :meth:`Outbox.ack` once the broker's PUBACK arrived. A restart resumes where it stopped.
+marked sent by :meth:`Outbox.ack` once the broker's PUBACK arrived. A restart resumes where it stopped.
+
+A PUBACK only says the broker has the message: a broker that restarts without persistence, or crashes before
+it saved, or a collector on a session the broker forgot, still loses it. So a sent message is kept for
+``OutboxLimits.replay`` seconds more (default one day), and :meth:`Outbox.requeue` makes kept messages waiting
+again when the collector asks for the sequence numbers it misses (the fleet agent's ``resend`` command). What
+is no longer kept is named, so the collector can count it as lost.
 
 Sequence numbers come from an ``AUTOINCREMENT`` key, so they keep increasing across restarts even when the
 outbox was empty, and are never reused. The outbox is bounded by total payload bytes and by age; when a new
-message would pass a bound, the oldest messages go first and their number is added to ``dropped``, a counter
-that survives restarts and is itself reported, so a gap is never silent.
+message would pass a bound, sent messages go first (their replay is cut short), then the oldest waiting ones,
+whose number is added to ``dropped``, a counter that survives restarts and is itself reported, so a gap is never
+silent.
 
 A message that cannot be stored (a full disk: SQLite's "database or disk is full", any other I/O error, or a
 message larger than the outbox) is lost, and counted in ``dropped`` too: in memory at first, since nothing can
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgekit_runtime.errors import ConfigError, TelemetryError
+from edgekit_runtime.telemetry.seq_ranges import merged, missing
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -35,7 +43,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     created REAL NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    sent REAL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0);
@@ -50,6 +59,8 @@ class OutboxLimits:
     max_bytes: int = 64 << 20
     #: seconds a message may wait (default 7 days); older ones are dropped, and counted
     max_age: float = 7 * 24 * 3600.0
+    #: seconds a sent message is kept for the collector to ask again (default 1 day; 0: deleted on its PUBACK)
+    replay: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         """Refuse bounds that keep nothing."""
@@ -57,6 +68,20 @@ class OutboxLimits:
             raise ConfigError(f"outbox max_bytes {self.max_bytes} keeps nothing: use 1 or more")
         if self.max_age <= 0:
             raise ConfigError(f"outbox max_age {self.max_age} keeps nothing: use seconds > 0")
+        if self.replay < 0:
+            raise ConfigError(f"outbox replay {self.replay} is negative: use seconds >= 0 (0 keeps nothing sent)")
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What :meth:`Outbox.requeue` did."""
+
+    #: sent messages made waiting again
+    requeued: int
+    #: messages asked for that were waiting anyway (they go in order)
+    waiting: int
+    #: ``(first, last)`` ranges asked for that the outbox no longer has
+    gone: list[tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -84,7 +109,14 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()
+            if "sent" not in {column[1] for column in self._db.execute("PRAGMA table_info(outbox)")}:
+                self._db.execute("ALTER TABLE outbox ADD COLUMN sent REAL")  # an outbox from before the replay
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE sent IS NULL"
+            ).fetchone()
+            kept = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE sent IS NOT NULL"
+            ).fetchone()
             stored = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
         except sqlite3.OperationalError as exc:  # a full disk, an I/O error, no permission: the file may be fine
             raise TelemetryError(
@@ -95,7 +127,12 @@ class Outbox:
             raise TelemetryError(
                 f"outbox '{self.path}' cannot be opened ({exc}): move the file aside and restart"
             ) from exc
+        #: waiting messages and their bytes
         self._count, self._bytes = int(row[0]), int(row[1])
+        #: sent messages kept for replay, and their bytes
+        self._kept, self._kept_bytes = int(kept[0]), int(kept[1])
+        #: the lowest ``seq`` made waiting again since the publisher last looked (see :meth:`take_rewind`)
+        self._rewind: int | None = None
         #: the ``dropped`` counter as stored
         self._dropped = int(stored[0])
         #: messages lost since the last one stored (nothing could be written): stored with the next one
@@ -128,6 +165,11 @@ class Outbox:
         return self._bytes
 
     @property
+    def kept(self) -> int:
+        """Sent messages kept for replay."""
+        return self._kept
+
+    @property
     def dropped(self) -> int:
         """Messages dropped to stay within the limits or lost because they could not be stored, ever.
 
@@ -156,7 +198,7 @@ class Outbox:
             )
         now = self._clock()
         with self._lock:
-            count, size = self._count, self._bytes
+            count, size, kept, kept_bytes = self._count, self._bytes, self._kept, self._kept_bytes
             try:
                 with self._transaction():
                     cursor = self._db.execute("INSERT INTO outbox (created, payload) VALUES (?, ?)", (now, payload))
@@ -167,7 +209,7 @@ class Outbox:
                     if dropped:
                         self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (dropped,))
             except sqlite3.Error as exc:  # a full disk, most likely: rolled back, nothing stored
-                self._count, self._bytes = count, size
+                self._count, self._bytes, self._kept, self._kept_bytes = count, size, kept, kept_bytes
                 self._lost += 1
                 raise TelemetryError(
                     f"outbox '{self.path}' cannot store a message ({exc}): it is lost and counted as dropped; "
@@ -186,7 +228,8 @@ class Outbox:
         """
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, created, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+                "SELECT seq, created, payload FROM outbox WHERE seq > ? AND sent IS NULL ORDER BY seq LIMIT ?",
+                (after, limit),
             ).fetchall()
             if hold and rows:
                 self._held = max(self._held, int(rows[-1][0]))
@@ -198,34 +241,109 @@ class Outbox:
             self._held = 0
 
     def ack(self, seqs: Iterable[int]) -> int:
-        """Delete messages the broker acknowledged; returns how many were still there."""
+        """Mark messages the broker acknowledged as sent (kept for replay, or deleted without one); how many."""
         wanted = list(seqs)
         if not wanted:
             return 0
         marks = ",".join("?" * len(wanted))
+        now = self._clock()
         with self._lock:
             try:
                 with self._transaction():
                     size = self._db.execute(
-                        f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE seq IN ({marks})",  # noqa: S608
+                        f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE seq IN ({marks})"  # noqa: S608
+                        " AND sent IS NULL",
                         wanted,
                     ).fetchone()
-                    self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", wanted)  # noqa: S608
+                    if self.limits.replay > 0:
+                        self._db.execute(
+                            f"UPDATE outbox SET sent = ? WHERE seq IN ({marks}) AND sent IS NULL",  # noqa: S608
+                            [now, *wanted],
+                        )
+                    else:
+                        self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks}) AND sent IS NULL", wanted)  # noqa: S608
             except sqlite3.Error as exc:  # a full disk: they stay, and are sent again
                 raise TelemetryError(
-                    f"outbox '{self.path}' cannot delete sent messages ({exc}): they go again; free space on its disk"
+                    f"outbox '{self.path}' cannot mark sent messages ({exc}): they go again; free space on its disk"
                 ) from exc
             self._count -= int(size[0])
             self._bytes -= int(size[1])
+            if self.limits.replay > 0:
+                self._kept += int(size[0])
+                self._kept_bytes += int(size[1])
         return int(size[0])
 
+    def requeue(self, ranges: Iterable[tuple[int, int]]) -> Requeued:
+        """Make the kept messages in ``ranges`` (``(first, last)``, inclusive) waiting again; what was gone.
+
+        The publisher sends them again, in order, from the lowest (:meth:`take_rewind`).
+        """
+        wanted = sorted({(int(first), int(last)) for first, last in ranges if first <= last})
+        requeued = waiting = 0
+        gone: list[tuple[int, int]] = []
+        with self._lock:
+            try:
+                with self._transaction():
+                    for first, last in wanted:
+                        present = self._db.execute(
+                            "SELECT seq, sent IS NULL, LENGTH(payload) FROM outbox WHERE seq BETWEEN ? AND ?"
+                            " ORDER BY seq",
+                            (first, last),
+                        ).fetchall()
+                        gone += missing(first, last, [int(seq) for seq, _, _ in present])
+                        back = [(int(seq), int(size)) for seq, unsent, size in present if not unsent]
+                        waiting += len(present) - len(back)
+                        if back:
+                            self._db.execute(
+                                "UPDATE outbox SET sent = NULL WHERE seq BETWEEN ? AND ? AND sent IS NOT NULL",
+                                (first, last),
+                            )
+                            moved = sum(size for _, size in back)
+                            self._kept -= len(back)
+                            self._kept_bytes -= moved
+                            self._count += len(back)
+                            self._bytes += moved
+                            requeued += len(back)
+                            low = back[0][0]
+                            self._rewind = low if self._rewind is None else min(self._rewind, low)
+            except sqlite3.Error as exc:
+                raise TelemetryError(
+                    f"outbox '{self.path}' cannot requeue messages ({exc}): free space on its disk"
+                ) from exc
+        return Requeued(requeued=requeued, waiting=waiting, gone=merged(gone))
+
+    def take_rewind(self) -> int | None:
+        """The lowest ``seq`` requeued since the last call (the publisher goes back to it), or ``None``."""
+        with self._lock:
+            rewind, self._rewind = self._rewind, None
+        return rewind
+
     def _enforce(self, now: float) -> int:
-        """Drop the oldest messages past the age or byte bound (inside the append's transaction); how many."""
+        """Make room in the append's transaction; how many waiting messages were dropped.
+
+        Sent messages past their replay go first, then sent ones by the byte bound, then the oldest waiting ones.
+        """
+        if self._kept:
+            expired = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE sent IS NOT NULL AND sent < ?",
+                (now - self.limits.replay,),
+            ).fetchone()
+            if expired[0]:
+                self._db.execute("DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?", (now - self.limits.replay,))
+                self._kept -= int(expired[0])
+                self._kept_bytes -= int(expired[1])
+        while self._kept and self._bytes + self._kept_bytes > self.limits.max_bytes:  # replay is cut short first
+            seq, size = self._db.execute(
+                "SELECT seq, LENGTH(payload) FROM outbox WHERE sent IS NOT NULL ORDER BY seq LIMIT 1"
+            ).fetchone()
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self._kept -= 1
+            self._kept_bytes -= int(size)
         dropped = 0
         cutoff = now - self.limits.max_age
         while self._count > 1:
             seq, created, size = self._db.execute(
-                "SELECT seq, created, LENGTH(payload) FROM outbox ORDER BY seq LIMIT 1"
+                "SELECT seq, created, LENGTH(payload) FROM outbox WHERE sent IS NULL ORDER BY seq LIMIT 1"
             ).fetchone()
             if (created >= cutoff and self._bytes <= self.limits.max_bytes) or seq <= self._held:
                 break

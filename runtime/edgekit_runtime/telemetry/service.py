@@ -141,6 +141,7 @@ class Telemetry:
         """What ``/metrics`` says of telemetry (names are ``edgekit_telemetry_`` + the key)."""
         numbers = {
             "outbox_windows": float(self.outbox.count),
+            "outbox_replay_windows": float(self.outbox.kept),
             "outbox_bytes": float(self.outbox.size),
             "outbox_dropped_total": float(self.outbox.dropped),
         }

@@ -227,6 +227,9 @@ class Session:
 
     def _fill(self) -> None:
         """Publish windows past the last one sent while fewer than ``max_inflight`` await their PUBACK."""
+        rewind = self.outbox.take_rewind()  # windows a collector asked for again: back to the lowest, in order
+        if rewind is not None and rewind <= self.after:
+            self.after = rewind - 1
         while len(self.inflight) < self.settings.max_inflight:
             # held: the outbox's bounds do not drop what is read here until the session ends, so no window both
             # arrives and is counted as dropped

@@ -32,6 +32,7 @@ def test_the_acl_line_by_line():
         "topic read edgekit/lab/+/events",
         "user collector",
         "topic deny edgekit/lab/collector/#",
+        "topic write edgekit/lab/+/cmd",
         "topic read edgekit/lab/+/telemetry",
         "topic read edgekit/lab/+/state",
         "topic read edgekit/lab/+/events",

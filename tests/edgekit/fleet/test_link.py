@@ -114,7 +114,7 @@ def test_a_command_the_brokers_acl_refuses_is_an_error_not_a_silent_success(prov
     broker, made = provisioned_broker
     key = Ed25519PrivateKey.generate()
     refused = r"the broker refused a command to pi-1 \(Not authorized\)"
-    with FleetLink(account(broker, made, "collector"), sign_key=key) as link, pytest.raises(FleetError, match=refused):
+    with FleetLink(account(broker, made, "pi-2"), sign_key=key) as link, pytest.raises(FleetError, match=refused):
         link.command("pi-1", {"id": "c-1", "command": "status"})
     with FleetLink(account(broker, made, "operator"), sign_key=key) as link:
         link.command("pi-1", {"id": "c-2", "command": "status"})  # the operator may

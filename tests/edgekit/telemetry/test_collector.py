@@ -320,14 +320,31 @@ def test_settings_defaults_and_urls():
     ]
 
 
-def test_generated_client_ids_do_not_keep_sessions(tmp_path):
+def test_the_default_client_id_comes_from_the_database_and_fleet_so_a_restart_resumes(tmp_path):
+    import subprocess
+    import sys
+
+    def derived_elsewhere(db: str, fleet: str, cwd) -> str:  # another process, as a restarted collector is
+        code = (
+            "from edgekit.telemetry.collector import Collector, CollectorSettings\n"
+            "from edgekit.telemetry.store import open_store\n"
+            f"with open_store({db!r}) as store:\n"
+            f"    print(Collector(CollectorSettings(broker='mqtt://b', fleet={fleet!r}), store).client_id)\n"
+        )
+        return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+    (tmp_path / "other").mkdir()
     with open_store(tmp_path / "t.db") as store:
         first = Collector(CollectorSettings(broker="mqtt://b"), store)
         second = Collector(CollectorSettings(broker="mqtt://b"), store)
         given = Collector(CollectorSettings(broker="mqtt://b", client_id="stable"), store)
     assert first.client_id.startswith("edgekit-collector-")
-    assert first.client_id != second.client_id
-    assert (first.session_expiry, given.session_expiry) == (0, 86400)
+    assert second.client_id == f"{first.client_id}-2"  # two in one process would take each other's session
+    assert (first.session_expiry, given.session_expiry) == (86400, 86400)
+    again = derived_elsewhere("t.db", "+", tmp_path)
+    assert again.strip() == first.client_id  # the same database, named relatively from its folder
+    assert derived_elsewhere(str(tmp_path / "t.db"), "lab", tmp_path).strip() != first.client_id
+    assert derived_elsewhere("t.db", "+", tmp_path / "other").strip() != first.client_id  # another file
 
 
 def test_backoff_is_full_jitter_under_a_cap():

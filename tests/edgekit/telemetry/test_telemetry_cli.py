@@ -38,7 +38,7 @@ def test_show_prints_a_line_per_device(filled):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     (pi7,) = [line for line in lines if "pi-7" in line]
-    for cell in ("lab", "online", "digits-cnn 1.0.0", "360", "6 (1.7%)", "5", "yes", "2026-11-18 11:07:20", "1"):
+    for cell in ("lab", "online", "digits-cnn 1.0.0", "360", "6 (1.7%)", "4.7", "yes", "2026-11-18 11:07:20", "1"):
         assert cell in pi7
     (pi9,) = [line for line in lines if "pi-9" in line]
     assert "offline" in pi9
@@ -106,7 +106,8 @@ def test_collect_runs_until_sigterm(mosquitto, tmp_path):
     _read(lines, seen)
     assert proc.returncode == 0, "".join(seen)
     assert stdout.strip() == (
-        "stopped: 6 messages, 5 windows stored, 1 duplicates, 0 rejected (0 speaking for another device), 0 states"
+        "stopped: 6 messages, 5 windows stored, 1 duplicates, 0 rejected (0 speaking for another device), 0 states,"
+        " 0 resend requests for 0 missing windows"
     )
     assert any("collecting lab from mqtt://127.0.0.1" in line and "as cli-test" in line for line in seen)
     assert not any("Traceback" in line for line in seen)

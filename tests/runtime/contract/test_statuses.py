@@ -33,7 +33,7 @@ def test_host_and_device_use_the_one_definition():
 
 
 def test_the_command_names_are_the_command_types_tags():
-    assert COMMANDS == ("deploy", "rollback", "set-config", "status", "rebirth")
+    assert COMMANDS == ("deploy", "rollback", "set-config", "status", "rebirth", "resend")
     assert (*COMMANDS, UNKNOWN) == EVENT_COMMANDS
     assert {t.__struct_config__.tag for t in typing.get_args(Command)} == set(COMMANDS)
 

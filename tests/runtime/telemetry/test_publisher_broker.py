@@ -175,6 +175,6 @@ def test_an_outbox_that_cannot_delete_what_was_sent_sends_it_again_later(mosquit
     listener.close()
     assert set(listener.windows()) == {1}  # sent again until deleted: a duplicate the collector keeps once
     assert len(listener.windows()) >= 2
-    failures = [r.getMessage() for r in caplog.records if "cannot delete sent messages" in r.getMessage()]
+    failures = [r.getMessage() for r in caplog.records if "cannot mark sent messages" in r.getMessage()]
     assert 1 <= len(failures) < publisher.stats.connects  # a line per failed session at most (with backoff)
     assert not [r for r in caplog.records if r.exc_info]

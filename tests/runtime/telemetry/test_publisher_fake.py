@@ -154,3 +154,16 @@ def test_a_changed_state_is_published_again(broker, publisher):
     wait(lambda: TOPICS.state in broker.retained, "the first state")
     publisher.update_state(model={"name": "digits", "version": "2"})
     wait(lambda: state(broker).get("model") == {"name": "digits", "version": "2"}, "the new state")
+
+
+def test_windows_requeued_from_the_replay_go_again_in_order_on_the_same_connection(broker, outbox, publisher):
+    publisher.start()
+    for i in range(6):
+        outbox.append(window(i))
+    wait(lambda: outbox.count == 0 and outbox.kept == 6, "every window sent and kept")
+    connects = publisher.stats.connects
+    done = outbox.requeue([(2, 3), (5, 5)])
+    assert done.requeued == 3
+    wait(lambda: sent_seqs(broker)[6:] == [2, 3, 5], "the requeued windows sent again")
+    wait(lambda: outbox.count == 0, "them acknowledged again")
+    assert publisher.stats.connects == connects  # no reconnect needed: the session went back to them
