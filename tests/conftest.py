@@ -53,3 +53,22 @@ def tls_mosquitto(tmp_path_factory):
     broker.start()
     yield broker, pki
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a PostgreSQL for the session: ``EDGEKIT_TEST_POSTGRES`` if set, else one started on a free
+    loopback port (:mod:`tests.postgres`), stopped at the end."""
+    import os
+
+    if os.environ.get("EDGEKIT_TEST_POSTGRES"):
+        yield os.environ["EDGEKIT_TEST_POSTGRES"]
+        return
+    from tests.postgres import Postgres
+
+    server = Postgres()
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.stop()

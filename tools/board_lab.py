@@ -10,10 +10,14 @@ in a folder named after its recipe, so a changed recipe builds a new root and an
     python tools/board_lab.py run --arch arm64 --cpu cortex-a72 -- python3 -c 'import platform; print(platform.uname())'
     python tools/board_lab.py run --arch arm64 --cpu cortex-a76 --bind runtime:/src/runtime -- ls /src/runtime
 
+An ``amd64`` root is the same minimal Debian for an x86-64 host, run natively (no qemu, no binfmt): a fresh
+machine on which ``tests/tools/test_fresh_machine.py`` runs ``tools/dev.sh`` from a clean copy of the project.
+
 ``run`` starts the command in a private mount namespace (``unshare``), so its mounts (``/proc``, ``/dev``, the
 binds) vanish with it; the host's ``/sys`` is left out on purpose (onnxruntime's cpuinfo crashes on it under
 qemu), and the host's CA bundle and resolver are copied in so that pip reaches the package index. It needs root,
-``qemu-user-static``, ``debootstrap`` and ``binfmt-support`` (``tools/dev.sh`` installs them on Debian).
+``qemu-user-static``, ``debootstrap`` and ``binfmt-support`` (``tools/dev.sh`` installs them on Debian); ``amd64``
+needs only root and ``debootstrap``, on an x86-64 host.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import shlex
 import shutil
 import signal
@@ -32,6 +37,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+#: the CPU "model" of a root the host runs natively (amd64 on x86-64): no qemu, no QEMU_CPU
+NATIVE = "host"
 CACHE = Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "board-lab"
 MIRROR = os.environ.get("EDGEKIT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 #: Debian's architecture → qemu's binfmt entry and the CPU models that stand for boards
@@ -39,6 +46,8 @@ ARCHES = {
     "arm64": ("qemu-aarch64", ("cortex-a53", "cortex-a72", "cortex-a76")),
     # qemu-arm has no Cortex-A53/A72 model: cortex-a15 stands for what a Pi 3 or 4 offers a 32-bit OS (ARMv7-A, NEON)
     "armhf": ("qemu-arm", ("cortex-a7", "cortex-a15")),
+    # the host's own instruction set: no emulation, the host's CPU (a fresh x86-64 machine, not a board)
+    "amd64": ("", (NATIVE,)),
 }
 #: which board each CPU model stands for
 BOARDS = {
@@ -50,6 +59,8 @@ BOARDS = {
 }
 #: the host's CA bundle (pip is configured with it here); copied into the root at each run
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+#: where the kernel lists binfmt_misc's entries (qemu's, for the Arm roots)
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -84,7 +95,11 @@ def check_host(arch: str) -> None:
     for tool, package in (("debootstrap", "debootstrap"), ("unshare", "util-linux"), ("chroot", "coreutils")):
         if shutil.which(tool) is None:
             raise LabError(f"no {tool}: apt-get install {package}")
-    entry = Path("/proc/sys/fs/binfmt_misc") / ARCHES[arch][0]
+    if not ARCHES[arch][0]:
+        if platform.machine() != "x86_64":
+            raise LabError(f"the {arch} root runs natively, on an x86-64 host; this one is {platform.machine()}")
+        return
+    entry = BINFMT / ARCHES[arch][0]
     if not entry.exists():
         raise LabError(
             f"binfmt_misc has no {entry.name}: apt-get install qemu-user-static binfmt-support, then "
@@ -132,11 +147,13 @@ def command_line(
     binds: list[tuple[Path, str]],
     env: dict[str, str],
     layer: Path | None = None,
+    read_only: list[tuple[Path, str]] | None = None,
 ) -> list[str]:
     """The host command that runs ``argv`` in ``folder`` as CPU ``cpu``: a private mount namespace, then chroot.
 
     With ``layer`` the root is the cached one under an overlay whose changes go to ``layer`` (kept between runs
-    that name the same layer; the cached root itself stays as debootstrap made it).
+    that name the same layer; the cached root itself stays as debootstrap made it). ``read_only`` binds are
+    remounted read-only. A native root (``cpu`` :data:`NATIVE`) gets ``/sys`` and no ``QEMU_CPU``.
     """
     q = shlex.quote
     mounts: list[str] = []
@@ -148,18 +165,29 @@ def command_line(
         options = f"lowerdir={folder},upperdir={layer / 'upper'},workdir={layer / 'work'}"
         mounts.append(f"mount -t overlay overlay -o {q(options)} {q(str(top))}")
     mounts += [f"mount -t proc proc {q(str(top / 'proc'))}", f"mount --rbind /dev {q(str(top / 'dev'))}"]
+    if cpu == NATIVE:
+        mounts.append(f"mount -t sysfs sysfs {q(str(top / 'sys'))}")
     for source, target in binds:
         inside = top / target.lstrip("/")
         mounts.append(f"mkdir -p {q(str(inside))} && mount --bind {q(str(source))} {q(str(inside))}")
-    variables = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", **env, "QEMU_CPU": cpu}
+    for source, target in read_only or []:
+        there = q(str(top / target.lstrip("/")))
+        mounts.append(f"mkdir -p {there} && mount --bind {q(str(source))} {there} && mount -o remount,bind,ro {there}")
+    variables = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", **env}
+    if cpu != NATIVE:
+        variables["QEMU_CPU"] = cpu
     chroot = ["chroot", str(top), "env", "-i", *(f"{k}={v}" for k, v in variables.items()), *argv]
     script = " && ".join([*mounts, "exec " + shlex.join(chroot)])
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
 
 
 def prepare(folder: Path) -> None:
-    """What a run needs from the host: its CA bundle (pip's trust) and its resolver."""
+    """What a run needs from the host: its CA bundle (pip's trust) and its resolver.
+
+    ``folder`` is a root, or the upper folder of a layer over one (the cached root then stays untouched).
+    """
     if CA_BUNDLE.exists():
+        (folder / "etc" / "ssl" / "certs").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(CA_BUNDLE, folder / "etc" / "ssl" / "certs" / "ca-certificates.crt")
     resolv = folder / "etc" / "resolv.conf"
     resolv.unlink(missing_ok=True)
@@ -174,6 +202,7 @@ def run(
     binds: list[tuple[Path, str]] | None = None,
     env: dict[str, str] | None = None,
     layer: Path | None = None,
+    read_only: list[tuple[Path, str]] | None = None,
     timeout: float | None = None,
     capture: bool = True,
 ) -> subprocess.CompletedProcess[str]:
@@ -181,8 +210,8 @@ def run(
     if cpu not in ARCHES[recipe.arch][1]:
         raise LabError(f"--cpu {cpu!r}: for {recipe.arch} the lab has {', '.join(ARCHES[recipe.arch][1])}")
     folder = root(recipe)
-    prepare(folder)
-    line = command_line(folder, cpu, argv, binds=binds or [], env=env or {}, layer=layer)
+    prepare(folder if layer is None else layer / "upper")
+    line = command_line(folder, cpu, argv, binds=binds or [], env=env or {}, layer=layer, read_only=read_only)
     return subprocess.run(line, capture_output=capture, text=True, check=False, timeout=timeout)
 
 
@@ -212,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         one = sub.add_parser(name)
         one.add_argument("--arch", default="arm64", choices=sorted(ARCHES))
         if name == "run":
-            one.add_argument("--cpu", default="cortex-a72")
+            one.add_argument("--cpu", help="cortex-a72 for arm64, cortex-a15 for armhf, host for amd64")
             one.add_argument("--bind", type=_bind, action="append", default=[], help="HOST_PATH:/PATH_IN_ROOT")
             one.add_argument("argv", nargs="+", help="the command, after --")
     args = parser.parse_args(argv)
@@ -221,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "root":
             print(root(recipe))
             return 0
-        result = run(recipe, args.cpu, args.argv, binds=args.bind, capture=False)
-        why = illegal_instruction(result, args.cpu)
+        cpu = args.cpu or {"arm64": "cortex-a72", "armhf": "cortex-a15", "amd64": NATIVE}[args.arch]
+        result = run(recipe, cpu, args.argv, binds=args.bind, capture=False)
+        why = illegal_instruction(result, cpu)
         if why:
             print(f"error: {why}", file=sys.stderr)
         return result.returncode if result.returncode >= 0 else 128 - result.returncode

@@ -1,8 +1,7 @@
-"""Stores for the telemetry tests: a SQLite file, and a schema of the test's own on the local PostgreSQL."""
+"""Stores for the telemetry tests: a SQLite file, and a schema of the test's own on the session's PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import psycopg
@@ -10,21 +9,21 @@ import pytest
 
 from edgekit.telemetry.store import open_store
 
-#: the local test server (trust auth); another one can be named in the environment
-POSTGRES = os.environ.get("EDGEKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture
-def postgres_url():
-    """A ``postgresql://`` URL whose ``search_path`` is a new, empty schema, dropped after the test."""
+def postgres_url(postgres_server):
+    """A ``postgresql://`` URL whose ``search_path`` is a new, empty schema, dropped after the test.
+
+    The server is the session's own (``postgres_server`` in tests/conftest.py), or ``EDGEKIT_TEST_POSTGRES``.
+    """
     try:
-        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
+        admin = psycopg.connect(postgres_server, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:  # a failure, not a skip: the PostgreSQL store must be tested
-        pytest.fail(f"no PostgreSQL at {POSTGRES} ({exc}): start one, or name one in EDGEKIT_TEST_POSTGRES")
+        pytest.fail(f"no PostgreSQL at {postgres_server} ({exc}): check EDGEKIT_TEST_POSTGRES, or unset it")
     schema = f"edgekit_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+        yield f"{postgres_server}?options=-csearch_path%3D{schema}"
     finally:
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
         admin.close()
