@@ -8,9 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgekit_runtime.fleet.agent import QUEUE, READ_ONLY, Agent, command_topics
 from edgekit_runtime.fleet.chunks import ChunkFetcher
-from edgekit_runtime.fleet.command_journal import CommandJournal
-from edgekit_runtime.fleet.signed_command import CommandGate, seal
-from edgekit_runtime.signing import TrustedKey, key_id
+from edgekit_runtime.fleet.signed_command import seal
 from edgekit_runtime.telemetry.mqtt import Topics
 
 TOPICS = Topics("lab", "pi-1")
@@ -61,18 +59,6 @@ def agent_with(tmp_path=None, gate=None):
     publisher, deployer = Publisher(), Deployer()
     chunks = ChunkFetcher(publisher, "lab", tmp_path) if tmp_path is not None else None
     return Agent(publisher, TOPICS, deployer, ["shop"], chunks, gate=gate), publisher, deployer
-
-
-@pytest.fixture
-def owner() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def gated(tmp_path, owner):
-    public = owner.public_key()
-    gate = CommandGate([TrustedKey(key_id(public), public, "test")], fleet="lab", journal=CommandJournal(tmp_path))
-    return agent_with(gate=gate)
 
 
 def statuses(publisher: Publisher) -> list[tuple[str, str]]:

@@ -5,25 +5,9 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edgekit_runtime.fleet.command_journal import CommandJournal
 from edgekit_runtime.fleet.resend import ResendCommand
-from edgekit_runtime.fleet.signed_command import CommandGate, seal
-from edgekit_runtime.signing import TrustedKey, key_id
+from edgekit_runtime.fleet.signed_command import seal
 from edgekit_runtime.telemetry.outbox import Outbox
-from tests.runtime.fleet.test_agent import agent_with
-
-
-@pytest.fixture
-def owner() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def gated(tmp_path, owner):
-    """An agent that takes commands signed by ``owner``, with ``resend`` on a real outbox."""
-    public = owner.public_key()
-    gate = CommandGate([TrustedKey(key_id(public), public, "test")], fleet="lab", journal=CommandJournal(tmp_path))
-    return agent_with(gate=gate)
 
 
 @pytest.fixture
@@ -71,7 +55,6 @@ def test_a_malformed_or_oversized_resend_is_refused_and_changes_nothing(gated, o
 
 
 def test_an_unsigned_or_foreign_resend_is_refused(gated, outbox):
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     agent, publisher, _ = gated
     agent.commands["resend"] = ResendCommand(outbox, agent.emit).run
