@@ -15,6 +15,7 @@ host's own subclasses (marked *host*; the runtime's docstring draws the whole tr
     │   └── BundleCheckError     host  a bundle the host's own check refuses (exit 1)
     ├── ModelError                     (exit 3)
     │   ├── SelfTestError
+    │   ├── EngineError          host  ONNX Runtime cannot load or run a model the host made or measures
     │   └── TFLiteConversionError host ops, attributes or shapes the TFLite writer cannot express
     ├── PassError                host  a compression pass failed on a valid model (exit 4)
     ├── InvalidInputError              (exit 2)
@@ -104,6 +105,16 @@ class BundleCheckError(BundleError):
     """
 
     exit_code = 1
+
+
+class EngineError(ModelError):
+    """A model the inference engine cannot load or run; ``reason`` is the engine's own first line."""
+
+    def __init__(self, message: str, *, stage: str, reason: str) -> None:
+        """Record the ``stage`` (``load`` or ``run``) and the engine's reason."""
+        super().__init__(message)
+        self.stage = stage
+        self.reason = reason
 
 
 class TFLiteConversionError(ModelError):

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import onnx
 
     from edgekit.auto.candidates import Candidate
+    from edgekit.auto.metrics import Metric
+    from edgekit.auto.result import Trial
     from edgekit.auto.search import AutoOptions, Built
     from edgekit.data import Dataset
     from edgekit.measure.meter import Meter
@@ -57,11 +59,13 @@ def run_auto(
     orig_data = model_bytes(original.model)
     orig_runner, reference = meter.outputs("original", orig_data)
     has_labels = probe.labels is not None
-    metric = choose_metric(options.metric, has_labels=has_labels, reference=reference)
+    names = orig_runner.output_names
+    metric = choose_metric(options.metric, has_labels=has_labels, reference=reference, names=names, hints=meter.hints)
     target = probe.labels if metric.uses_labels else reference
     result = AutoResult(options.budget, metric, metric(reference, target), options.prefer)
 
     prepared = _named(prepared)
+    candidates = [c for c in candidates if c.suits(prepared)]  # weight-only ones only where large MatMuls are
     inputs = dict.fromkeys(passes.VARIANT_PASSES, prepared)
     warnings = []
     if any(c.pass_name == passes.QuantizeStatic.name for c in candidates):
@@ -86,7 +90,7 @@ def run_auto(
         if probe.labels is not None:
             m.accuracy = fidelity.accuracy(outputs, probe.labels)
         if m is not orig_m:
-            m.fidelity = fidelity.compare_all(fp32_runner.output_names, reference, outputs)
+            m.fidelity = fidelity.compare_all(names, reference, outputs, metric.kinds)
         result.scores[m.name] = known if known is not None else metric(outputs, target)
     everything = [orig_m, fp32_m, *built_m]
     meter.time_all([orig_runner, fp32_runner, *(b.runner for b in built)], everything)
@@ -99,11 +103,15 @@ def run_auto(
         chosen, result.choice = choice.name, choice.notes
     elif not built:  # nothing in this model is what the candidates compress (e.g. a tree ensemble's attributes)
         chosen = FP32
-        result.choice = ["no candidate applies to this model (the table says why): writing the FP32 graph"]
+        engine = any(t.error and t.error.startswith(("failed to load", "failed to run")) for t in result.trials)
+        why = "could be loaded and run" if engine else "applies to this model"
+        result.choice = [f"no candidate {why} (the table says why): writing the FP32 graph"]
     else:
         chosen = max(built, key=lambda b: metric.rank_key(b.trial.metric)).name
         result.choice = [f"no variant meets the budget: writing the closest, {chosen}"]
     result.verdict = _verdict(result, chosen, candidates, met=bool(meeting) or (not built and _meets(result, FP32)))
+    if not meeting:
+        result.verdict.tried = _tried(result, [(b.trial, worst_output(names, reference, b, metric)) for b in built])
     model = prepared if chosen == FP32 else next(b.model for b in built if b.name == chosen)
     return AutoOutcome(orig_m, [fp32_m, *built_m], chosen, model, result, warnings)
 
@@ -146,3 +154,31 @@ def _verdict(result: AutoResult, chosen: str, candidates: Sequence[Candidate], *
         advice.append("raise --max-trials or --time-limit to search further")
     advice.append("or deploy the FP32 model")
     return Verdict(met=False, threshold=threshold, value=value, missed_by=missed_by, advice="; ".join(advice))
+
+
+def worst_output(names: Sequence[str], reference: Sequence[np.ndarray], built: Built, metric: Metric) -> str | None:
+    """The output that scored worst, where the metric is each output's fidelity (``None`` otherwise)."""
+    if metric.uses_labels or metric.kinds is None or metric.name not in {"agreement", "cosine"}:
+        return None
+    scores = fidelity.compare_all(names, reference, built.outputs, metric.kinds)
+    return min(scores, key=lambda f: f.value).name
+
+
+def _tried(result: AutoResult, measured: Sequence[tuple[Trial, str | None]]) -> list[str]:
+    """One clause per candidate: why it failed, or the best it reached against the threshold (and where)."""
+    higher = result.metric.higher_is_better
+    threshold = result.budget.threshold(result.baseline, higher_is_better=higher)
+    worst = {id(t): name for t, name in measured}
+    clauses = []
+    for cand in dict.fromkeys(t.candidate for t in result.trials):
+        trials = [t for t in result.trials if t.candidate == cand]
+        scored = [t for t in trials if t.metric is not None and not t.failed]
+        if not scored:
+            clauses.append(f"{cand}: {trials[-1].error or 'not scored'}")
+            continue
+        best = max(scored, key=lambda t: result.metric.rank_key(t.metric))
+        kept = f"{len(best.excluded)} node(s) kept in float, " if best.excluded else ""
+        where = f" (output {worst[id(best)]})" if worst.get(id(best)) else ""
+        value = f"{result.metric.name} {best.metric:.4g} {'<' if higher else '>'} {threshold:.4g}"
+        clauses.append(f"{cand}: {kept}{value}{where}")
+    return clauses

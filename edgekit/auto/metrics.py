@@ -6,13 +6,17 @@ metric needs them, else the FP32 model's outputs (a list like ``outputs``).
 
 Built in: ``accuracy`` (top-1), ``mae`` and ``rmse`` (regressors: lower is better) with labels;
 ``agreement`` (each output's headline fidelity, see :mod:`edgekit.measure.fidelity`, the worst one
-counts), ``top1``, ``cosine`` and ``relative`` without. ``--metric module:function`` or
+counts), ``top1``, ``cosine`` (the worst sample's) and ``relative`` without. Without labels the default is
+``agreement``, named ``cosine`` when every output is judged by cosine (an embedding model).
+``--metric OUTPUT=METRIC[,OUTPUT=METRIC...]`` judges the named outputs by ``top1``, ``cosine``,
+``relative`` or ``exact`` under ``agreement``. ``--metric module:function`` or
 ``--metric path/to/file.py:function`` names a user function with the same signature; it is taken as
 higher-is-better unless it has an attribute ``higher_is_better = False``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import math
@@ -41,6 +45,13 @@ class Metric:
     higher_is_better: bool = True
     #: ``True``: ``target`` is the label array; ``False``: it is the FP32 model's outputs
     uses_labels: bool = False
+    #: the outputs by name and the kind each is judged as (empty: not known)
+    judged: tuple[tuple[str, fidelity.OutputKind], ...] = ()
+
+    @property
+    def kinds(self) -> list[fidelity.OutputKind] | None:
+        """Each output's kind, in output order (``None``: not known)."""
+        return [k for _, k in self.judged] or None
 
     def __call__(self, outputs: Sequence[np.ndarray], target: Any) -> float:  # noqa: ANN401  (labels or outputs)
         """Score ``outputs``; a user function's failure becomes a one-line :class:`ConfigError`."""
@@ -64,7 +75,12 @@ class Metric:
 
     def to_json(self) -> dict[str, object]:
         """Serialisable form."""
-        return {"name": self.name, "higher_is_better": self.higher_is_better, "uses_labels": self.uses_labels}
+        return {
+            "name": self.name,
+            "higher_is_better": self.higher_is_better,
+            "uses_labels": self.uses_labels,
+            "judged": {name: fidelity.JUDGED[kind] for name, kind in self.judged},
+        }
 
 
 def _accuracy(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float:
@@ -96,6 +112,18 @@ def _agreement(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -
     return min(f.value for f in fidelity.compare_all(names, reference, outputs))
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """``agreement`` with each output judged as a run decided (its names, labels and ``--metric OUTPUT=METRIC``)."""
+
+    names: tuple[str, ...]
+    kinds: tuple[fidelity.OutputKind, ...]
+
+    def __call__(self, outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
+        """The worst output's headline fidelity."""
+        return min(f.value for f in fidelity.compare_all(self.names, reference, outputs, self.kinds))
+
+
 def _top1(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
     scores = [fidelity.top1_agreement(r, o) for r, o in zip(reference, outputs, strict=True) if r.dtype.kind == "f"]
     if not scores:
@@ -104,8 +132,8 @@ def _top1(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> flo
 
 
 def _cosine(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
-    names = [str(i) for i in range(len(reference))]
-    values = [f.cosine for f in fidelity.compare_all(names, reference, outputs) if f.cosine is not None]
+    pairs = zip(reference, outputs, strict=True)
+    values = [float(fidelity.sample_cosines(r, o).min()) for r, o in pairs if r.dtype.kind == "f"]
     if not values:
         raise DataError("no float output to compare by cosine: use --metric agreement")
     return min(values)
@@ -129,26 +157,109 @@ BUILTIN: dict[str, Metric] = {
 }
 
 
-def choose_metric(name: str | None, *, has_labels: bool, reference: Sequence[np.ndarray]) -> Metric:
-    """The metric named by ``--metric``, or the one that fits the data and the model's outputs."""
+def parse_metric(spec: str | None) -> tuple[str | None, dict[str, str]]:
+    """``--metric NAME``, ``OUTPUT=METRIC,...`` or both: the plain name and the per-output judgements."""
+    if spec is None:
+        return None, {}
+    plain: list[str] = []
+    judged: dict[str, str] = {}
+    for item in (i.strip() for i in spec.split(",")):
+        output, sep, judgement = item.partition("=")
+        if not sep:
+            plain.append(item)
+            continue
+        if not output.strip() or judgement.strip() not in fidelity.JUDGEMENTS:
+            raise ConfigError(
+                f"--metric '{item}' is not OUTPUT=METRIC: METRIC is one of {', '.join(fidelity.JUDGEMENTS)} "
+                "(write it like embeddings=cosine)"
+            )
+        judged[output.strip()] = judgement.strip()
+    if len(plain) > 1 or (plain and not plain[0]):
+        raise ConfigError(f"--metric '{spec}' names more than one metric: give one, plus OUTPUT=METRIC judgements")
+    name = plain[0] if plain else None
+    if judged and name not in {None, "agreement"}:
+        raise ConfigError(
+            f"--metric '{spec}': OUTPUT=METRIC judges outputs against the FP32 model (agreement), "
+            f"not {name}: drop '{name}' or the judgements"
+        )
+    return name, judged
+
+
+def check_metric(spec: str | None) -> None:
+    """Refuse a ``--metric`` that cannot be right whatever the model, before any work."""
+    name, _ = parse_metric(spec)
     if name is None:
-        if not has_labels:
-            return BUILTIN["agreement"]
-        if fidelity.predictions(reference) is not None:
-            return BUILTIN["accuracy"]
-        if any(fidelity.output_kind(o) == "values" for o in reference):
-            return BUILTIN["mae"]
-        return BUILTIN["agreement"]
+        return
+    if ":" in name:
+        load_user_metric(name)  # import errors now
+    elif name not in BUILTIN:
+        raise ConfigError(f"--metric '{name}' is unknown: choose from {', '.join(BUILTIN)} or give module:function")
+
+
+def choose_metric(
+    name: str | None,
+    *,
+    has_labels: bool,
+    reference: Sequence[np.ndarray],
+    names: Sequence[str] | None = None,
+    hints: fidelity.OutputHints | None = None,
+) -> Metric:
+    """The metric named by ``--metric``, or the one that fits the data and the model's outputs.
+
+    ``names`` are the outputs' names (for ``OUTPUT=METRIC`` and for guessing class scores by name),
+    ``hints`` what the run knows beside (a classifier's declared label count).
+    """
+    name, asked = parse_metric(name)
+    judged = _judged(asked, reference, names, hints)
+    fn = Agreement(tuple(n for n, _ in judged), tuple(k for _, k in judged))
+    agreement = Metric("agreement", fn, judged=judged)
+    if asked:
+        return agreement
+    if name is None:
+        return _default(agreement, has_labels=has_labels, reference=reference)
     if ":" in name:
         metric = load_user_metric(name)
-        return Metric(metric.name, metric.fn, metric.higher_is_better, uses_labels=has_labels)
+        return Metric(metric.name, metric.fn, metric.higher_is_better, uses_labels=has_labels, judged=judged)
     if name not in BUILTIN:
         msg = f"--metric '{name}' is unknown: choose from {', '.join(BUILTIN)} or give module:function"
         raise ConfigError(msg)
     metric = BUILTIN[name]
     if metric.uses_labels and not has_labels:
         raise ConfigError(f"--metric {name} needs labels: pass --eval FILE.npz with a 'label' array")
-    return metric
+    return agreement if name == "agreement" else dataclasses.replace(metric, judged=judged)
+
+
+def _judged(
+    asked: dict[str, str],
+    reference: Sequence[np.ndarray],
+    names: Sequence[str] | None,
+    hints: fidelity.OutputHints | None,
+) -> tuple[tuple[str, fidelity.OutputKind], ...]:
+    """Each output's name and the kind it is judged as; an ``OUTPUT=METRIC`` naming no output is refused."""
+    names = tuple(names) if names is not None else tuple(str(i) for i in range(len(reference)))
+    unknown = [o for o in asked if o not in names]
+    if unknown:
+        raise ConfigError(
+            f"--metric {unknown[0]}={asked[unknown[0]]}: the model has no output '{unknown[0]}': name one of "
+            f"{', '.join(names)}, judged by {', '.join(fidelity.JUDGEMENTS)}"
+        )
+    base = hints or fidelity.OutputHints()
+    kinds = fidelity.judge(names, reference, fidelity.OutputHints(base.classes, {**base.judged, **asked}))
+    return tuple(zip(names, kinds, strict=True))
+
+
+def _default(agreement: Metric, *, has_labels: bool, reference: Sequence[np.ndarray]) -> Metric:
+    """No ``--metric``: accuracy (or MAE) with labels; without, agreement, or cosine for embeddings."""
+    kinds = agreement.kinds or []
+    if not has_labels:
+        if all(k == "tensor" and r.dtype.kind == "f" for k, r in zip(kinds, reference, strict=True)):
+            return dataclasses.replace(agreement, name="cosine")  # embeddings: the worst sample's cosine
+        return agreement
+    if fidelity.predictions(reference) is not None:
+        return dataclasses.replace(BUILTIN["accuracy"], judged=agreement.judged)
+    if any(fidelity.output_kind(o) == "values" for o in reference):
+        return dataclasses.replace(BUILTIN["mae"], judged=agreement.judged)
+    return agreement
 
 
 def load_user_metric(spec: str) -> Metric:

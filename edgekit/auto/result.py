@@ -30,6 +30,18 @@ class Trial:
     #: filled for the trials whose model was kept and timed (candidates, the best fallback)
     latency: list[Latency] = field(default_factory=list)
 
+    @property
+    def failed(self) -> bool:
+        """Built or loaded with an error (``error`` says why): neither met nor missed."""
+        return self.error is not None
+
+    @property
+    def status(self) -> str | None:
+        """``failed``, ``met``, ``missed``, or ``None`` for a trial not judged."""
+        if self.failed:
+            return "failed"
+        return None if self.meets_budget is None else "met" if self.meets_budget else "missed"
+
     def to_json(self) -> dict[str, Any]:
         """Serialisable form; superseded fallback trials were not timed (``latency`` is empty)."""
         return {
@@ -42,6 +54,7 @@ class Trial:
             "meets_budget": self.meets_budget,
             "latency": [lat.to_json() for lat in self.latency],
             "seconds": round(self.seconds, 2),
+            "status": self.status,
             "error": self.error,
         }
 
@@ -75,6 +88,8 @@ class Verdict:
     #: how far short of the threshold (0 when met), in the metric's units
     missed_by: float = 0.0
     advice: str = ""
+    #: when no compressed variant met the budget: what each candidate reached, or why it failed, one clause each
+    tried: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         """Serialisable form."""
@@ -84,6 +99,7 @@ class Verdict:
             "value": round(self.value, 6),
             "missed_by": round(self.missed_by, 6),
             "advice": self.advice,
+            "tried": self.tried,
         }
 
 

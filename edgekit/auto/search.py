@@ -17,7 +17,7 @@ from edgekit.auto.budget import DEFAULT_BUDGET, Budget
 from edgekit.auto.candidates import PREFERENCES, Candidate, Prefer
 from edgekit.auto.result import AutoResult, KeptFloat, Trial
 from edgekit.auto.sensitivity import dequantized_consumers, rank_nodes
-from edgekit.errors import ConfigError, ModelError, PassError
+from edgekit.errors import ConfigError, EdgekitError, EngineError
 from edgekit.model_io import model_bytes
 from edgekit.passes.quantize_common import quantizable_nodes
 from edgekit.pipeline import Pipeline
@@ -64,13 +64,9 @@ class AutoOptions:
         if not self.time_limit > 0:
             raise ConfigError(f"--time-limit {self.time_limit:g} is not a duration: give seconds, more than 0")
         if self.metric is not None:
-            from edgekit.auto.metrics import BUILTIN, load_user_metric
+            from edgekit.auto.metrics import check_metric
 
-            if ":" in self.metric:
-                load_user_metric(self.metric)  # import errors now, before any work
-            elif self.metric not in BUILTIN:
-                msg = f"--metric '{self.metric}' is unknown: choose from {', '.join(BUILTIN)} or give module:function"
-                raise ConfigError(msg)
+            check_metric(self.metric)  # unknown names and import errors now, before any work
 
 
 @dataclass
@@ -131,18 +127,20 @@ class AutoSearch:
         trial = Trial(cand.name, step, trial_cand.config.to_json(), tuple(excluded))
         self.result.trials.append(trial)
         start = time.monotonic()
+        name = cand.name if step == "candidate" else f"{cand.name}+fallback"
         try:
             variant = passes.create(cand.pass_name, trial_cand.config)
             model, results = Pipeline([variant]).run(self.inputs[cand.pass_name], self.ctx)
             data = model_bytes(model)
-            name = cand.name if step == "candidate" else f"{cand.name}+fallback"
+            trial.size_bytes = len(data)
             runner, outputs = self.meter.outputs(name, data)
-        except (PassError, ModelError) as exc:
-            trial.error = exc.message
+            trial.metric = self.metric(outputs, self.target)
+        except ConfigError:
+            raise  # the user's own metric failing: theirs to fix, not this candidate's
+        except Exception as exc:  # noqa: BLE001  (a candidate that breaks is a row with its reason, never a crash)
+            trial.error, trial.metric = failure(exc), None
             trial.seconds = time.monotonic() - start
             return None
-        trial.size_bytes = len(data)
-        trial.metric = self.metric(outputs, self.target)
         trial.meets_budget = self.result.budget.meets(
             trial.metric, self.result.baseline, higher_is_better=self.metric.higher_is_better
         )
@@ -204,3 +202,13 @@ class AutoSearch:
             self.result.stopped = self.result.stopped or f"--time-limit {self.options.time_limit:g}s reached"
             return True
         return False
+
+
+def failure(exc: Exception) -> str:
+    """Why a candidate failed, in one line: the engine's own reason where it was the engine."""
+    if isinstance(exc, EngineError):
+        return f"failed to {exc.stage}: {exc.reason}"
+    if isinstance(exc, EdgekitError):
+        return f"failed: {exc.message}"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"failed: {type(exc).__name__}: {first}" if first else f"failed: {type(exc).__name__}"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from edgekit.auto.result import AutoResult
+    from edgekit.measure.latency import Latency
     from edgekit.report import ModelMeasurement, Report
 
 
@@ -30,6 +31,12 @@ def _for(report: Report) -> str:
     return f"; for --target {report.target['name']}" if report.target is not None else ""
 
 
+def _p50(lat: Latency) -> str:
+    """The p50 and, when timed in rounds, ``±`` half the interquartile range of the per-round p50s, in %."""
+    spread = f" ±{lat.spread_ms / lat.p50_ms:.1%}" if len(lat.rounds_ms) > 1 and lat.p50_ms > 0 else ""
+    return f"{lat.p50_ms:.3f} ms{spread}"
+
+
 def _fidelity(m: ModelMeasurement) -> str:
     f = m.headline_fidelity
     if f is None:
@@ -38,7 +45,7 @@ def _fidelity(m: ModelMeasurement) -> str:
         "top1_agreement": "top-1",
         "label_agreement": "labels",
         "relative_agreement": "1-rel.err",
-        "cosine": "cos",
+        "cosine": "worst cos",
     }[f.headline]
     value = f"{f.value:.2%}" if f.headline != "cosine" else f"{f.value:.5f}"
     return f"{label} {value}"
@@ -102,9 +109,9 @@ def render(report: Report, console: Console) -> None:
             human_bytes(m.size.raw),
             human_bytes(m.size.zipped),
             f"{m.size.raw / orig.size.raw:.0%}",
-            f"{b1.p50_ms:.3f} ms" if b1 else "-",
+            _p50(b1) if b1 else "-",
             f"{b1.p99_ms:.3f} ms" if b1 else "-",
-            *[f"{lat.p50_ms:.3f} ms" if lat else "-" for lat in bn],
+            *[_p50(lat) if lat else "-" for lat in bn],
             _fidelity(m),
             _max_error(m),
             acc,
@@ -112,6 +119,9 @@ def render(report: Report, console: Console) -> None:
             *([""] * len(metric_cols) if row_search is None and search is not None else []),
         )
     console.print(table)
+    judged = next((v.fidelity for v in report.variants if v.fidelity), [])
+    if judged:
+        console.print("judged: " + "; ".join(f"{f.name} by {f.judged}" for f in judged), soft_wrap=True)
     for s in searches:
         _render_search(s, console, tflite=s is not report.auto)
     if report.tflite is not None and report.tflite.error is not None:
@@ -154,14 +164,14 @@ def _render_search(search: AutoResult, console: Console, *, tflite: bool = False
     for col in (*cols, "seconds", "note"):
         table.add_column(col, justify="left" if col in {"candidate", "step", "budget", "note"} else "right")
     for i, t in enumerate(search.trials, 1):
-        budget = _verdict(t.meets_budget)
+        budget = Text("failed", style="red") if t.failed else _verdict(t.meets_budget)
         table.add_row(
             str(i),
             t.candidate,
             t.step,
             str(len(t.excluded)) if t.excluded else "",
             human_bytes(t.size_bytes) if t.size_bytes is not None else "",
-            " / ".join(f"{lat.p50_ms:.3f} ms" for lat in t.latency[:1] + t.latency[1:][-1:]),
+            " / ".join(_p50(lat) for lat in t.latency[:1] + t.latency[1:][-1:]),
             "" if t.metric is None else f"{t.metric:.4g}",
             budget,
             f"{t.seconds:.1f}",
@@ -215,9 +225,11 @@ def _result_line(report: Report, chosen: ModelMeasurement, out_dir: Path) -> str
         return line
     v = search.verdict
     sign = ">=" if search.metric.higher_is_better else "<="
+    tried = f"; nothing compressed within it: {'; '.join(v.tried)}" if v.tried else ""
     if v.met:
-        return f"{line}; budget {search.budget.text} met ({search.metric.name} {v.value:.4g} {sign} {v.threshold:.4g})"
+        met = f"({search.metric.name} {v.value:.4g} {sign} {v.threshold:.4g})"
+        return f"{line}; budget {search.budget.text} met {met}{tried}"
     return (
         f"{line}\nBUDGET MISSED by {v.missed_by:.4g}: the best variant, {chosen.name}, reached {search.metric.name} "
-        f"{v.value:.4g} where the {search.budget.text} budget needs {sign} {v.threshold:.4g}. Try: {v.advice}"
+        f"{v.value:.4g} where the {search.budget.text} budget needs {sign} {v.threshold:.4g}{tried}. Try: {v.advice}"
     )

@@ -229,7 +229,9 @@ def _choose(
 ) -> tuple[AutoResult, str]:
     """Score every variant under the budget and choose as auto mode does, speeds relative to ``tflite-fp32``."""
     labels = reference.probe.labels
-    metric = choose_metric(options.metric, has_labels=labels is not None, reference=reference.outputs)
+    metric = choose_metric(
+        options.metric, has_labels=labels is not None, reference=reference.outputs, names=reference.names
+    )
     target = labels if metric.uses_labels else reference.outputs
     result = AutoResult(options.budget, metric, metric(reference.outputs, target), options.prefer)
     higher = metric.higher_is_better

@@ -8,11 +8,12 @@ nothing is added to the timed path.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgekit.errors import ModelError
+from edgekit.errors import EngineError
 from edgekit_runtime.backends.base import BackendSettings
 
 if TYPE_CHECKING:
@@ -33,10 +34,10 @@ class OrtRunner:
         try:
             self.session = setup.new_session(model_bytes)
         except Exception as exc:  # ORT raises its own non-exported exception types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelError(
-                f"ONNX Runtime cannot load the {label} ({first}): check the model's ops and opset"
-            ) from exc
+            first = _first_line(exc)
+            msg = f"ONNX Runtime cannot load the {label} ({first}): check the model's ops and opset"
+            raise EngineError(msg, stage="load", reason=first) from exc
+        self.label = label
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -45,5 +46,16 @@ class OrtRunner:
 
     def run_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
         """Run every batch and join the outputs along the sample axis."""
-        parts = [self.run(feeds) for feeds in batches]
+        try:
+            parts = [self.run(feeds) for feeds in batches]
+        except Exception as exc:  # ORT raises its own non-exported exception types
+            first = _first_line(exc)
+            msg = f"ONNX Runtime cannot run the {self.label} ({first}): check the model's ops and input shapes"
+            raise EngineError(msg, stage="run", reason=first) from exc
         return [np.concatenate([p[i] for p in parts]) for i in range(len(self.output_names))]
+
+
+def _first_line(exc: Exception) -> str:
+    """The engine's message, one line, without ORT's ``[ONNXRuntimeError] : 1 : FAIL :`` prefix or a final stop."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", first).rstrip(".") or type(exc).__name__

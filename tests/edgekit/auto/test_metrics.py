@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.auto.metrics import BUILTIN, choose_metric, load_user_metric
+from edgekit.auto.metrics import BUILTIN, check_metric, choose_metric, load_user_metric, parse_metric
 from edgekit.errors import ConfigError, DataError
+from edgekit.measure.fidelity import OutputHints
 
 SCORES = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], np.float32)
 LABELS = np.array([1, 0, 0, 0])
@@ -127,3 +128,79 @@ def test_a_user_function_returning_nan_is_refused(tmp_path):
     path = _write_metric(tmp_path, "def nan(outputs, target):\n    return float('nan')\n")
     with pytest.raises(ConfigError, match="NaN"):
         load_user_metric(f"{path}:nan")([SCORES], None)
+
+
+def _unit_rows(samples: int = 8, width: int = 16, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((samples, width))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_without_labels_an_embedding_model_is_judged_by_the_worst_samples_cosine():
+    reference = _unit_rows()
+    metric = choose_metric(None, has_labels=False, reference=[reference], names=["embeddings"])
+    assert metric.name == "cosine"
+    assert metric.to_json()["judged"] == {"embeddings": "cosine (worst sample)"}
+    noisy = reference + 0.01 * _unit_rows(seed=1)  # every argmax may move; the direction barely does
+    assert metric([noisy], [reference]) > 0.99
+    one_off = reference.copy()
+    one_off[2] = -one_off[2]
+    assert metric([one_off], [reference]) == pytest.approx(-1.0)  # the worst sample, not the mean (0.75)
+
+
+def test_the_cosine_builtin_is_the_worst_sample_too():
+    reference = _unit_rows()
+    one_off = reference.copy()
+    one_off[0] = -one_off[0]
+    assert BUILTIN["cosine"]([one_off], [reference]) == pytest.approx(-1.0)
+
+
+def test_logits_by_name_are_judged_by_top1_and_the_metric_stays_agreement():
+    logits = _unit_rows()
+    metric = choose_metric(None, has_labels=False, reference=[logits], names=["logits"])
+    assert metric.name == "agreement"
+    assert metric.to_json()["judged"] == {"logits": "top-1 agreement"}
+
+
+def test_declared_labels_make_an_unnamed_matrix_class_scores():
+    scores = _unit_rows(width=5)
+    metric = choose_metric(None, has_labels=False, reference=[scores], names=["out"], hints=OutputHints(classes=5))
+    assert metric.kinds == ["classes"]
+
+
+def test_output_equals_metric_judges_that_output():
+    logits, embeddings = _unit_rows(width=4), _unit_rows(seed=3)
+    metric = choose_metric(
+        "logits=cosine,embeddings=relative",
+        has_labels=True,  # per-output judgements score fidelity, labels or not
+        reference=[logits, embeddings],
+        names=["logits", "embeddings"],
+    )
+    assert (metric.name, metric.uses_labels) == ("agreement", False)
+    assert metric.kinds == ["tensor", "values"]
+    assert metric([logits, embeddings * 0.5], [logits, embeddings]) == pytest.approx(0.5)  # 1 - relative error
+    assert parse_metric("agreement, embeddings=cosine") == ("agreement", {"embeddings": "cosine"})
+
+
+def test_an_unknown_output_is_refused_naming_the_outputs_and_metrics():
+    with pytest.raises(ConfigError) as info:
+        choose_metric("embedding=cosine", has_labels=False, reference=[_unit_rows()], names=["embeddings"])
+    assert str(info.value) == (
+        "--metric embedding=cosine: the model has no output 'embedding': name one of embeddings, "
+        "judged by top1, cosine, relative, exact"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("embeddings=cosinus", "--metric 'embeddings=cosinus' is not OUTPUT=METRIC: METRIC is one of top1, cosine"),
+        ("=cosine", "--metric '=cosine' is not OUTPUT=METRIC"),
+        ("accuracy,embeddings=cosine", "OUTPUT=METRIC judges outputs against the FP32 model (agreement), not accuracy"),
+        ("top1,cosine", "names more than one metric"),
+    ],
+)
+def test_bad_per_output_metrics_are_one_line_config_errors(spec, message):
+    with pytest.raises(ConfigError) as info:
+        check_metric(spec)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)

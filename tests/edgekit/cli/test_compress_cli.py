@@ -100,3 +100,66 @@ def test_the_only_array_feeds_the_only_input_and_the_output_says_so(digits, tmp_
     )
     assert note in result.stdout.splitlines()
     assert "accuracy 9" in result.stdout.splitlines()[-1]  # the labels were read: ~98.4% on 64 samples
+
+
+@pytest.fixture
+def embeddings_onnx(tmp_path):
+    import onnx
+
+    from tests.edgekit.judged_graphs import embedding_model
+
+    path = tmp_path / "emb.onnx"
+    onnx.save(embedding_model(), path)
+    return path
+
+
+def test_when_nothing_meets_the_budget_the_last_line_says_why_for_each_candidate(
+    embeddings_onnx, tmp_path, monkeypatch
+):
+    from tests.edgekit.judged_graphs import break_dynamic_int8
+
+    break_dynamic_int8(monkeypatch)
+    out = tmp_path / "out"
+    argv = ["compress", str(embeddings_onnx), "-o", str(out), "--mode", "int8-dynamic,prune", "--budget", "0"]
+
+    result = runner.invoke(app, [*argv, *FAST])
+
+    assert result.exit_code == 5, result.output
+    lines = result.stdout.strip().splitlines()
+    assert "judged: embeddings by cosine (worst sample)" in lines
+    assert any("int8-dynamic" in line and "failed" in line for line in lines)  # its row in the trials table
+    last = lines[-1]
+    assert last.startswith("BUDGET MISSED by ")
+    assert "the 0 budget needs >= 1; nothing compressed within it: int8-dynamic: failed to load: " in last
+    assert "float16" in last
+    assert "; prune: cosine 0." in last
+    assert " < 1 (output embeddings). Try: " in last
+
+
+@pytest.mark.parametrize(
+    ("metric", "line"),
+    [
+        (
+            "embedding=cosine",
+            (
+                "error: --metric embedding=cosine: the model has no output 'embedding': name one of embeddings, "
+                "judged by top1, cosine, relative, exact"
+            ),
+        ),
+        (
+            "embeddings=cosinus",
+            (
+                "error: --metric 'embeddings=cosinus' is not OUTPUT=METRIC: METRIC is one of top1, cosine, "
+                "relative, exact (write it like embeddings=cosine)"
+            ),
+        ),
+    ],
+)
+def test_a_bad_per_output_metric_is_one_line_and_exit_2(embeddings_onnx, tmp_path, metric, line):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["compress", str(embeddings_onnx), "-o", str(out), "--metric", metric, *FAST])
+
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines() == [line]
+    assert not out.exists()

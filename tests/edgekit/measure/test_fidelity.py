@@ -7,14 +7,23 @@ import json
 import numpy as np
 import pytest
 
-from edgekit.errors import DataError
-from edgekit.measure.fidelity import accuracy, compare, compare_all, output_kind, predictions
+from edgekit.errors import ConfigError, DataError
+from edgekit.measure.fidelity import (
+    OutputHints,
+    accuracy,
+    compare,
+    compare_all,
+    judge,
+    output_kind,
+    predictions,
+)
 
 
 @pytest.mark.parametrize(
     ("array", "kind"),
     [
-        (np.zeros((4, 10), np.float32), "classes"),
+        (np.zeros((4, 10), np.float32), "tensor"),  # unnamed, not softmax rows: judged by cosine
+        (np.full((4, 10), 0.1, np.float32), "classes"),  # softmax rows
         (np.zeros((4, 1), np.float32), "values"),  # one score per sample: a regression
         (np.zeros(4, np.float32), "values"),
         (np.zeros((4, 3, 8, 8), np.float32), "tensor"),
@@ -156,3 +165,67 @@ def test_a_sequence_of_class_probabilities_is_compared_per_position():
     f = compare("out", probs, other)
     assert (f.kind, f.headline) == ("sequence", "top1_agreement")
     assert f.value == pytest.approx(11 / 12)
+
+
+def _embeddings(samples: int = 8, width: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((samples, width))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_embeddings_are_judged_by_the_worst_samples_cosine_not_by_argmax():
+    reference = _embeddings()
+    candidate = reference.copy()
+    candidate[3] = _embeddings(1, seed=9)[0]  # one sample points elsewhere
+
+    result = compare("embeddings", reference, candidate)
+
+    assert (result.kind, result.headline, result.judged) == ("tensor", "cosine", "cosine (worst sample)")
+    assert result.worst_cosine is not None
+    assert result.cosine is not None
+    assert result.value == result.worst_cosine < 0.5 < result.cosine  # the mean hides the sample, the worst does not
+    assert result.relative_error is not None
+    assert result.relative_error > 0
+    data = result.to_json()
+    assert data["judged"] == "cosine (worst sample)"
+    assert data["worst_cosine"] == round(result.worst_cosine, 6)
+
+
+@pytest.mark.parametrize("name", ["logits", "output_probability", "probs", "scores", "output_label", "/fc/Softmax_out"])
+def test_a_name_that_says_class_scores_makes_them_classes(name):
+    assert output_kind(_embeddings(), name) == "classes"
+    assert compare(name, _embeddings(), _embeddings()).judged == "top-1 agreement"
+
+
+@pytest.mark.parametrize("name", ["embeddings", "last_hidden_state", "y", "output_0"])
+def test_other_names_keep_a_float_matrix_a_tensor(name):
+    assert output_kind(_embeddings(), name) == "tensor"
+
+
+def test_softmax_rows_are_classes_whatever_the_name():
+    logits = np.random.default_rng(0).normal(size=(6, 5))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert output_kind(probs.astype(np.float32), "out") == "classes"
+
+
+def test_declared_labels_make_a_matrix_of_as_many_columns_classes():
+    assert output_kind(_embeddings(width=5), "out", classes=5) == "classes"
+    assert output_kind(_embeddings(width=16), "out", classes=5) == "tensor"
+
+
+def test_judge_takes_the_asked_judgement_over_the_guess():
+    names = ["logits", "embeddings", "frames"]
+    reference = [_embeddings(), _embeddings(), np.zeros((8, 4, 3), np.float32)]
+    hints = OutputHints(judged={"logits": "cosine", "embeddings": "relative", "frames": "top1"})
+    assert judge(names, reference, hints) == ["tensor", "values", "sequence"]
+    assert judge(names, reference) == ["classes", "tensor", "tensor"]
+
+
+def test_top1_on_one_value_per_sample_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"^--metric price=top1: output 'price' has shape \[8, 1\]"):
+        judge(["price"], [np.zeros((8, 1), np.float32)], OutputHints(judged={"price": "top1"}))
+
+
+def test_accuracy_with_labels_still_takes_argmax_of_an_unnamed_matrix():
+    scores = np.array([[2.0, -1.0], [0.0, 3.0]], np.float32)  # logits, not softmax, no telling name
+    assert accuracy([scores], np.array([0, 1])) == 1.0

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from edgekit.errors import ModelError
+from edgekit.errors import EngineError, ModelError
 from edgekit.measure.session import OrtRunner
 from edgekit.measure.size import Size
 from tests.edgekit.graphs import matmul_model, random_input, run
@@ -36,3 +36,18 @@ def test_size_counts_raw_and_deflated_bytes():
     assert size.zipped == len(zlib.compress(data, 9))
     assert Size.of(bytes(10_000)).zipped < 100
     assert size.to_json() == {"raw_bytes": size.raw, "zipped_bytes": size.zipped}
+
+
+def test_an_engine_failure_keeps_the_engines_reason():
+    with pytest.raises(EngineError) as info:
+        OrtRunner(b"not a model", threads=1, label="fp16 model")
+    assert info.value.stage == "load"
+    assert info.value.reason
+    assert "\n" not in info.value.reason
+
+
+def test_a_run_that_fails_is_an_engine_error_naming_the_model():
+    runner = OrtRunner(matmul_model().SerializeToString(), threads=1, label="int8 model")
+    with pytest.raises(EngineError, match=r"^ONNX Runtime cannot run the int8 model \(") as info:
+        runner.run_batches([{"x": random_input((2, 5))}])  # 5 features where the model takes 16
+    assert info.value.stage == "run"
