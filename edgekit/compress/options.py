@@ -47,6 +47,9 @@ class CompressOptions:
     preprocess: Preprocess | None = None
     #: ``.npz`` archive of inputs, with ``label`` for accuracy
     eval: Path | None = None
+    #: a stateful model's ``(state input, state output)`` pairs (``--state h:hn,c:cn``), fed back when the data holds
+    #: sequences (:mod:`edgekit.measure.sequences`); ``None``: found by name and shape; ``()``: none
+    state: tuple[tuple[str, str], ...] | None = None
     #: shapes for synthetic inputs where the model leaves dimensions free
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     #: inference threads for latency (the target's core count); ``None``: this CPU's cores, at most 4
@@ -75,6 +78,8 @@ class CompressOptions:
             passes.QuantizeDynamic.name: self.dynamic,
             passes.ConvertFp16.name: self.fp16,
             passes.PruneMagnitude.name: self.prune,
+            passes.QuantizeWeight4.name: passes.QuantizeWeight4Config(),
+            passes.QuantizeWeight8.name: passes.QuantizeWeight8Config(),
         }
         return configs[mode]
 

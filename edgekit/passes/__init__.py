@@ -10,6 +10,12 @@ from edgekit.passes.fp16 import ConvertFp16, Fp16Config
 from edgekit.passes.prune import PruneConfig, PruneMagnitude
 from edgekit.passes.quantize_dynamic import QuantizeDynamic, QuantizeDynamicConfig
 from edgekit.passes.quantize_static import QuantizeStatic, QuantizeStaticConfig
+from edgekit.passes.quantize_weight_only import (
+    QuantizeWeight4,
+    QuantizeWeight4Config,
+    QuantizeWeight8,
+    QuantizeWeight8Config,
+)
 from edgekit.passes.validate import Validate, ValidateConfig
 
 if TYPE_CHECKING:
@@ -22,11 +28,20 @@ REGISTRY: dict[str, type[Pass]] = {
     QuantizeDynamic.name: QuantizeDynamic,
     QuantizeStatic.name: QuantizeStatic,
     ConvertFp16.name: ConvertFp16,
+    QuantizeWeight4.name: QuantizeWeight4,
+    QuantizeWeight8.name: QuantizeWeight8,
     PruneMagnitude.name: PruneMagnitude,
 }
 
 #: passes that produce a compressed variant (``--mode``), as opposed to preparation passes
-VARIANT_PASSES = (QuantizeStatic.name, QuantizeDynamic.name, ConvertFp16.name, PruneMagnitude.name)
+VARIANT_PASSES = (
+    QuantizeStatic.name,
+    QuantizeDynamic.name,
+    ConvertFp16.name,
+    QuantizeWeight8.name,
+    QuantizeWeight4.name,
+    PruneMagnitude.name,
+)
 
 
 def create(name: str, config: PassConfig | None = None) -> Pass:
@@ -51,6 +66,10 @@ __all__ = [
     "QuantizeDynamicConfig",
     "QuantizeStatic",
     "QuantizeStaticConfig",
+    "QuantizeWeight4",
+    "QuantizeWeight4Config",
+    "QuantizeWeight8",
+    "QuantizeWeight8Config",
     "Validate",
     "ValidateConfig",
     "create",

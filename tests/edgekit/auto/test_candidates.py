@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from edgekit import passes
-from edgekit.auto.candidates import FP32, auto_candidates, choose, speedup
+from edgekit.auto.candidates import FP32, auto_candidates, choose, clearly_slower, speedup
 from edgekit.errors import ConfigError
-from edgekit.measure.latency import Latency
+from edgekit.measure.latency import Latency, time_ratio
 from edgekit.measure.size import Size
 from edgekit.report import ModelMeasurement
 
@@ -62,10 +62,11 @@ def test_auto_candidates_try_static_only_with_calibration_data():
         "static": passes.QuantizeStaticConfig(),
     }
     without = auto_candidates(**kwargs, has_calibration=False)
-    assert [c.name for c in without] == ["fp16", "int8-dynamic", "int8-dynamic-pc"]
-    assert [c.config.per_channel for c in without[1:]] == [False, True]  # type: ignore[attr-defined]
-    assert all(c.config.reduce_range is True for c in without[1:])  # type: ignore[attr-defined]
-    assert [c.name for c in auto_candidates(**kwargs, has_calibration=True)][-1] == "int8-static"
+    assert [c.name for c in without][:3] == ["fp16", "int8-dynamic", "int8-dynamic-pc"]
+    assert "int8-static" not in [c.name for c in without]
+    assert [c.config.per_channel for c in without[1:3]] == [False, True]  # type: ignore[attr-defined]
+    assert all(c.config.reduce_range is True for c in without[1:3])  # type: ignore[attr-defined]
+    assert "int8-static" in [c.name for c in auto_candidates(**kwargs, has_calibration=True)]
 
 
 def test_excluding_adds_to_the_configured_exclusions():
@@ -81,3 +82,101 @@ def test_excluding_adds_to_the_configured_exclusions():
     ]
     assert cand.excluding(["b"]).config.nodes_to_exclude == ("a", "b")  # type: ignore[attr-defined]
     assert cand.quantizes
+
+
+# ---- the choice from paired timing rounds: equal unless the difference is clearly beyond the noise
+
+#: 15 rounds of a busy neighbour coming and going: every model timed in a round sees the same factor
+NOISE = [1.0, 1.9, 1.1, 1.4, 1.0, 2.3, 1.2, 1.0, 1.6, 1.1, 1.0, 1.8, 1.3, 1.0, 1.5]
+#: on top of it, each model's own jitter in each round, up to ±6% (so two equal models trade places)
+JITTER = [0.97, 1.05, 0.99, 1.02, 0.95, 1.03, 1.0, 0.98, 1.06, 0.96, 1.01, 1.04, 0.97, 1.0, 0.99]
+
+
+def _timed(name, size, ms, jitter):
+    rounds = [ms * n * j for n, j in zip(NOISE, jitter, strict=True)]
+    lat = [Latency(1, sorted(rounds)[7], max(rounds), 150, tuple(rounds))]
+    return ModelMeasurement(name, Size(size, size), lat)
+
+
+def _shifted(k):
+    return JITTER[k:] + JITTER[:k]
+
+
+ORIG_T = _timed("original", 1000, 1.0, _shifted(1))
+FP32_T = _timed(FP32, 1000, 1.0, _shifted(2))
+
+
+def test_noisy_equals_go_to_the_smaller_whichever_timed_faster():
+    # the same two models, their jitter swapped: fp16 times faster in one run, int8-static in the other
+    faster = set()
+    for fp16_jitter, int8_jitter in [(_shifted(3), _shifted(4)), (_shifted(4), _shifted(3))]:
+        fp16 = _timed("fp16", 500, 0.8, fp16_jitter)
+        int8 = _timed("int8-static", 300, 0.8, int8_jitter)
+        faster.add("fp16" if speedup(fp16, ORIG_T) > speedup(int8, ORIG_T) else "int8-static")
+        choice = choose(ORIG_T, FP32_T, [fp16, int8], prefer="latency", tolerance=0.05)
+        assert choice.name == "int8-static"
+        if speedup(fp16, ORIG_T) > speedup(int8, ORIG_T):
+            assert any(n.startswith("int8-static and fp16 are equal within noise (time ratio ") for n in choice.notes)
+    assert faster == {"fp16", "int8-static"}  # each timed faster once
+
+
+def test_an_int8_level_with_fp32_is_taken_though_it_timed_slower():
+    int8 = _timed("int8-static", 300, 1.03, _shifted(5))  # 3% slower: within the noise and the 5% margin
+    choice = choose(ORIG_T, FP32_T, [int8], prefer="latency", tolerance=0.05)
+    assert choice.name == "int8-static"
+
+
+def test_a_clearly_faster_variant_wins_over_a_smaller_one():
+    fp16 = _timed("fp16", 500, 0.6, _shifted(3))
+    int8 = _timed("int8-static", 300, 0.8, _shifted(4))  # a third slower than fp16, far beyond the noise
+    choice = choose(ORIG_T, FP32_T, [fp16, int8], prefer="latency", tolerance=0.05)
+    assert choice.name == "fp16"
+    assert any(n.startswith("int8-static meets the budget but is slower") for n in choice.notes)
+
+
+def test_fp32_is_kept_when_every_variant_is_clearly_slower():
+    int8 = _timed("int8-static", 300, 1.3, _shifted(5))
+    choice = choose(ORIG_T, FP32_T, [int8], prefer="latency", tolerance=0.05)
+    assert choice.name == FP32
+    assert any("--prefer size takes int8-static" in n for n in choice.notes)
+
+
+def test_prefer_size_takes_the_smallest_even_when_clearly_slower():
+    fp16 = _timed("fp16", 500, 0.6, _shifted(3))
+    int8 = _timed("int8-static", 300, 1.3, _shifted(4))
+    choice = choose(ORIG_T, FP32_T, [fp16, int8], prefer="size", tolerance=0.05)
+    assert choice.name == "int8-static"
+    assert "chosen because --prefer size" in choice.notes[0]
+    level = _timed("int8-static", 300, 1.0, _shifted(4))
+    assert choose(ORIG_T, FP32_T, [fp16, level], prefer="size", tolerance=0.05).notes == []
+
+
+def test_ten_percent_slower_in_every_round_is_slower_even_in_a_noisy_run():
+    # the MLP case: int8-dynamic 10% slower than fp32 round after round; a noisy run widens the interval to
+    # reach below 1.05, and the choice must not flip to it
+    jitter = [1.0, 0.91, 0.92, 1.0, 0.93, 1.0, 0.93, 1.0, 1.0, 0.94, 1.0, 0.92, 1.0, 1.0, 1.0]
+    int8 = _timed("int8-dynamic", 300, 1.1, [j * k for j, k in zip(jitter, _shifted(2), strict=True)])
+    ratio = time_ratio(int8.latency, FP32_T.latency)
+    assert ratio.low < 1.05 < ratio.point
+    assert clearly_slower(ratio, 1.05)
+    assert choose(ORIG_T, FP32_T, [int8], prefer="latency", tolerance=0.05).name == FP32
+
+
+def test_beyond_the_margin_but_within_the_noise_counts_as_equal():
+    jitter = [0.8, 1.3, 0.9, 1.25, 0.85, 1.2, 1.1, 0.95, 1.3, 0.9, 1.15, 0.8, 1.2, 1.05, 1.1]
+    int8 = _timed("int8-static", 300, 1.03, jitter)
+    ratio = time_ratio(int8.latency, FP32_T.latency)
+    assert ratio.point > 1.05
+    assert ratio.low < 1.0
+    assert choose(ORIG_T, FP32_T, [int8], prefer="latency", tolerance=0.05).name == "int8-static"
+
+
+def test_a_median_just_past_the_margin_is_no_evidence_however_narrow_the_interval():
+    # the Conv+LSTM case: dynamic INT8 times 1.00-1.06x FP32 from run to run, each run's interval narrow
+    small = [1.0, 0.98, 1.0, 0.985, 1.0, 0.98, 1.0, 1.0, 0.985, 1.0, 1.0, 1.0, 0.99, 1.0, 1.0]
+    int8 = _timed("int8-dynamic", 300, 1.06, [j * k for j, k in zip(_shifted(2), small, strict=True)])
+    ratio = time_ratio(int8.latency, FP32_T.latency)
+    assert ratio.low > 1.0
+    assert ratio.point > 1.05
+    assert not clearly_slower(ratio, 1.05)
+    assert choose(ORIG_T, FP32_T, [int8], prefer="latency", tolerance=0.05).name == "int8-dynamic"

@@ -79,7 +79,16 @@ def test_an_impossible_budget_still_writes_the_best_model_and_says_so(sensitive,
     measured = [t for t in search.trials if t.metric is not None]
     best = max(measured, key=lambda t: t.metric or 0.0)
     assert search.scores[report.chosen] == pytest.approx(best.metric)
-    assert {t.candidate for t in search.trials} == {"fp16", "int8-dynamic", "int8-dynamic-pc", "int8-static"}
+    assert {t.candidate for t in search.trials} == {
+        "fp16",
+        "int8-dynamic",
+        "int8-dynamic-pc",
+        "int8-static",
+        "int8-weight",
+        "int4-weight",
+        "int4-weight-b64",
+        "int4-weight-b32",
+    }
     assert (out / "model.onnx").is_file()
     assert json.loads((out / "report.json").read_text())["auto"]["verdict"]["met"] is False
 

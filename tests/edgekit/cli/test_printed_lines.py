@@ -118,7 +118,7 @@ REFUSALS = [
     row(
         "compress cnn.onnx -o out --mode [fp16]",
         2,
-        "unknown mode '[fp16]': choose from int8-static, int8-dynamic, fp16, prune",
+        "unknown mode '[fp16]': choose from int8-static, int8-dynamic, fp16, int8-weight, int4-weight, prune",
     ),
     row(
         "compress cnn.onnx -o out --max-trials abc",

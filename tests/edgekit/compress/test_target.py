@@ -61,8 +61,9 @@ def test_the_jetson_leaves_dynamic_int8_out_of_the_search():
     auto = AutoOptions()
     plain = [c.name for c in _candidates(CompressOptions(modes=(), auto=auto), has_calibration=True)]
     jetson = CompressOptions(modes=(), auto=auto, target=targets.get("jetson-orin"))
-    assert plain == ["fp16", "int8-dynamic", "int8-dynamic-pc", "int8-static"]
-    assert [c.name for c in _candidates(jetson, has_calibration=True)] == ["fp16", "int8-static"]
+    weight_only = ["int8-weight", "int4-weight", "int4-weight-b64", "int4-weight-b32"]
+    assert plain == ["fp16", "int8-dynamic", "int8-dynamic-pc", "int8-static", *weight_only]
+    assert [c.name for c in _candidates(jetson, has_calibration=True)] == ["fp16", "int8-static", *weight_only]
     asked = CompressOptions(modes=("int8-dynamic",), auto=auto, target=targets.get("jetson-orin"))
     assert [c.name for c in _candidates(asked, has_calibration=True)] == ["int8-dynamic"]  # asked for: made
 

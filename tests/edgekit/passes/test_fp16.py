@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.errors import PassError
 from edgekit.graph_stats import graph_inputs, graph_outputs, weight_stats
-from edgekit.passes.fp16 import ConvertFp16, Fp16Config
-from tests.edgekit.graphs import CNN_INPUT, FLOAT, cnn_model, make_model, matmul_model, random_input, run
+from edgekit.passes.fp16 import ConvertFp16, Fp16Config, check_loads, repair_casts
+from tests.edgekit.graphs import CNN_INPUT, FLOAT, cnn_model, make_model, matmul_model, random_input, run, weight
 
 
 def initializer_types(model) -> dict[str, int]:
@@ -26,7 +27,7 @@ def test_float16_weights_float32_io_and_close_outputs(ctx):
     assert weight_stats(out.model).total_bytes == weight_stats(model).total_bytes // 2
     assert graph_inputs(out.model) == graph_inputs(model)
     assert graph_outputs(out.model) == graph_outputs(model)
-    assert out.details == {"keep_io_types": True, "values_clamped": 0}
+    assert out.details == {"keep_io_types": True, "values_clamped": 0, "casts_kept_float": 0, "casts_repaired": 0}
     assert not out.warnings
     x = random_input((8, *CNN_INPUT))
     (want,) = run(model, {"x": x})
@@ -75,3 +76,70 @@ def test_no_float32_weights(ctx):
     )
     with pytest.raises(PassError, match="fp16: nothing to convert"):
         ConvertFp16().run(model, ctx)
+
+
+def masked_model(seed: int = 0) -> onnx.ModelProto:
+    """A transformer's pattern: the int64 attention mask cast to float and multiplied in."""
+    rng = np.random.default_rng(seed)
+    return make_model(
+        [
+            helper.make_node("Cast", ["mask"], ["m"], to=FLOAT),
+            helper.make_node("Unsqueeze", ["m", "axis"], ["m3"]),
+            helper.make_node("Mul", ["x", "m3"], ["h"]),
+            helper.make_node("MatMul", ["h", "W"], ["y"]),
+        ],
+        [
+            helper.make_tensor_value_info("x", FLOAT, ["N", 4, 16]),
+            helper.make_tensor_value_info("mask", TensorProto.INT64, ["N", 4]),
+        ],
+        [helper.make_tensor_value_info("y", FLOAT, ["N", 4, 8])],
+        [weight(rng, "W", 16, 8), numpy_helper.from_array(np.array([2], dtype=np.int64), "axis")],
+    )
+
+
+def test_cast_of_an_int_mask_to_float_loads_and_matches(ctx):
+    model = masked_model()
+    feeds = {"x": random_input((3, 4, 16)), "mask": np.array([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]])}
+
+    out = ConvertFp16().run(model, ctx)
+
+    assert out.details["casts_kept_float"] == 1
+    assert initializer_types(out.model)["W"] == TensorProto.FLOAT16
+    (want,) = run(model, feeds)
+    (got,) = run(out.model, feeds)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-2 * np.abs(want).max())
+
+
+def mistyped_cast_model() -> onnx.ModelProto:
+    """What onnxconverter-common made of the mask cast before: output typed float16, ``to`` still FLOAT."""
+    model = masked_model()
+    model.graph.value_info.append(helper.make_tensor_value_info("m", TensorProto.FLOAT16, ["N", 4]))
+    return model
+
+
+def test_a_model_onnx_runtime_refuses_is_a_pass_error_with_its_reason():
+    with pytest.raises(PassError, match=r"fp16: the float16 model does not load in ONNX Runtime \(Type Error: "):
+        check_loads(mistyped_cast_model(), "fp16")
+
+
+def test_mistyped_cast_is_repaired():
+    model = mistyped_cast_model()
+
+    assert repair_casts(model) == 1
+
+    cast = next(n for n in model.graph.node if n.op_type == "Cast")
+    assert helper.get_attribute_value(cast.attribute[0]) == TensorProto.FLOAT16
+    assert repair_casts(model) == 0
+
+
+def test_repeated_value_info_of_the_cast_does_not_mislead_the_converter(ctx):
+    """Clean-up can leave a tensor's type recorded twice; the converter then retyped the kept cast's output."""
+    model = masked_model()
+    for _ in range(2):
+        model.graph.value_info.append(helper.make_tensor_value_info("m", FLOAT, ["N", 4]))
+    feeds = {"x": random_input((2, 4, 16)), "mask": np.array([[1, 1, 1, 0], [1, 0, 0, 0]])}
+
+    out = ConvertFp16().run(model, ctx)
+
+    np.testing.assert_allclose(run(out.model, feeds)[0], run(model, feeds)[0], atol=0.05)
