@@ -3,7 +3,8 @@
 Data comes as a NumPy ``.npz`` archive with one array per model input (named like the input)
 and, for evaluation, a ``label`` array (:func:`load_npz` says what else it accepts); or as a folder of
 images with a declared preprocessing (:mod:`edgekit.images`); or, when there is nothing, as synthetic
-inputs made from the input spec — flagged everywhere, since calibrating on noise is a guess.
+inputs made from the input spec — flagged everywhere, since calibrating on noise is a guess. A stateful model
+(state outputs fed back as state inputs) may take sequences instead: :func:`load_sequences`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,36 @@ SYNTHETIC_SAMPLES = 32
 
 
 @dataclass(frozen=True)
+class Sequences:
+    """A stateful model's data as sequences: each step one call of batch 1, its state outputs fed back.
+
+    Run by :mod:`edgekit.measure.sequences`.
+    """
+
+    #: the inputs that are not state, ``[S, T, *input shape]``: S sequences of T steps
+    steps: dict[str, np.ndarray]
+    #: each state input at the start of each sequence, ``[S, *state shape]`` (zeros unless the file gives them)
+    initial: dict[str, np.ndarray]
+    #: ``(state input, state output)`` pairs: the output of one step is the input of the next
+    state: tuple[tuple[str, str], ...]
+
+    @property
+    def count(self) -> int:
+        """Number of sequences."""
+        return len(next(iter(self.steps.values())))
+
+    @property
+    def length(self) -> int:
+        """Steps per sequence."""
+        return int(next(iter(self.steps.values())).shape[1])
+
+    def head(self, count: int, length: int | None = None) -> Sequences:
+        """The first ``count`` sequences, cut to their first ``length`` steps."""
+        steps = {k: v[:count, :length] for k, v in self.steps.items()}
+        return Sequences(steps, {k: v[:count] for k, v in self.initial.items()}, self.state)
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Inputs (each with a leading sample axis, all of one length) and optional labels."""
 
@@ -38,6 +69,8 @@ class Dataset:
     synthetic: bool = False
     #: what reading the data assumed or left out (an array fed to an input of another name, arrays not used)
     notes: tuple[str, ...] = ()
+    #: for a stateful model, the sequences ``inputs`` unroll (one row per step, state from the FP32 model's run)
+    sequences: Sequences | None = None
 
     @property
     def size(self) -> int:
@@ -45,9 +78,15 @@ class Dataset:
         return len(next(iter(self.inputs.values())))
 
     def head(self, n: int) -> Dataset:
-        """The first ``n`` samples."""
+        """The first ``n`` samples; of sequences, whole ones, or the first ``n`` steps of the first one."""
+        sequences = self.sequences
+        if sequences is not None and n >= sequences.length:
+            sequences, n = sequences.head(n // sequences.length), n // sequences.length * sequences.length
+        elif sequences is not None:
+            sequences = sequences.head(1, n)
         labels = None if self.labels is None else self.labels[:n]
-        return Dataset({k: v[:n] for k, v in self.inputs.items()}, labels, self.source, self.synthetic, self.notes)
+        inputs = {k: v[:n] for k, v in self.inputs.items()}
+        return Dataset(inputs, labels, self.source, self.synthetic, self.notes, sequences)
 
     def batches(self, size: int, *, exact: bool = False) -> list[dict[str, np.ndarray]]:
         """Feeds of at most ``size`` samples; with ``exact`` (a model that fixes its batch), of exactly ``size``.
@@ -70,14 +109,7 @@ def load_npz(path: Path, specs: Sequence[TensorSpec], *, role: str = "calibratio
     is refused with the arrays found and the names expected.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{role} file '{path}' does not exist: check the path", path=path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        msg = f"{role} file '{path}' is not a readable .npz archive ({exc}): save it with np.savez(path, input=array)"
-        raise DataError(msg, path=path) from exc
+    arrays = _read_npz(path, role)
     input_names = {s.name for s in specs}
     label_key = next((k for k in LABEL_KEYS if k in arrays and k not in input_names), None)
     labels = None if label_key is None else arrays.pop(label_key)
@@ -91,6 +123,86 @@ def load_npz(path: Path, specs: Sequence[TensorSpec], *, role: str = "calibratio
         )
         raise DataError(msg, path=path)
     return dataset
+
+
+def _read_npz(path: Path, role: str) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"{role} file '{path}' does not exist: check the path", path=path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k] for k in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        msg = f"{role} file '{path}' is not a readable .npz archive ({exc}): save it with np.savez(path, input=array)"
+        raise DataError(msg, path=path) from exc
+
+
+def load_sequences(
+    path: Path, specs: Sequence[TensorSpec], state: Sequence[tuple[str, str]], *, role: str = "calibration"
+) -> tuple[Sequences, np.ndarray | None, list[str]] | None:
+    """Read an ``.npz`` of sequences for a model whose ``state`` outputs feed back; ``None`` if it holds samples.
+
+    Each input that is not state is an array ``[S, T, *input shape]`` (a step is one call of batch 1); an array
+    named after a state input, ``[S, *state shape]``, starts each sequence (else zeros); ``label`` is ``[S, T]``.
+    A file whose arrays have the inputs' own rank is one of samples (:func:`load_npz`), if it gives the state.
+    Returns the sequences, the labels one per step (``[S * T]``) and notes.
+    """
+    path = Path(path)
+    arrays = _read_npz(path, role)
+    state_inputs = [i for i, _ in state]
+    step_specs = [s for s in specs if s.name not in state_inputs]
+    by_name = {s.name: s for s in specs}
+    if not all(
+        s.name in arrays and s.shape is not None and arrays[s.name].ndim == len(s.shape) + 2 for s in step_specs
+    ):
+        if all(n in arrays for n in by_name) or not all(s.name in arrays for s in step_specs):
+            return None  # samples with their state given, or inputs missing: load_npz says what to do
+        first = step_specs[0]
+        shape = "?" if first.shape is None else ", ".join(str(d) for d in first.shape)
+        msg = (
+            f"{path.name} gives no value for the state the model feeds back ({', '.join(state_inputs)}): give "
+            f"sequences, '{first.name}' of shape [S, T, {shape}] (S sequences of T steps), or every sample's state"
+        )
+        raise DataError(msg, path=path)
+    seq_count, length = arrays[step_specs[0].name].shape[:2]
+    steps = {}
+    for spec in step_specs:
+        array = arrays[spec.name]
+        if array.shape[:2] != (seq_count, length) or array.shape[2] != 1:
+            msg = (
+                f"'{spec.name}' in {path.name} has shape {list(array.shape)}: sequence data is [S, T, 1, ...] "
+                f"for every input, one call of batch 1 per step, with the same S={seq_count} and T={length}"
+            )
+            raise DataError(msg, path=path)
+        rows = conform(array.reshape(seq_count * length, *array.shape[3:]), spec, source=path.name)
+        steps[spec.name] = rows.reshape(array.shape)
+    initial = {name: _initial_state(arrays.get(name), by_name[name], seq_count, path.name) for name in state_inputs}
+    labels = arrays.get(LABEL_KEYS[0])
+    if labels is not None and labels.shape[:2] != (seq_count, length):
+        msg = f"'label' in {path.name} has shape {list(labels.shape)}: give one label per step, [{seq_count}, {length}]"
+        raise DataError(msg, path=path)
+    unused = sorted(set(arrays) - set(by_name) - {LABEL_KEYS[0]})
+    notes = [f"{path.name}: {_listed('array', unused)} neither a model input nor 'label': not used"] if unused else []
+    flat = None if labels is None else labels.reshape(seq_count * length, *labels.shape[2:])
+    return Sequences(steps, initial, tuple(state)), flat, notes
+
+
+def _initial_state(array: np.ndarray | None, spec: TensorSpec, count: int, source: str) -> np.ndarray:
+    """The state each sequence starts from: ``array`` (``[S, *state shape]``) or zeros."""
+    dims = spec.shape
+    if dims is None or not all(isinstance(d, int) and d > 0 for d in dims) or dims[0] != 1:
+        msg = (
+            f"state input '{spec.name}' has shape {spec.shape_text()}: running sequences needs a fixed state "
+            "shape with a leading 1 (batch 1 per step)"
+        )
+        raise DataError(msg)
+    want = (count, *(d for d in dims if isinstance(d, int)))
+    if array is None:
+        return np.zeros(want, dtype=np.dtype(spec.dtype))
+    if array.shape != want:
+        shape = list(want)
+        msg = f"'{spec.name}' in {source} has shape {list(array.shape)}: a start state per sequence is {shape}"
+        raise DataError(msg)
+    return np.ascontiguousarray(array, dtype=np.dtype(spec.dtype))
 
 
 def match_inputs(

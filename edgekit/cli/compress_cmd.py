@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from edgekit.cli import choices
-from edgekit.cli.option_values import bundle_options, shapes
+from edgekit.cli.option_values import bundle_options, shapes, state_pairs
 from edgekit.cli.output import RichProgress, out, print_error, user_errors
 from edgekit.errors import ConfigError
 
@@ -81,8 +81,8 @@ def compress(
     ),
     mode: str | None = typer.Option(
         None,
-        help="Variants to make, comma-separated; the first is the result: int8-static, int8-dynamic, fp16, prune "
-        "[default: auto: try FP16 and INT8 variants, keep what meets --budget].",
+        help="Variants to make, comma-separated; the first is the result: int8-static, int8-dynamic, fp16, "
+        "int8-weight, int4-weight, prune [default: auto: try FP16 and INT8 variants, keep what meets --budget].",
     ),
     budget: str | None = typer.Option(
         None,
@@ -92,7 +92,8 @@ def compress(
     metric: str | None = typer.Option(
         None,
         help="What the budget is about: accuracy, mae, rmse (need --eval labels), agreement, top1, cosine, relative, "
-        "or module:function [default: accuracy with labels, else agreement with FP32].",
+        "or module:function; OUTPUT=METRIC (top1, cosine, relative, exact; comma-separated) judges an output "
+        "[default: accuracy with labels, else agreement with FP32, cosine for embeddings].",
     ),
     prefer: choices.Prefer = typer.Option(
         "latency",
@@ -138,6 +139,11 @@ def compress(
     batch: int = typer.Option(32, help="The larger batch size latency is measured at."),
     timing: float = typer.Option(1.5, help="Seconds of timing per model and batch size (models take turns)."),
     input_shape: list[str] = typer.Option([], help="NAME=D1,D2,... for synthetic inputs where dims are free."),
+    state: str | None = typer.Option(
+        None,
+        help="A stateful model's state, INPUT:OUTPUT pairs fed back along sequences (h:hn,c:cn), or none "
+        "[default: found by name and shape].",
+    ),
     max_eval_samples: int | None = typer.Option(None, help="Evaluate on at most this many samples."),
     to: str | None = typer.Option(
         None,
@@ -216,6 +222,7 @@ def compress(
             preprocess=parse_preprocess(preprocess) if preprocess else None,
             eval=eval_data,
             input_shapes=shapes(input_shape),
+            state=state_pairs(state),
             threads=threads,
             batch=batch,
             max_eval_samples=max_eval_samples,

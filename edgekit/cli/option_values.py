@@ -1,4 +1,4 @@
-"""Option values more than one command reads: ``--input-shape``, ``--labels``, ``--created``, and the bundle options.
+"""Option values: ``--input-shape``, ``--state``, ``--labels``, ``--created``, and the bundle options.
 
 ``edgekit compress`` and ``edgekit bundle pack``/``convert`` parse these the same way, so they live here,
 where both command modules import them without importing each other.
@@ -31,6 +31,21 @@ def shapes(values: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
             raise ConfigError(f"--input-shape '{item}' is not NAME=D1,D2,...: write it like input=1,3,224,224")
         parsed.append((name, shape))
     return tuple(parsed)
+
+
+def state_pairs(value: str | None) -> tuple[tuple[str, str], ...] | None:
+    """Parse ``--state INPUT:OUTPUT,...`` (``none``: no state; not given: ``None``, found from the model)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return ()
+    pairs = []
+    for item in value.split(","):
+        name, sep, out = (part.strip() for part in item.partition(":"))
+        if not sep or not name or not out or ":" in out:
+            raise ConfigError(f"--state '{value}' is not INPUT:OUTPUT pairs: write it like h:hn,c:cn (or none)")
+        pairs.append((name, out))
+    return tuple(pairs)
 
 
 def read_labels(path: Path | None) -> tuple[str, ...] | None:

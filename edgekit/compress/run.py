@@ -8,6 +8,7 @@ inputs and threads. The outputs (:mod:`.onnx_output`, :mod:`.tflite_output`), th
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING
 
 from edgekit import importers, passes
 from edgekit.compress import target
-from edgekit.data import Dataset, batch_size_for, fixed_batch, load_npz, synthesize
+from edgekit.data import Dataset, batch_size_for, fixed_batch, synthesize
 from edgekit.graph_stats import graph_inputs
+from edgekit.measure import sequences
+from edgekit.measure.fidelity import OutputHints
 from edgekit.measure.meter import Meter
 from edgekit.measure.size import Size
 from edgekit.model_io import LoadedModel, load_model, model_bytes
@@ -90,7 +93,7 @@ def open_run(
     threads = target.threads(options, cpu)
     loaded, imported = _load(str(source), options)
     specs = graph_inputs(loaded.model)
-    calib, evaluation = _load_data(options, specs)
+    calib, evaluation = _load_data(options, specs, loaded, threads)
     if needs_calibration and calib is None:
         calib = synthesize(specs, shapes=dict(options.input_shapes))
     probe = evaluation or calib or synthesize(specs, shapes=dict(options.input_shapes))
@@ -108,8 +111,15 @@ def open_run(
         )
         prep = Pipeline([passes.create(passes.Validate.name), passes.create(passes.Cleanup.name, options.cleanup)])
         prepared, preparation = prep.run(loaded.model, ctx)
+        declared = (options.bundle.labels if options.bundle else None) or (imported.labels if imported else None)
         meter = Meter(
-            probe, specs, threads=threads, batch=options.batch, budget=options.latency_budget, progress=progress
+            probe,
+            specs,
+            threads=threads,
+            batch=options.batch,
+            budget=options.latency_budget,
+            progress=progress,
+            hints=OutputHints(classes=len(declared) if declared else None),
         )
         yield CompressRun(
             options=options,
@@ -136,7 +146,19 @@ def _load(source: str, options: CompressOptions) -> tuple[LoadedModel, importers
     return LoadedModel(imported.require_onnx(), Path(source.split(":", 1)[0]), ()), imported
 
 
-def _load_data(options: CompressOptions, specs: Sequence[TensorSpec]) -> tuple[Dataset | None, Dataset | None]:
+def _load_data(
+    options: CompressOptions, specs: Sequence[TensorSpec], loaded: LoadedModel, threads: int
+) -> tuple[Dataset | None, Dataset | None]:
+    """The ``.npz`` files (of sequences, for a model that feeds back state: :mod:`edgekit.measure.sequences`)."""
+    state = sequences.resolve_state(loaded.model, options.state)
+    read = functools.partial(
+        sequences.load,
+        specs=specs,
+        state=state,
+        detected=options.state is None,
+        model_bytes=model_bytes(loaded.model) if state else b"",
+        threads=threads,
+    )
     calib = evaluation = None
     if options.calib is not None:
         if options.calib.is_dir():
@@ -144,7 +166,7 @@ def _load_data(options: CompressOptions, specs: Sequence[TensorSpec]) -> tuple[D
 
             calib = load_folder(options.calib, specs, options.preprocess)
         else:
-            calib = load_npz(options.calib, specs, role="calibration")
+            calib = read(options.calib, role="calibration")
     if options.eval is not None:
-        evaluation = load_npz(options.eval, specs, role="evaluation")
+        evaluation = read(options.eval, role="evaluation")
     return calib, evaluation

@@ -36,9 +36,14 @@ class Meter:
         batch: int,
         budget: latency.LatencyBudget,
         progress: Progress,
+        hints: fidelity.OutputHints | None = None,
     ) -> None:
-        """Batch the probe data once; latency is timed at batch 1 and ``batch`` (or the model's fixed batch)."""
+        """Batch the probe data once; latency is timed at batch 1 and ``batch`` (or the model's fixed batch).
+
+        ``hints`` is what the run knows about the outputs (a classifier's declared labels): how they are judged.
+        """
         self.probe = probe
+        self.hints = hints or fidelity.OutputHints()
         self.threads = threads
         self.progress = progress
         self.budget = budget
@@ -51,6 +56,11 @@ class Meter:
 
     def outputs(self, name: str, data: bytes) -> tuple[OrtRunner, list[np.ndarray]]:
         """A session for the model and its outputs over the probe samples."""
+        if self.probe.sequences is not None:  # a stateful model: each model feeds back its own state, step by step
+            from edgekit.measure.sequences import SequenceRunner
+
+            stateful = SequenceRunner(data, self.probe.sequences, threads=self.threads, label=f"{name} model")
+            return stateful, stateful.outputs(self.progress, f"evaluating {name}")
         runner = OrtRunner(data, threads=self.threads, label=f"{name} model")
         batches = list(self.progress.track(self.eval_batches, f"evaluating {name}"))
         return runner, [o[: self.probe.size] for o in runner.run_batches(batches)]
@@ -65,6 +75,7 @@ class Meter:
         runners = []
         measured = []
         reference: list[np.ndarray] = []
+        kinds: list[fidelity.OutputKind] = []
         for name, data, results in models:
             runner, outputs = self.outputs(name, data)
             m = ModelMeasurement(name, Size.of(data), [], passes=results)
@@ -72,8 +83,9 @@ class Meter:
                 m.accuracy = fidelity.accuracy(outputs, self.probe.labels)
             if not reference:
                 reference = outputs
+                kinds = fidelity.judge(runner.output_names, reference, self.hints)
             else:
-                m.fidelity = fidelity.compare_all(runner.output_names, reference, outputs)
+                m.fidelity = fidelity.compare_all(runner.output_names, reference, outputs, kinds)
             runners.append(runner)
             measured.append(m)
         self.time_all(runners, measured)
