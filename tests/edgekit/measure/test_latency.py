@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from edgekit.measure.latency import Latency, LatencyBudget, measure_interleaved, tile_feeds
+from edgekit.measure.latency import Latency, LatencyBudget, measure_interleaved, tile_feeds, time_ratio
 
 FEEDS = {"x": np.zeros((4, 3), np.float32)}
 
@@ -68,7 +68,48 @@ def test_a_runner_too_slow_for_the_budget_is_topped_up_to_min_runs():
 def test_latency_per_sample_and_json():
     latency = Latency(batch=4, p50_ms=2.0, p99_ms=3.123456, runs=10)
     assert latency.per_sample_ms == 0.5
-    assert json.loads(json.dumps(latency.to_json())) == {"batch": 4, "p50_ms": 2.0, "p99_ms": 3.1235, "runs": 10}
+    assert json.loads(json.dumps(latency.to_json())) == {
+        "batch": 4,
+        "p50_ms": 2.0,
+        "p99_ms": 3.1235,
+        "runs": 10,
+        "spread_ms": 0.0,
+        "round_p50_ms": [],
+    }
+
+
+def test_each_round_keeps_its_p50_and_the_spread_is_half_their_iqr():
+    budget = LatencyBudget(warmup=1, min_runs=1, max_runs=30, seconds=0.03, rounds=3)
+    (result,) = measure_interleaved([FakeRunner("a", 0.0, [])], FEEDS, budget)
+    assert len(result.rounds_ms) == 3
+    latency = Latency(1, 2.0, 3.0, 40, (1.0, 2.0, 3.0, 4.0, 5.0))
+    assert latency.spread_ms == pytest.approx(1.0)  # (4 - 2) / 2
+    assert latency.to_json()["round_p50_ms"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def _rounds(values):
+    return [Latency(1, float(np.median(values)), max(values), 10 * len(values), tuple(values))]
+
+
+def test_time_ratio_pairs_the_rounds_so_shared_noise_cancels():
+    noise = [1.0, 3.0, 1.2, 2.5, 1.1, 4.0, 1.0, 1.3, 2.2, 1.0, 1.6, 3.3, 1.1, 1.0, 2.0]  # a neighbour comes and goes
+    ratio = time_ratio(_rounds([n * 1.2 for n in noise]), _rounds(noise))
+    assert ratio.point == pytest.approx(1.2)
+    assert (ratio.low, ratio.high) == (pytest.approx(1.2), pytest.approx(1.2))
+
+
+def test_time_ratio_interval_is_the_sign_test_one_over_the_rounds():
+    # 15 rounds: the 95% interval of the median is [4th, 12th] of the sorted ratios
+    ratios = [0.90, 0.95, 0.97, 0.98, 0.99, 1.0, 1.0, 1.0, 1.01, 1.02, 1.03, 1.04, 1.06, 1.10, 1.20]
+    ratio = time_ratio(_rounds(ratios), _rounds([1.0] * 15))
+    assert (ratio.low, ratio.point, ratio.high) == (pytest.approx(0.98), pytest.approx(1.0), pytest.approx(1.04))
+    assert ratio.text() == "0.98-1.04"
+
+
+def test_time_ratio_without_rounds_is_the_p50s_ratio():
+    ratio = time_ratio([Latency(1, 2.0, 2.0, 10)], [Latency(1, 1.0, 1.0, 10)])
+    assert (ratio.low, ratio.point, ratio.high) == (2.0, 2.0, 2.0)
+    assert ratio.text() == "2.00"
 
 
 @pytest.mark.parametrize("batch", [1, 3, 5, 8])
