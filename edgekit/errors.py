@@ -59,6 +59,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EdgekitError",
+    "EngineError",
     "FleetError",
     "InvalidInputError",
     "MissingBackendError",

@@ -14,6 +14,7 @@ The device never imports the host toolkit, so the tree is defined here, once; th
     │   └── BundleCheckError     host  a bundle the host's own check refuses: verify, inspect, sign, pack (exit 1)
     ├── ModelError                     a model that cannot be read, loaded or run (exit 3)
     │   ├── SelfTestError              the model loads but does not give its golden outputs
+    │   ├── EngineError          host  ONNX Runtime cannot load or run a model the host made or measures
     │   └── TFLiteConversionError host ops, attributes or shapes the TFLite writer cannot express
     ├── PassError                host  a compression pass failed on a valid model (exit 4)
     ├── InvalidInputError              inputs that do not fit the model's schema (exit 2; servers answer 400)
