@@ -13,6 +13,10 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: the mode a published file is created with, before the umask takes its bits away
 PUBLISHED_MODE = 0o666
@@ -22,23 +26,21 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that no half-written file is ever seen there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, fd = _create_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _publish(path, lambda fh: fh.write(data))
 
 
 def copy_atomic(source: Path, path: Path) -> None:
     """Copy the file ``source`` to ``path`` the same way: complete or not there, with the published mode."""
-    path = Path(path)
+    with Path(source).open("rb") as src:
+        _publish(Path(path), lambda fh: shutil.copyfileobj(src, fh))
+
+
+def _publish(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Create a hidden file beside ``path``, ``write`` into it, then rename it into place (or remove it)."""
     tmp, fd = _create_beside(path)
     try:
-        with os.fdopen(fd, "wb") as dst, Path(source).open("rb") as src:
-            shutil.copyfileobj(src, dst)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -49,7 +49,7 @@ class ResendCommand:
         """Check the ranges, requeue them, and report (a ``done`` event with ``resent``)."""
         ranges = ranges_of(command_id, doc)
         done = self.outbox.requeue(ranges)
-        gone = sum(last - first + 1 for first, last in done.gone)
+        gone = size(done.gone)
         detail = f"{done.requeued} windows go again, {done.waiting} were waiting anyway"
         if done.gone:
             shown = ", ".join(f"{first}-{last}" for first, last in done.gone[:5])
