@@ -46,9 +46,9 @@ class Candidate:
         return not self.needs_large_matmuls or has_large_matmuls(model)
 
     @property
-    def quantizes(self) -> bool:
-        """INT8 candidates can keep sensitive nodes in float."""
-        return self.pass_name in {passes.QuantizeStatic.name, passes.QuantizeDynamic.name}
+    def falls_back(self) -> bool:
+        """Whether the candidate can keep its most sensitive nodes in float: INT8, and FP16 (mixed precision)."""
+        return self.pass_name in {passes.QuantizeStatic.name, passes.QuantizeDynamic.name, passes.ConvertFp16.name}
 
     def excluding(self, nodes: Sequence[str]) -> Candidate:
         """The same candidate with ``nodes`` kept in float (on top of those its config excludes)."""

@@ -1,9 +1,9 @@
-"""The budgeted search: try each candidate, and where an INT8 one misses, keep its worst nodes in float.
+"""The budgeted search: try each candidate, and where an INT8 or FP16 one misses, keep its worst nodes in float.
 
-The fallback ranks the candidate's quantized nodes by the noise each adds
-(:mod:`edgekit.auto.sensitivity`), then quantizes again with the top 1, 2, 4, … of them kept in
-float until the real metric meets the budget, and bisects back to the smallest such set. It stops
-when the ranking is used up, or at ``max_trials`` / ``time_limit``.
+The fallback ranks the candidate's quantized (or float16) nodes by the noise each adds
+(:mod:`edgekit.auto.sensitivity`), then builds it again with the top 1, 2, 4, … of them kept in
+float32 until the real metric meets the budget, and bisects back to the smallest such set: for FP16
+that is mixed precision. It stops when the ranking is used up, or at ``max_trials`` / ``time_limit``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from edgekit.auto.result import AutoResult, KeptFloat, Trial
 from edgekit.auto.sensitivity import dequantized_consumers, rank_nodes
 from edgekit.errors import ConfigError, EdgekitError, EngineError
 from edgekit.model_io import model_bytes
+from edgekit.passes.fp16 import Fp16Config, converted_nodes
 from edgekit.passes.quantize_common import quantizable_nodes
 from edgekit.pipeline import Pipeline
 
@@ -112,7 +113,7 @@ class AutoSearch:
         built = [b for c in candidates if (b := self.build(c, step="candidate")) is not None]
         for cand in candidates:
             first = next((b for b in built if b.name == cand.name), None)
-            if first is None or first.trial.meets_budget or not cand.quantizes or not self.options.fallback:
+            if first is None or first.trial.meets_budget or not cand.falls_back or not self.options.fallback:
                 continue
             if self._out_of_budget():
                 break
@@ -152,6 +153,8 @@ class AutoSearch:
         float_model = self.inputs[cand.pass_name]
         if cand.pass_name == passes.QuantizeStatic.name:
             touched = dequantized_consumers(first.model)
+        elif isinstance(cand.config, Fp16Config):  # mixed precision: float16 nodes back to float32
+            touched = converted_nodes(float_model, cand.config)
         else:
             touched = quantizable_nodes(float_model, getattr(cand.config, "op_types", ()))
         already = set(getattr(cand.config, "nodes_to_exclude", ()))

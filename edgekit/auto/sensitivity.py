@@ -1,9 +1,10 @@
-"""Which quantized nodes hurt most: the cheap ranking the fallback search starts from.
+"""Which quantized (or float16) nodes hurt most: the cheap ranking the fallback search starts from.
 
-Both models, the float one and its quantized variant, are run once on a few samples with every
-float intermediate tensor exposed as an output. Quantization keeps the float graph's tensor names
+Both models, the float one and its quantized or float16 variant, are run once on a few samples with
+every float intermediate tensor exposed as an output. Quantization keeps the float graph's tensor names
 (QDQ inserts Q/DQ pairs between them; dynamic quantization rewrites a node but keeps its output
-name), so each tensor of the float model can be compared with its quantized counterpart. A
+name), and so does the float16 conversion (it adds casts), so each tensor of the float model can be
+compared with its counterpart. A
 node's sensitivity is the noise it *adds*: the relative noise power of its output minus the worst
 of its inputs'. This is the layer-wise signal-to-quantization-noise ratio of
 ``onnxruntime.quantization.qdq_loss_debug``, computed in memory and for dynamic INT8 too; the
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     import onnx
 
-_FLOAT = 1  # onnx.TensorProto.FLOAT
+_FLOAT, _FLOAT16 = 1, 10  # onnx.TensorProto.FLOAT, FLOAT16
 _MAX_DB = 200.0
 
 
@@ -58,33 +59,44 @@ def dequantized_consumers(model: onnx.ModelProto) -> list[str]:
     ]
 
 
-def float_tensors(model: onnx.ModelProto) -> set[str]:
-    """Names of the float32 tensors the model's nodes produce, by shape inference."""
+def _types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of each typed value, by shape inference where it works."""
     import onnx
 
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001  (shape inference fails on some graphs: use what is typed)
         inferred = model
-    typed = {
+    return {
         vi.name: vi.type.tensor_type.elem_type
         for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]
     }
+
+
+def float_tensors(model: onnx.ModelProto) -> set[str]:
+    """Names of the float32 tensors the model's nodes produce, by shape inference."""
+    typed = _types(model)
     return {o for n in model.graph.node for o in n.output if typed.get(o) == _FLOAT}
 
 
 def expose(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
-    """A copy whose graph outputs include the float32 tensors ``names`` where a node produces them."""
+    """A copy whose graph outputs include the tensors ``names`` where a node produces them.
+
+    Each is exposed with its type in ``model`` when that is float16 (an FP16 variant), else as float32
+    (the contrib ops of dynamic INT8 defeat shape inference: the float model's types hold there).
+    """
     import onnx
 
     wanted = set(names)
+    typed = _types(model)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     present = {o.name for o in out.graph.output}
     for node in out.graph.node:
         for name in node.output:
             if name in wanted and name not in present:
-                out.graph.output.append(onnx.helper.make_tensor_value_info(name, _FLOAT, None))
+                elem = _FLOAT16 if typed.get(name) == _FLOAT16 else _FLOAT
+                out.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
                 present.add(name)
     return out
 
@@ -142,8 +154,9 @@ def rank_nodes(
         if not outs:
             continue
         ins = [v for i in node.input if (v := noise.get(i)) is not None]
-        out_noise = max(outs)
-        added = out_noise - max(ins, default=0.0)
+        out_noise, in_noise = max(outs), max(ins, default=0.0)
+        # an overflow (inf) passed on is not added here: inf - inf would be nan, which has no rank
+        added = 0.0 if math.isinf(out_noise) and math.isinf(in_noise) else out_noise - in_noise
         ranked.append(NodeSensitivity(name, node.op_type, _sqnr_db(out_noise), added))
     ranked.sort(key=lambda s: (-s.added_noise, s.sqnr_db, s.node))
     return ranked

@@ -131,7 +131,7 @@ def compress(
         help="7-bit weights [default: the --target's choice, else chosen from this CPU's features].",
     ),
     op_types: str | None = typer.Option(None, help="Op types to quantize, comma-separated [default: per mode]."),
-    exclude: str | None = typer.Option(None, help="Node names to keep in float, comma-separated."),
+    exclude: str | None = typer.Option(None, help="Node names to keep in float32 (by INT8 and FP16), comma-separated."),
     sparsity: float = typer.Option(0.5, help="Fraction of weights zeroed by the prune mode."),
     threads: int | None = typer.Option(
         None, help="Inference threads for latency [default: the --target's, else cores, at most 4]."
@@ -217,6 +217,7 @@ def compress(
             cleanup=passes.CleanupConfig(method=cleanup.value),
             static=static,
             dynamic=dynamic,
+            fp16=passes.Fp16Config(nodes_to_exclude=excluded),
             prune=passes.PruneConfig(sparsity=sparsity),
             calib=calib,
             preprocess=parse_preprocess(preprocess) if preprocess else None,

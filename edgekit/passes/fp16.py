@@ -10,6 +10,13 @@ match expected type"): transformers cast their int64 attention mask that way. Su
 float (the converter adds a cast to float16 after them), any the converter still retypes are repaired,
 and the result is loaded in ONNX Runtime before it is handed on: a model that does not load is a
 :class:`~edgekit.errors.PassError` with the engine's reason, never a file written.
+
+Mixed precision: ``nodes_to_exclude`` (``--exclude``) names nodes that compute in float32, with casts at
+their edges. Auto mode's fallback fills it when plain FP16 misses the budget: the nodes whose float16
+outputs add the most error, fewest first, until the budget holds (:mod:`edgekit.auto.search`), the way
+onnxconverter-common's ``auto_convert_mixed_precision`` searches but judged by the run's own metric.
+The usual cause is a value float16 holds too coarsely (near 1000 its step is 0.5: raw sensor readings) or
+not at all (beyond 65504).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 from edgekit.errors import PassError
 from edgekit.graph_stats import weight_stats
 from edgekit.passes.base import PassConfig, PassContext, PassOutput
-from edgekit.passes.quantize_common import ensure_node_names
+from edgekit.passes.quantize_common import check_exclusions, ensure_node_names
 
 if TYPE_CHECKING:
     import onnx
@@ -37,8 +44,8 @@ class Fp16Config(PassConfig):
     keep_io_types: bool = True
     #: op types left in float32 (added to onnxconverter-common's default block list)
     op_block_list: tuple[str, ...] = ()
-    #: node names left in float32 (added to every ``Cast(to=FLOAT)``, which are always kept)
-    node_block_list: tuple[str, ...] = ()
+    #: node names left in float32 (added to every ``Cast(to=FLOAT)``, which are always kept): mixed precision
+    nodes_to_exclude: tuple[str, ...] = ()
 
 
 class ConvertFp16:
@@ -61,9 +68,10 @@ class ConvertFp16:
         work = onnx.ModelProto()
         work.CopyFrom(model)
         ensure_node_names(work)
+        check_exclusions(work, self.config.nodes_to_exclude)
         del work.graph.value_info[:]  # stale or repeated entries mislead the converter; it infers shapes again
         casts = [n.name for n in work.graph.node if n.op_type == "Cast" and _cast_to(n) == _FLOAT]
-        block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(self.config.op_block_list)
+        block = blocked_ops(self.config)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -71,7 +79,7 @@ class ConvertFp16:
                     work,
                     keep_io_types=self.config.keep_io_types,
                     op_block_list=block,
-                    node_block_list=[*casts, *self.config.node_block_list],
+                    node_block_list=[*casts, *self.config.nodes_to_exclude],
                     disable_shape_infer=False,
                 )
         except Exception as exc:  # onnxconverter-common raises bare Exceptions
@@ -88,8 +96,27 @@ class ConvertFp16:
             "values_clamped": clamped,
             "casts_kept_float": len(casts),
             "casts_repaired": repaired,
+            "nodes_kept_float": list(self.config.nodes_to_exclude),
         }
         return PassOutput(out, details, notes)
+
+
+def blocked_ops(config: Fp16Config) -> list[str]:
+    """Op types the conversion leaves in float32: onnxconverter-common's defaults and the config's."""
+    from onnxconverter_common import float16
+
+    return list(float16.DEFAULT_OP_BLOCK_LIST) + list(config.op_block_list)
+
+
+def converted_nodes(model: onnx.ModelProto, config: Fp16Config) -> list[str]:
+    """The nodes of ``model`` (named) the conversion computes in float16: what mixed precision picks from."""
+    blocked = set(blocked_ops(config))
+    kept = set(config.nodes_to_exclude)
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type not in blocked and n.name not in kept and not (n.op_type == "Cast" and _cast_to(n) == _FLOAT)
+    ]
 
 
 def _cast_to(node: onnx.NodeProto) -> int | None:

@@ -191,3 +191,38 @@ def sensitive_input(samples: int, *, features: int = 64, seed: int = 1) -> np.nd
     x = np.random.default_rng(seed).normal(0.0, 1.0, (samples, features)).astype(np.float32)
     x[:, 0] = 1000.0 + x[:, 0]
     return x
+
+
+def sensor_model(seed: int = 0, *, features: int = 16, classes: int = 6) -> onnx.ModelProto:
+    """``(x - mean) / std`` baked into the graph, then ``fc1 → relu → fc2``: for :func:`sensor_input`'s raw readings.
+
+    The readings sit near 1000 with a spread of 0.1: float16 holds them in steps of 0.5, so converting the
+    node ``center`` (which reads ``x``) to float16 erases what decides the class; every other node converts
+    harmlessly, since after ``center`` the values are small.
+    """
+    rng = np.random.default_rng(seed)
+    mean = (1000.0 + rng.uniform(-5.0, 5.0, features)).astype(np.float32)
+    return make_model(
+        [
+            helper.make_node("Sub", ["x", "mean"], ["c"], name="center"),
+            helper.make_node("Div", ["c", "std"], ["z"], name="scale"),
+            helper.make_node("MatMul", ["z", "W1"], ["a"], name="fc1"),
+            helper.make_node("Relu", ["a"], ["r"], name="relu"),
+            helper.make_node("MatMul", ["r", "W2"], ["logits"], name="fc2"),
+        ],
+        [helper.make_tensor_value_info("x", FLOAT, ["N", features])],
+        [helper.make_tensor_value_info("logits", FLOAT, ["N", classes])],
+        [
+            numpy_helper.from_array(mean, "mean"),
+            numpy_helper.from_array(np.full(features, 0.1, np.float32), "std"),
+            weight(rng, "W1", features, 32, scale=0.25),
+            weight(rng, "W2", 32, classes, scale=0.25),
+        ],
+    )
+
+
+def sensor_input(samples: int, *, features: int = 16, seed: int = 1) -> np.ndarray:
+    """Raw readings for :func:`sensor_model` (same ``features``): its means plus noise of spread 0.1."""
+    mean = 1000.0 + np.random.default_rng(0).uniform(-5.0, 5.0, features)
+    noise = np.random.default_rng(seed).normal(0.0, 0.1, (samples, features))
+    return (mean + noise).astype(np.float32)

@@ -81,7 +81,7 @@ def test_excluding_adds_to_the_configured_exclusions():
         if c.name == "int8-dynamic"
     ]
     assert cand.excluding(["b"]).config.nodes_to_exclude == ("a", "b")  # type: ignore[attr-defined]
-    assert cand.quantizes
+    assert cand.falls_back
 
 
 # ---- the choice from paired timing rounds: equal unless the difference is clearly beyond the noise

@@ -13,7 +13,7 @@ from edgekit.auto.budget import Budget
 from edgekit.compress import CompressOptions, compress
 from edgekit.measure.latency import LatencyBudget
 from tests.edgekit.conftest import AVX2_CPU
-from tests.edgekit.graphs import run, sensitive_input, sensitive_model
+from tests.edgekit.graphs import run, sensitive_input, sensitive_model, sensor_input, sensor_model
 
 FAST = LatencyBudget(warmup=2, min_runs=5, max_runs=20, seconds=0.1, rounds=2)
 
@@ -130,3 +130,31 @@ def test_without_calibration_data_auto_mode_does_not_guess_static_ranges(digits,
     assert "int8-static" not in {t.candidate for t in report.auto.trials}
     assert report.auto.metric.name == "accuracy"
     assert not report.data["calibration"]
+
+
+def test_fp16_that_misses_keeps_the_node_that_needs_float32_mixed_precision(tmp_path):
+    path, calib = tmp_path / "sensor.onnx", tmp_path / "calib.npz"
+    onnx.save(sensor_model(), path)
+    np.savez(calib, x=sensor_input(200))
+    out = tmp_path / "out"
+    report = compress(path, out, _options(calib, modes=("fp16",), prefer="size"), cpu=AVX2_CPU)
+    search = report.auto
+    assert search is not None
+    first, *fallback = search.trials
+    assert (first.candidate, first.step, first.meets_budget) == ("fp16", "candidate", False)
+    assert first.metric is not None
+    assert first.metric < 0.6  # readings near 1000 in steps of 0.5: the class is lost
+    assert search.sensitivity["fp16"][0].node == "center"
+    assert fallback[0].excluded == ("center",)
+    assert fallback[0].meets_budget
+    assert report.chosen == "fp16+fallback"
+    written = onnx.load(out / "model.onnx")
+    center = next(n for n in written.graph.node if n.name == "center")
+    assert center.input[0] == "x"  # reads the float32 input itself, no cast to float16 before it
+    halves = [t.name for t in written.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    assert {"W1", "W2"} <= set(halves)  # the rest is float16
+    x = sensor_input(100, seed=9)
+    agree = run(written, {"x": x})[0].argmax(1) == run(sensor_model(), {"x": x})[0].argmax(1)
+    assert agree.mean() >= 0.99
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["auto"]["kept_in_float"]["fp16+fallback"][0]["node"] == "center"

@@ -99,6 +99,12 @@ REFUSALS = [
     # edgekit compress
     row("compress cnn.onnx -o out --calib a[1].npz", 2, NO_BATCH),
     row("compress cnn.onnx -o out --eval a[1].npz --mode fp16", 2, NO_BATCH),
+    row(
+        "compress cnn.onnx -o out --mode fp16 --exclude nope",
+        2,
+        "--exclude names no node called nope: node names look like node_conv2d, node_relu, node_conv2d_1, "
+        "node_relu_1, node_max_pool2d",
+    ),
     row("compress cnn.onnx -o out --calib [x]/c.npz", 2, "calibration file '[x]/c.npz' does not exist: check the path"),
     row(
         "compress cnn.onnx -o out --labels [x].txt",

@@ -7,10 +7,21 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.errors import PassError
+from edgekit.errors import ConfigError, PassError
 from edgekit.graph_stats import graph_inputs, graph_outputs, weight_stats
-from edgekit.passes.fp16 import ConvertFp16, Fp16Config, check_loads, repair_casts
-from tests.edgekit.graphs import CNN_INPUT, FLOAT, cnn_model, make_model, matmul_model, random_input, run, weight
+from edgekit.passes.fp16 import ConvertFp16, Fp16Config, check_loads, converted_nodes, repair_casts
+from tests.edgekit.graphs import (
+    CNN_INPUT,
+    FLOAT,
+    cnn_model,
+    make_model,
+    matmul_model,
+    random_input,
+    run,
+    sensor_input,
+    sensor_model,
+    weight,
+)
 
 
 def initializer_types(model) -> dict[str, int]:
@@ -27,7 +38,13 @@ def test_float16_weights_float32_io_and_close_outputs(ctx):
     assert weight_stats(out.model).total_bytes == weight_stats(model).total_bytes // 2
     assert graph_inputs(out.model) == graph_inputs(model)
     assert graph_outputs(out.model) == graph_outputs(model)
-    assert out.details == {"keep_io_types": True, "values_clamped": 0, "casts_kept_float": 0, "casts_repaired": 0}
+    assert out.details == {
+        "keep_io_types": True,
+        "values_clamped": 0,
+        "casts_kept_float": 0,
+        "casts_repaired": 0,
+        "nodes_kept_float": [],
+    }
     assert not out.warnings
     x = random_input((8, *CNN_INPUT))
     (want,) = run(model, {"x": x})
@@ -51,6 +68,25 @@ def test_blocked_op_keeps_float32_weights(ctx):
     assert types["fc_w"] == TensorProto.FLOAT
     x = random_input((4, *CNN_INPUT))
     np.testing.assert_allclose(run(out.model, {"x": x})[0], run(cnn_model(), {"x": x})[0], atol=0.05)
+
+
+def test_nodes_to_exclude_compute_in_float32_mixed_precision(ctx):
+    model = sensor_model()
+    x = sensor_input(200)
+    want = run(model, {"x": x})[0].argmax(1)
+    plain = ConvertFp16().run(model, ctx)
+    mixed = ConvertFp16(Fp16Config(nodes_to_exclude=("center",))).run(model, ctx)
+    assert (run(plain.model, {"x": x})[0].argmax(1) == want).mean() < 0.6  # float16 steps of 0.5 near 1000
+    assert (run(mixed.model, {"x": x})[0].argmax(1) == want).mean() == 1.0
+    assert initializer_types(mixed.model)["mean"] == TensorProto.FLOAT
+    assert initializer_types(mixed.model)["W1"] == TensorProto.FLOAT16
+    assert mixed.details["nodes_kept_float"] == ["center"]
+    assert converted_nodes(model, Fp16Config(nodes_to_exclude=("center",))) == ["scale", "fc1", "relu", "fc2"]
+
+
+def test_an_unknown_node_to_exclude_is_refused(ctx):
+    with pytest.raises(ConfigError, match="--exclude names no node called centre: node names look like center"):
+        ConvertFp16(Fp16Config(nodes_to_exclude=("centre",))).run(sensor_model(), ctx)
 
 
 def test_weights_beyond_float16_range_are_reported(ctx):
