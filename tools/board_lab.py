@@ -135,7 +135,12 @@ def root(recipe: Recipe, *, log: bool = True) -> Path:
         shutil.rmtree(scratch, ignore_errors=True)
         raise LabError(f"debootstrap {recipe.arch} failed ({' / '.join(tail)}): check {MIRROR} is reachable")
     (scratch / "lab-recipe.json").write_text(json.dumps({**asdict(recipe), "built_s": time.monotonic() - started}))
-    scratch.rename(folder)
+    try:
+        scratch.rename(folder)
+    except OSError:
+        if not (folder / "lab-recipe.json").exists():
+            raise
+        shutil.rmtree(scratch, ignore_errors=True)  # another build of the same recipe finished first: use it
     return folder
 
 

@@ -60,3 +60,22 @@ def test_an_illegal_instruction_names_the_cpu_model(lab, code):
 def test_a_cpu_the_arch_does_not_have_is_refused_before_anything_runs(lab):
     with pytest.raises(lab.LabError, match=r"--cpu 'cortex-a99': for arm64 the lab has cortex-a53, cortex-a72"):
         lab.run(lab.Recipe("arm64"), "cortex-a99", ["true"])
+
+
+def test_two_builds_of_one_root_at_once_both_end_with_the_root(lab, tmp_path, monkeypatch):
+    # dev.sh test builds the roots in the background; a second dev.sh started meanwhile builds them too
+    recipe = lab.Recipe("amd64")
+    monkeypatch.setattr(lab, "CACHE", tmp_path)
+    monkeypatch.setattr(lab, "check_host", lambda _arch: None)
+    final = tmp_path / recipe.key()
+
+    def debootstrap(argv, **_kwargs):
+        Path(argv[-2], "etc").mkdir()
+        final.mkdir()  # the other build finishes first
+        (final / "lab-recipe.json").write_text("{}")
+        (final / "etc").mkdir()
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(lab.subprocess, "run", debootstrap)
+    assert lab.root(recipe, log=False) == final
+    assert sorted(p.name for p in tmp_path.iterdir()) == [recipe.key()]  # the loser's scratch folder is gone
