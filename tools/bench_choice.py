@@ -9,11 +9,12 @@ size (the CLI's option; the default here, 1.5 s, is the CLI's).
 
 Usage::
 
-    python tools/bench_choice.py [--models cls,cnn,mlp,det,rec,lstm] [--runs 5] [--timing 1.5] [--no-load]
+    python tools/bench_choice.py [--models cls,cnn,mlp,det,rec,minilm,lstm] [--runs 5] [--timing 1.5] [--no-load]
                                  [--markdown]
 
-``lstm`` is the streaming Conv1d + LSTM classifier of ``tools/lstm_model.py`` (trained here in seconds; needs
-torch), compressed with its sequence data and a 1% budget, without a bundle (``--no-bundle``).
+The models and their data are ``tools/bench_cases.py``'s (``minilm``: the sentence encoder; ``lstm``: the
+streaming Conv1d + LSTM classifier of ``tools/lstm_model.py``, trained here in seconds, compressed with its
+sequence data; both need torch).
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_compress import prepare, run_edgekit  # tools/ is not a package: import it by path
-from bench_table import Case
+from bench_cases import CASES, prepare  # tools/ is not a package: import it by path
+from bench_compress import run_edgekit
 from fetch_models import default_cache
 
-#: what the bench covers, in the order of docs/benchmarks.md's compression table, and the stateful LSTM
-CHOICES = ("det", "rec", "cls", "cnn", "mlp", "lstm")
-TOOLS = Path(__file__).resolve().parent
+if TYPE_CHECKING:
+    from bench_table import Case
+
+#: what the bench covers: the cases of docs/benchmarks.md's compression table
+CHOICES = CASES
 
 
 @dataclass
@@ -64,7 +67,12 @@ class Outcome:
 
 
 #: report.json's fidelity metrics as the compress table prints them
-_LABELS = {"top1_agreement": "top-1", "label_agreement": "labels", "relative_agreement": "1-rel.err", "cosine": "cos"}
+_LABELS = {
+    "top1_agreement": "top-1",
+    "label_agreement": "labels",
+    "relative_agreement": "1-rel.err",
+    "cosine": "worst cos",
+}
 
 
 def _quality(variant: dict[str, Any]) -> str:
@@ -76,14 +84,6 @@ def _quality(variant: dict[str, Any]) -> str:
         label = _LABELS.get(f["metric"], f["metric"])
         parts.append(f"{label} {f['value']:.4f}" if f["metric"] == "cosine" else f"{label} {f['value']:.2%}")
     return ", ".join(parts)
-
-
-def lstm_case(work: Path) -> Case:
-    """Train and write the stateful Conv1d + LSTM model and its sequences (``tools/lstm_model.py``)."""
-    out = work / "lstm"
-    subprocess.run([sys.executable, str(TOOLS / "lstm_model.py"), str(out)], check=True, capture_output=True)
-    files = (out / "lstm.onnx", out / "lstm_calib.npz", out / "lstm_eval.npz")
-    return Case("lstm", "Conv1d+LSTM (stateful)", *files, None, cli_args=("--no-bundle",))  # the choice is the point
 
 
 def one_run(case: Case, out: Path, threads: int | None) -> Run:
@@ -138,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="edgekit-choice-") as tmp:
             work = Path(tmp)
-            cases = prepare([k for k in keys if k != "lstm"], args.cache or default_cache(), work, args.det_size)
-            cases += [lstm_case(work)] if "lstm" in keys else []
+            cases = prepare(keys, args.cache or default_cache(), work, args.det_size)
             for case in cases:
                 timed = replace(case, cli_args=(*case.cli_args, "--timing", f"{args.timing:g}"))
                 outcome = Outcome(case)

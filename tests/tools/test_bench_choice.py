@@ -29,4 +29,4 @@ def test_unknown_model_is_refused_in_one_line():
         [sys.executable, str(TOOL), "--models", "resnet"], capture_output=True, text=True, check=False, cwd=ROOT
     )
     assert done.returncode == 2
-    assert "--models: unknown resnet; choose from det,rec,cls,cnn,mlp,lstm" in done.stderr
+    assert "--models: unknown resnet; choose from det,rec,cls,cnn,mlp,minilm,lstm" in done.stderr
