@@ -195,6 +195,7 @@ def choose(
     for other in sorted(rivals, key=lambda m: -speed[m.name]):
         r = time_ratio(chosen.latency, other.latency)
         notes.append(
-            f"{chosen.name} and {other.name} are equal within noise (time ratio {r.text()}): the smaller, {chosen.name}"
+            f"{chosen.name} and {other.name} count as level (time ratio {r.text()}, not clearly beyond "
+            f"{margin:.2f}): the smaller, {chosen.name}"
         )
     return Choice(chosen.name, notes)

@@ -116,7 +116,7 @@ def test_noisy_equals_go_to_the_smaller_whichever_timed_faster():
         choice = choose(ORIG_T, FP32_T, [fp16, int8], prefer="latency", tolerance=0.05)
         assert choice.name == "int8-static"
         if speedup(fp16, ORIG_T) > speedup(int8, ORIG_T):
-            assert any(n.startswith("int8-static and fp16 are equal within noise (time ratio ") for n in choice.notes)
+            assert any(n.startswith("int8-static and fp16 count as level (time ratio ") for n in choice.notes)
     assert faster == {"fp16", "int8-static"}  # each timed faster once
 
 
