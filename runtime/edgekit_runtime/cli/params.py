@@ -80,6 +80,10 @@ PORT = WholeRange(
 MILLISECONDS = NumberRange(
     "ms", 0, 10_000, what="a number of milliseconds", outside="{} is out of range: use 0 to 10000 milliseconds"
 )
+#: how short a model call runs inline, on the event loop
+INLINE_MS = NumberRange(
+    "ms", 0, 10, what="a number of milliseconds", outside="{} is out of range: use 0 (never) to 10 milliseconds"
+)
 #: a telemetry window
 WINDOW_SECONDS = NumberRange(
     "seconds", 0.05, 86_400, what="a number of seconds", outside="{} is out of range: use 0.05 to 86400 seconds"

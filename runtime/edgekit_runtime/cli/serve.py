@@ -20,7 +20,7 @@ import click
 
 from edgekit_runtime.cli import config_file, target_flags, telemetry_flags
 from edgekit_runtime.cli.help_sections import SectionedCommand, SectionOption
-from edgekit_runtime.cli.params import COUNT, MILLISECONDS, PATH, PORT, POSITIVE, Choice
+from edgekit_runtime.cli.params import COUNT, INLINE_MS, MILLISECONDS, PATH, PORT, POSITIVE, Choice
 from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.server.settings import DEFAULT_MAX_BODY, DEFAULT_MEMORY_BUDGET, LOG_LEVELS, ServerSettings
 
@@ -89,6 +89,12 @@ def _seconds(flag: str, text: str) -> Callable[[Callable[..., Any]], Callable[..
     type=COUNT,
     help="model calls running at once (default: the CPU cores; with --target, cores / its threads)",
 )
+@click.option(
+    "--inline-below-ms",
+    type=INLINE_MS,
+    default=0.2,
+    help="model calls whose p99 is under this run on the event loop, not a thread (default: 0.2; 0: never)",
+)
 @click.option("--max-batch", type=COUNT, help="micro-batch up to N samples per model call (default: off)")
 @click.option(
     "--max-delay-ms",
@@ -136,6 +142,7 @@ def settings(args: SimpleNamespace) -> ServerSettings:
         host=args.host,
         port=args.port,
         concurrency=target_flags.default_concurrency(args, target_flags.cores_here()),
+        inline_below_ms=args.inline_below_ms,
         max_batch=args.max_batch,
         max_delay_ms=0.0 if args.max_delay_ms is None else args.max_delay_ms,
         max_body_bytes=args.max_body_bytes,

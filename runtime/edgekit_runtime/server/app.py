@@ -283,7 +283,8 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 def make_infer(model: Model, settings: ServerSettings, metrics: ServerMetrics) -> Infer:
     """The inference pool for ``model``, behind a micro-batcher if the settings ask for one."""
-    infer: Infer = Inference(model.run, concurrency=settings.concurrency, metrics=metrics)
+    inline = settings.inline_below_ms / 1000 if settings.max_batch is None else 0.0  # batches form in the pool
+    infer: Infer = Inference(model.run, concurrency=settings.concurrency, metrics=metrics, inline_below=inline)
     if settings.max_batch is not None:
         infer = MicroBatcher(
             infer, max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000, slots=settings.concurrency

@@ -81,6 +81,10 @@ class Gauge:
         """Set the series ``labels`` to ``value``."""
         self.values[labels] = value
 
+    def get(self, labels: Labels = ()) -> float:
+        """The series ``labels``' value (0 when never set)."""
+        return self.values.get(labels, 0)
+
     def add(self, amount: float, labels: Labels = ()) -> None:
         """Move the series ``labels`` by ``amount``."""
         self.values[labels] = self.values.get(labels, 0) + amount

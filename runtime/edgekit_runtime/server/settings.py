@@ -50,6 +50,8 @@ class ServerSettings:
     port: int = 8080
     #: model calls running at once (threads in the inference pool)
     concurrency: int = field(default_factory=available_cores)
+    #: model calls whose 99th percentile is under this many milliseconds run on the event loop (0: never)
+    inline_below_ms: float = 0.2
     #: micro-batching: most samples per backend call (``None``: every request runs on its own)
     max_batch: int | None = None
     #: micro-batching: longest a request waits for others to join its batch while the engine is idle (0: it
@@ -79,6 +81,8 @@ class ServerSettings:
             raise ConfigError(f"--port {self.port} is not a TCP port: use 1 to 65535, or 0 for a free one")
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency {self.concurrency} would run nothing: use 1 or more")
+        if not 0 <= self.inline_below_ms <= 10:  # noqa: PLR2004  (NaN fails this too)
+            raise ConfigError(f"--inline-below-ms {self.inline_below_ms:g} is out of range: use 0 (never) to 10")
         if self.max_batch is not None and self.max_batch < 2:  # noqa: PLR2004
             raise ConfigError(f"--max-batch {self.max_batch} batches nothing: use 2 or more, or leave it out")
         if not 0 <= self.max_delay_ms <= 10_000:  # noqa: PLR2004
