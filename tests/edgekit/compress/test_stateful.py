@@ -44,7 +44,8 @@ def agreement_along_sequences(reference, candidate, x):
 
 def test_a_stateful_model_is_calibrated_on_sequences_and_meets_a_1_percent_budget(lstm, tmp_path):
     out = tmp_path / "out"
-    searched = auto.AutoOptions(budget=auto.parse_budget("1%"))
+    # by size: which variant is fastest depends on the CPU (on some FP32 is, and latency would keep it)
+    searched = auto.AutoOptions(budget=auto.parse_budget("1%"), prefer="size")
     options = CompressOptions(modes=(), auto=searched, calib=lstm["calib"], eval=lstm["eval"], latency_budget=FAST)
 
     report = compress(lstm["model"], out, options)
