@@ -18,6 +18,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from bench_table import Case
 from fetch_models import fetch  # tools/ is not a package: import it by path
 from ppocr_data import cls_data, det_data, rec_data, save_npz
 
+if TYPE_CHECKING:
+    import argparse
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tools"
 DIGITS = ROOT / "examples" / "digits"
@@ -33,6 +37,15 @@ DIGITS = ROOT / "examples" / "digits"
 CASES = ("det", "rec", "cls", "cnn", "mlp", "minilm", "lstm")
 #: cases whose model comes out of a PyPI wheel (``tools/fetch_models.py``)
 _FETCHED = frozenset({"det", "rec", "cls", "minilm"})
+
+
+def model_keys(parser: argparse.ArgumentParser, models: str, choices: tuple[str, ...] = CASES) -> list[str]:
+    """The case keys of a ``--models`` value, in its order; an unknown or missing one is the parser's error."""
+    keys = [k.strip() for k in models.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in choices]
+    if unknown or not keys:
+        parser.error(f"--models: unknown {', '.join(unknown) or '(none given)'}; choose from {','.join(choices)}")
+    return keys
 
 
 def prepare(keys: list[str], cache: Path, work: Path, det_size: int) -> list[Case]:

@@ -30,15 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cases import CASES, prepare  # tools/ is not a package: import it by path
+from bench_cases import CASES, model_keys, prepare  # tools/ is not a package: import it by path
 from bench_compress import run_edgekit
 from fetch_models import default_cache
 
 if TYPE_CHECKING:
     from bench_table import Case
-
-#: what the bench covers: the cases of docs/benchmarks.md's compression table
-CHOICES = CASES
 
 
 @dataclass
@@ -116,7 +113,7 @@ def markdown(outcomes: list[Outcome], runs: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run every model ``--runs`` times under load; exit 1 when a model's choice changed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--models", default="cls,cnn,mlp", help=f"comma-separated subset of {','.join(CHOICES)}")
+    parser.add_argument("--models", default="cls,cnn,mlp", help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--runs", type=int, default=5, help="runs per model [5]")
     parser.add_argument("--timing", type=float, default=1.5, help="the CLI's --timing, seconds [1.5]")
     parser.add_argument("--threads", type=int, default=None, help="inference threads [default: edgekit's choice]")
@@ -125,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-load", action="store_true", help="do not start the busy child")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
-    keys = [k.strip() for k in args.models.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in CHOICES]
-    if unknown or not keys:
-        parser.error(f"--models: unknown {', '.join(unknown) or '(none given)'}; choose from {','.join(CHOICES)}")
+    keys = model_keys(parser, args.models)
     if args.runs < 1 or not args.timing > 0:
         parser.error("--runs must be at least 1 and --timing more than 0")
     start = time.perf_counter()

@@ -52,7 +52,7 @@ from edgekit.measure.sequences import SequenceRunner
 from edgekit.measure.session import OrtRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cases import CASES, prepare  # tools/ is not a package: import it by path
+from bench_cases import CASES, model_keys, prepare  # tools/ is not a package: import it by path
 from bench_table import MODE, Case, Row, Variant, fmt_ms, markdown, print_table, short
 from fetch_models import default_cache
 
@@ -268,19 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the bench and print the table."""
     from rich.console import Console
 
-    choices = CASES
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--models", default=",".join(choices), help=f"comma-separated subset of {','.join(choices)}")
+    parser.add_argument("--models", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--cache", type=Path, default=None, help=f"model cache [default: {default_cache()}]")
     parser.add_argument("--threads", type=int, default=None, help="inference threads [default: edgekit's choice]")
     parser.add_argument("--det-size", type=int, default=320, help="side of the square detector input [320]")
     parser.add_argument("--timing", type=float, default=None, help="the CLI's --timing, seconds [the CLI's default]")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = parser.parse_args(argv)
-    keys = [k.strip() for k in args.models.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in choices]
-    if unknown or not keys:
-        parser.error(f"--models: unknown {', '.join(unknown) or '(none given)'}; choose from {','.join(choices)}")
+    keys = model_keys(parser, args.models)
     console = Console(stderr=True, highlight=False)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:

@@ -73,13 +73,13 @@ def _types(model: onnx.ModelProto) -> dict[str, int]:
     }
 
 
-def float_tensors(model: onnx.ModelProto) -> set[str]:
-    """Names of the float32 tensors the model's nodes produce, by shape inference."""
-    typed = _types(model)
+def float_tensors(model: onnx.ModelProto, typed: dict[str, int] | None = None) -> set[str]:
+    """Names of the float32 tensors the model's nodes produce, by shape inference (unless ``typed`` is given)."""
+    typed = _types(model) if typed is None else typed
     return {o for n in model.graph.node for o in n.output if typed.get(o) == _FLOAT}
 
 
-def expose(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
+def expose(model: onnx.ModelProto, names: Iterable[str], typed: dict[str, int] | None = None) -> onnx.ModelProto:
     """A copy whose graph outputs include the tensors ``names`` where a node produces them.
 
     Each is exposed with its type in ``model`` when that is float16 (an FP16 variant), else as float32
@@ -88,7 +88,7 @@ def expose(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
     import onnx
 
     wanted = set(names)
-    typed = _types(model)
+    typed = _types(model) if typed is None else typed
     out = onnx.ModelProto()
     out.CopyFrom(model)
     present = {o.name for o in out.graph.output}
@@ -140,8 +140,9 @@ def rank_nodes(
     nodes = {n.name: n for n in float_model.graph.node if n.name in set(candidates)}
     initializers = {t.name for t in float_model.graph.initializer}
     tensors = {t for n in nodes.values() for t in [*n.input, *n.output] if t and t not in initializers}
-    floats = float_tensors(float_model) & tensors
-    ref = _activations(expose(float_model, floats), feeds, threads)
+    typed = _types(float_model)  # one shape inference of the float model serves both calls
+    floats = float_tensors(float_model, typed) & tensors
+    ref = _activations(expose(float_model, floats, typed), feeds, threads)
     # contrib ops of dynamic INT8 defeat shape inference on the quantized model: trust the float model's types
     got = _activations(expose(quantized, floats), feeds, threads)
     noise = {name: _noise(ref[name], got[name]) for name in tensors if name in ref and name in got}
