@@ -99,7 +99,14 @@ def run_auto(
 
     meeting = [m for m, b in zip(built_m, built, strict=True) if b.trial.meets_budget]
     if meeting:
-        choice = choose(orig_m, fp32_m, meeting, prefer=options.prefer, tolerance=options.latency_tolerance)
+        choice = choose(
+            orig_m,
+            fp32_m,
+            meeting,
+            prefer=options.prefer,
+            tolerance=options.latency_tolerance,
+            behind=options.fastest_tolerance,
+        )
         chosen, result.choice = choice.name, choice.notes
     elif not built:  # nothing in this model is what the candidates compress (e.g. a tree ensemble's attributes)
         chosen = FP32

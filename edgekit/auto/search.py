@@ -53,6 +53,9 @@ class AutoOptions:
     time_limit: float = 900.0
     #: speeds within this fraction of each other count as equal (timing noise on shared machines)
     latency_tolerance: float = 0.05
+    #: a variant whose time is clearly beyond ``1 +`` this times the fastest's is out of the running, however
+    #: small (wide, so that the noise between near-equal variants does not decide between them)
+    fastest_tolerance: float = 0.25
     #: keep sensitive nodes in float when an INT8 candidate misses
     fallback: bool = True
 

@@ -98,7 +98,8 @@ def compress(
     prefer: choices.Prefer = typer.Option(
         "latency",
         **choices.option(choices.Prefer, "--prefer"),
-        help="Among variants meeting the budget: latency (then size) or size.",
+        help="Among variants meeting the budget: latency (the smallest of those not clearly slower than FP32 "
+        "nor 25% behind the fastest) or size (the smallest).",
     ),
     max_trials: int = typer.Option(12, help="Fallback trials (re-quantizing with sensitive nodes in float)."),
     time_limit: float = typer.Option(900.0, help="Seconds after which no new fallback trial starts."),

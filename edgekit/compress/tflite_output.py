@@ -252,6 +252,7 @@ def _choose(
             meeting,
             prefer=options.prefer,
             tolerance=options.latency_tolerance,
+            behind=options.fastest_tolerance,
             yardstick=FP32,
             kept=f"{FP32} (the converted FP32 graph",
         )

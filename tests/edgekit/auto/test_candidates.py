@@ -180,3 +180,33 @@ def test_a_median_just_past_the_margin_is_no_evidence_however_narrow_the_interva
     assert ratio.point > 1.05
     assert not clearly_slower(ratio, 1.05)
     assert choose(ORIG_T, FP32_T, [int8], prefer="latency", tolerance=0.05).name == "int8-dynamic"
+
+
+def test_two_variants_level_with_fp32_do_not_decide_each_others_fate():
+    # the classifier under load: fp16 (the smaller) and int8-dynamic both run at FP32's speed, and in one run
+    # int8-dynamic timed clearly faster than fp16 by the 5% rule; fp16 must still be taken, in both runs
+    for fp16_ms, int8_ms in [(1.0, 0.99), (1.0, 0.88)]:
+        fp16 = _timed("fp16", 540, fp16_ms, _shifted(3))
+        int8 = _timed("int8-dynamic", 700, int8_ms, _shifted(4))
+        choice = choose(ORIG_T, FP32_T, [fp16, int8], prefer="latency", tolerance=0.05)
+        assert choice.name == "fp16", choice.notes
+    assert clearly_slower(time_ratio(fp16.latency, int8.latency), 1.05)  # the second run: the old rule's flip
+    assert any(n.startswith("fp16 and int8-dynamic count as level (time ratio ") for n in choice.notes)
+    assert any("not clearly beyond 1.25" in n for n in choice.notes)
+
+
+def test_a_smaller_variant_far_behind_the_fastest_is_out_though_level_with_fp32():
+    fast = _timed("int8-static", 300, 0.5, _shifted(3))
+    small = _timed("int4-weight", 150, 1.0, _shifted(4))  # FP32's speed, twice the fastest's time
+    choice = choose(ORIG_T, FP32_T, [fast, small], prefer="latency", tolerance=0.05)
+    assert choice.name == "int8-static"
+    (note,) = [n for n in choice.notes if n.startswith("int4-weight meets the budget but is slower")]
+    assert "the fastest's, int8-static at" in note
+    assert "clearly beyond 1.25" in note
+
+
+def test_a_variant_clearly_slower_than_fp32_is_out_though_within_reach_of_the_fastest():
+    int8 = _timed("int8-dynamic", 300, 1.15, _shifted(5))  # 15% slower than FP32 every round
+    choice = choose(ORIG_T, FP32_T, [int8], prefer="latency", tolerance=0.05)
+    assert choice.name == FP32
+    assert any("FP32's, clearly beyond 1.05" in n for n in choice.notes)
