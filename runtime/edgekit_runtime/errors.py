@@ -147,3 +147,7 @@ class CommandError(EdgekitError):
         """Keep the command's id, when it has one, so the refusal can be reported against it."""
         super().__init__(message)
         self.command_id = command_id
+
+
+class WorkerError(EdgekitError):
+    """A worker process of ``serve --workers`` could not start, did not answer, refused, or is gone."""

@@ -13,6 +13,7 @@ import functools
 import logging
 import sys
 from dataclasses import fields
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +26,16 @@ from edgekit_runtime.errors import ConfigError
 from edgekit_runtime.server.settings import DEFAULT_MAX_BODY, DEFAULT_MEMORY_BUDGET, LOG_LEVELS, ServerSettings
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable
-    from pathlib import Path
 
     from edgekit_runtime.contract.statuses import Phase
     from edgekit_runtime.fleet.settings import DeviceConfig
     from edgekit_runtime.fleet.signed_command import CommandPolicy
     from edgekit_runtime.model import LoadOptions, Model
     from edgekit_runtime.server.app import App
-    from edgekit_runtime.telemetry.service import Telemetry
+    from edgekit_runtime.server.workers import WorkerPool
+    from edgekit_runtime.telemetry.service import Telemetry, TelemetrySettings
 
 _DEFAULT = {f.name: f.default for f in fields(ServerSettings)}  # the limits' defaults, where they are documented
 _LIMITS = "limits"
@@ -85,6 +87,12 @@ def _seconds(flag: str, text: str) -> Callable[[Callable[..., Any]], Callable[..
     help="with --trust, still serve an unsigned bundle or a plain .onnx (a signed one must still verify)",
 )
 @click.option(
+    "--workers",
+    type=COUNT,
+    default=1,
+    help="server processes sharing the port, each with its own engine session and a share of the cores (default: 1)",
+)
+@click.option(
     "--concurrency",
     type=COUNT,
     help="model calls running at once (default: the CPU cores; with --target, cores / its threads)",
@@ -134,6 +142,11 @@ def command(**params: Any) -> int:  # noqa: ANN401  (the flags, by name)
     return run(SimpleNamespace(**params))
 
 
+def cores(args: SimpleNamespace) -> int:
+    """The cores each server process has: this process's, shared among ``--workers`` (at least one each)."""
+    return max(1, target_flags.cores_here() // getattr(args, "workers", 1))
+
+
 def settings(args: SimpleNamespace) -> ServerSettings:
     """The server's settings from the flags, checked."""
     if args.max_delay_ms is not None and args.max_batch is None:
@@ -141,7 +154,7 @@ def settings(args: SimpleNamespace) -> ServerSettings:
     return ServerSettings(
         host=args.host,
         port=args.port,
-        concurrency=target_flags.default_concurrency(args, target_flags.cores_here()),
+        concurrency=target_flags.default_concurrency(args, cores(args)),
         inline_below_ms=args.inline_below_ms,
         max_batch=args.max_batch,
         max_delay_ms=0.0 if args.max_delay_ms is None else args.max_delay_ms,
@@ -169,7 +182,7 @@ def load_options(args: SimpleNamespace, server: ServerSettings) -> LoadOptions:
     return LoadOptions(
         trusted_keys=keys,
         require_signature=False if args.allow_unsigned else None,
-        backend=target_flags.engine_settings(args, server.concurrency, target_flags.cores_here(), state_dir),
+        backend=target_flags.engine_settings(args, server.concurrency, cores(args), state_dir),
     )
 
 
@@ -184,13 +197,11 @@ def load_for_serving(args: SimpleNamespace, server: ServerSettings, path: Path |
 
 def run(args: SimpleNamespace) -> int:
     """Check the flags, bind the port, load MODEL (or the committed deploy), serve until stopped."""
-    from edgekit_runtime.fleet import service as fleet
     from edgekit_runtime.fleet.agent import READ_ONLY
     from edgekit_runtime.fleet.settings import CONFIG
     from edgekit_runtime.fleet.signed_command import CommandPolicy
     from edgekit_runtime.server.serve import listen, serve
     from edgekit_runtime.telemetry.mqtt import check_name
-    from edgekit_runtime.telemetry.service import Telemetry
 
     if args.model is None:
         raise ConfigError("no model to serve: give MODEL, or 'model' in --config")
@@ -199,25 +210,17 @@ def run(args: SimpleNamespace) -> int:
     server = settings(args)
     telemetry_settings = telemetry_flags.telemetry_settings(args)
     command_policy = CommandPolicy(max_age=args.command_max_age)
-    sock = listen(server.host, server.port)  # a port already taken fails before the model loads
-    telemetry, ended, committed = None, None, None
-    try:
-        if telemetry_settings is not None:  # a committed deploy serves instead of MODEL after a restart
-            committed, phase, command_id = fleet.recovered(telemetry_settings.state_dir)
-            ended = None if phase is None or command_id is None else (phase, command_id)
-        model = load_for_serving(args, server, committed)
-        if telemetry_settings is not None:
-            telemetry = Telemetry(telemetry_settings, fleet.identity(model), model.reference)
-    except BaseException:
-        sock.close()
-        raise
+    sock = listen(server.host, server.port, reuse_port=args.workers > 1)  # a port taken fails before the load
+    model, telemetry, ended, pool = _start(args, server, sock, telemetry_settings)
     devices = ", ".join(model.backend.devices)
     options = load_options(args, server)
 
     notes = target_flags.provider_note(args.target, model.backend.name, model.backend.devices)
 
+    processes = f", {args.workers} workers" if args.workers > 1 else ""
+
     def ready(url: str) -> None:
-        print(f"serving {model.name} {model.version} on {url} ({model.backend.name}, {devices})", flush=True)
+        print(f"serving {model.name} {model.version} on {url} ({model.backend.name}, {devices}{processes})", flush=True)
         sys.stderr.write("".join(f"{line}\n" for line in notes))
         sys.stderr.flush()
         if overridden:
@@ -232,9 +235,63 @@ def run(args: SimpleNamespace) -> int:
 
     if telemetry is not None and telemetry.publisher is not None and not options.trusted_keys:
         notes.append(f"note: {READ_ONLY}")
-    with_agent = _agent_starter(args, options, telemetry, config, ended, command_policy)
-    serve(model, server, sock=sock, on_ready=ready, telemetry=telemetry, on_app=with_agent)
+    with_agent = _agent_starter(args, options, telemetry, config, ended, command_policy, pool)
+    serve(model, server, sock=sock, on_ready=ready, telemetry=telemetry, on_app=with_agent, pool=pool)
     return 0
+
+
+def _start(
+    args: SimpleNamespace, server: ServerSettings, sock: socket.socket, telemetry_settings: TelemetrySettings | None
+) -> tuple[Model, Telemetry | None, tuple[Phase, str] | None, WorkerPool | None]:
+    """End an unfinished deploy, start the other workers, load the model and make telemetry (the socket is bound).
+
+    Returns the model, telemetry, the deploy the restart ended (to report) and the other workers.
+    """
+    from edgekit_runtime.fleet import service as fleet
+    from edgekit_runtime.telemetry.service import Telemetry
+
+    telemetry, ended, committed, pool = None, None, None, None
+    try:
+        if telemetry_settings is not None:  # a committed deploy serves instead of MODEL after a restart
+            committed, phase, command_id = fleet.recovered(telemetry_settings.state_dir)
+            ended = None if phase is None or command_id is None else (phase, command_id)
+        if args.workers > 1:  # they load beside this process
+            pool = _workers(args, server, sock.getsockname()[1], committed or Path(args.model), telemetry_settings)
+        model = load_for_serving(args, server, committed)
+        if telemetry_settings is not None:
+            telemetry = Telemetry(telemetry_settings, fleet.identity(model), model.reference)
+        if pool is not None:
+            pool.attach_telemetry(telemetry)
+            pool.wait_ready()
+    except BaseException:
+        if pool is not None:
+            pool.join(5.0)
+        if telemetry is not None:
+            telemetry.stop()
+        sock.close()
+        raise
+    return model, telemetry, ended, pool
+
+
+def _workers(
+    args: SimpleNamespace, server: ServerSettings, port: int, model: Path, telemetry: TelemetrySettings | None
+) -> WorkerPool:
+    """Start workers 1 to ``--workers`` - 1 on ``port``, serving ``model`` as this process does."""
+    from edgekit_runtime.server.worker_spec import WorkerSpec
+    from edgekit_runtime.server.workers import WorkerPool
+
+    options = load_options(args, server)
+    spec = WorkerSpec(
+        server=dataclasses.replace(server, port=port),
+        trust=tuple(args.trust),
+        require_signature=options.require_signature,
+        backend=options.backend,
+        model_path=model,
+        sample_rate=None if telemetry is None else telemetry.recorder.sample_rate / args.workers,
+    )
+    pool = WorkerPool(spec, args.workers)
+    pool.start()
+    return pool
 
 
 def _agent_starter(  # noqa: PLR0917  (what serve gathered, handed on)
@@ -244,6 +301,7 @@ def _agent_starter(  # noqa: PLR0917  (what serve gathered, handed on)
     config: DeviceConfig | None,
     ended: tuple[Phase, str] | None,
     command_policy: CommandPolicy,
+    pool: WorkerPool | None,
 ) -> Callable[[App], None]:
     """What starts the fleet agent once the app exists (nothing without a broker)."""
     from edgekit_runtime.fleet import service as fleet
@@ -252,9 +310,11 @@ def _agent_starter(  # noqa: PLR0917  (what serve gathered, handed on)
     deploys = dataclasses.replace(options, require_signature=True)  # --allow-unsigned is for MODEL alone
 
     def with_agent(app: App) -> None:
+        from edgekit_runtime.server.workers import Workers
+
         if telemetry is not None and telemetry.publisher is not None:
             fleet.start_agent(
-                app,
+                app if pool is None else Workers(app, pool),
                 telemetry,
                 open_model=lambda path: load(path, deploys),
                 groups=args.group,

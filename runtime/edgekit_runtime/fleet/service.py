@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edgekit_runtime.fleet.agent import Agent
 from edgekit_runtime.fleet.chunks import ChunkFetcher
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from edgekit_runtime.contract.statuses import Phase
     from edgekit_runtime.fleet.signed_command import CommandPolicy
     from edgekit_runtime.model import Model
-    from edgekit_runtime.server.app import App
     from edgekit_runtime.signing import TrustedKey
     from edgekit_runtime.telemetry.service import Telemetry
 
@@ -34,17 +33,35 @@ def identity(model: Model) -> dict[str, Any]:
     return {"name": model.name, "version": model.version, "sha256": model.sha256, "backend": model.backend.name}
 
 
-class AppProbe:
-    """The deploy's health numbers: the app's inference counters."""
+class Serving(Protocol):
+    """The server the agent steers.
 
-    def __init__(self, app: App) -> None:
+    One app (:class:`~edgekit_runtime.server.app.App`), or several workers
+    (:class:`~edgekit_runtime.server.workers.Workers`).
+    """
+
+    @property
+    def model(self) -> Model:
+        """The model new requests go to."""
+
+    def health(self) -> tuple[int, int, float, int]:
+        """Requests, 5xx, seconds and 4xx on the model serving now, since it was switched in."""
+
+    def swap_from_thread(self, model: Model) -> None:
+        """Serve ``model`` from the next request on (a :class:`ConfigError` if it cannot)."""
+
+
+class AppProbe:
+    """The deploy's health numbers: the server's inference counters."""
+
+    def __init__(self, app: Serving) -> None:
         """Read ``app``'s counters."""
         self.app = app
 
     def snapshot(self) -> Health:
         """The counters now."""
-        requests, errors, seconds = self.app.inference_counts
-        return Health(int(requests), int(errors), float(seconds), int(self.app.client_error_count))
+        requests, errors, seconds, client_errors = self.app.health()
+        return Health(int(requests), int(errors), float(seconds), int(client_errors))
 
 
 def model_store(state_dir: Path) -> ModelStore:
@@ -58,7 +75,7 @@ def recovered(state_dir: Path) -> tuple[Path | None, Phase | None, str | None]:
 
 
 def start_agent(
-    app: App,
+    app: Serving,
     telemetry: Telemetry,
     *,
     open_model: Callable[[Path], Model],

@@ -37,7 +37,7 @@ from edgekit_runtime.server.routes import ENDPOINTS, ERRORS, Route, Routes
 from edgekit_runtime.server.telemetry_hook import CLIENT_GONE, Observed, record, watch
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.asgi import Receive, Scope, Send
@@ -90,6 +90,8 @@ class App:
         self.body_timeout = settings.body_timeout
         self.budget = MemoryBudget(settings.memory_budget, settings.memory_wait, metrics.memory_reserved)
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: ``/metrics`` from elsewhere (all the workers of ``serve --workers``), run on a thread; ``None``: this app's
+        self.metrics_text: Callable[[], bytes] | None = None
         self._serving = self._build(model, infer)
 
     @property
@@ -119,6 +121,10 @@ class App:
         client that hung up (499) is not counted.
         """
         return self._serving.client_errors
+
+    def health(self) -> tuple[int, int, float, int]:
+        """:attr:`inference_counts` and :attr:`client_error_count`: what a deploy's health watch reads."""
+        return (*self.inference_counts, self.client_error_count)
 
     @property
     def infer(self) -> Infer:
@@ -256,6 +262,9 @@ class App:
 
     async def render_metrics(self, request: Request) -> Response:  # noqa: ARG002
         """``GET /metrics``."""
+        if self.metrics_text is not None:
+            body = await asyncio.get_running_loop().run_in_executor(None, self.metrics_text)
+            return Response(200, body, CONTENT_TYPE)
         body = self.metrics.render()
         if self.telemetry is not None:
             body += telemetry_metrics(self.telemetry.status())

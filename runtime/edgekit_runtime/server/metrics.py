@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -28,6 +28,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 Labels = tuple[str, ...]
+#: one process's metrics: each metric's ``state()`` by name (plain values: it crosses processes)
+Snapshot = dict[str, Any]
 
 
 def _escape(value: str) -> str:
@@ -61,6 +63,15 @@ class Counter:
         """Add ``amount`` (default 1) to the series ``labels``."""
         self.values[labels] = self.values.get(labels, 0) + amount
 
+    def state(self) -> dict[Labels, float]:
+        """Its values, to be merged with another process's (:meth:`absorb`)."""
+        return dict(self.values)
+
+    def absorb(self, state: Mapping[Labels, float]) -> None:
+        """Add another process's values."""
+        for labels, value in state.items():
+            self.inc(labels, value)
+
     def render(self) -> list[str]:
         """Its exposition lines."""
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
@@ -76,6 +87,8 @@ class Gauge:
     help: str
     label_names: tuple[str, ...] = ()
     values: dict[Labels, float] = field(default_factory=dict)
+    #: how the values of several processes combine (:meth:`absorb`)
+    merge: Literal["sum", "max", "min"] = "sum"
 
     def set(self, value: float, labels: Labels = ()) -> None:
         """Set the series ``labels`` to ``value``."""
@@ -88,6 +101,21 @@ class Gauge:
     def add(self, amount: float, labels: Labels = ()) -> None:
         """Move the series ``labels`` by ``amount``."""
         self.values[labels] = self.values.get(labels, 0) + amount
+
+    def state(self) -> dict[Labels, float]:
+        """Its values, to be merged with another process's (:meth:`absorb`)."""
+        return dict(self.values)
+
+    def absorb(self, state: Mapping[Labels, float]) -> None:
+        """Combine another process's values with these, by :attr:`merge`."""
+        for labels, value in state.items():
+            mine = self.values.get(labels)
+            if mine is None:
+                self.values[labels] = value
+            elif self.merge == "sum":
+                self.values[labels] = mine + value
+            else:
+                self.values[labels] = max(mine, value) if self.merge == "max" else min(mine, value)
 
     def render(self) -> list[str]:
         """Its exposition lines."""
@@ -121,6 +149,20 @@ class Histogram:
         series.counts[bisect_left(self.bounds, value)] += 1
         series.total += value
         series.count += 1
+
+    def state(self) -> dict[Labels, tuple[list[int], float, int]]:
+        """Its series, to be merged with another process's (:meth:`absorb`)."""
+        return {labels: (list(s.counts), s.total, s.count) for labels, s in self.series.items()}
+
+    def absorb(self, state: Mapping[Labels, tuple[list[int], float, int]]) -> None:
+        """Add another process's series."""
+        for labels, (counts, total, count) in state.items():
+            series = self.series.get(labels)
+            if series is None:
+                series = self.series[labels] = _Series([0] * (len(self.bounds) + 1))
+            series.counts = [a + b for a, b in zip(series.counts, counts, strict=True)]
+            series.total += total
+            series.count += count
 
     def render(self) -> list[str]:
         """Its exposition lines: cumulative ``_bucket`` series up to ``+Inf``, then ``_sum`` and ``_count``."""
@@ -173,11 +215,14 @@ class ServerMetrics:
             "edgekit_model_info", "The model being served (always 1).", ("name", "version", "sha256", "backend")
         )
         self.model_info.set(1, (name, version, sha256, backend))
+        self.model_info.merge = "max"
         self.load_seconds = Gauge(
-            "edgekit_model_load_seconds", "Time to verify, load, warm up and self-test the model."
+            "edgekit_model_load_seconds", "Time to verify, load, warm up and self-test the model.", merge="max"
         )
         self.load_seconds.set(load_seconds)
-        self.start_time = Gauge("process_start_time_seconds", "Start time of the process since the Unix epoch.")
+        self.start_time = Gauge(
+            "process_start_time_seconds", "Start time of the process since the Unix epoch.", merge="min"
+        )
         self.start_time.set(PROCESS_START)
 
     def set_model(self, model: Model) -> None:
@@ -186,10 +231,8 @@ class ServerMetrics:
         self.model_info.set(1, (model.name, model.version, model.sha256, model.backend.name))
         self.load_seconds.set(model.load_seconds)
 
-    def render(self) -> bytes:
-        """The whole exposition, ending with a newline."""
-        lines: list[str] = []
-        for metric in (
+    def _all(self) -> tuple[Counter | Gauge | Histogram, ...]:
+        return (
             self.requests,
             self.request_seconds,
             self.inference_seconds,
@@ -200,9 +243,41 @@ class ServerMetrics:
             self.model_info,
             self.load_seconds,
             self.start_time,
-        ):
+        )
+
+    def snapshot(self) -> Snapshot:
+        """Every series' values now, by metric name: what one worker process tells the others."""
+        return {metric.name: metric.state() for metric in self._all()}
+
+    def render(self) -> bytes:
+        """The whole exposition, ending with a newline."""
+        lines: list[str] = []
+        for metric in self._all():
             lines += metric.render()
         return ("\n".join(lines) + "\n").encode()
+
+
+def render_merged(snapshots: Sequence[Snapshot]) -> bytes:
+    """The exposition of several worker processes' :meth:`ServerMetrics.snapshot` as one server's.
+
+    Counts and histograms add up, as do requests in flight and memory held; the model's identity and load
+    time are the latest (a model that workers swap at slightly different moments shows both identities for
+    that moment), and the start time the earliest. ``edgekit_worker_requests_total`` says how the workers'
+    requests are spread, one series per worker, in the order given.
+    """
+    total = ServerMetrics(name="", version="", sha256="", backend="", load_seconds=0.0)
+    for metric in total._all():  # noqa: SLF001  (the same class)
+        if isinstance(metric, Histogram):  # nothing yet: every value comes from the snapshots
+            metric.series.clear()
+        else:
+            metric.values.clear()
+    for snap in snapshots:
+        for metric in total._all():  # noqa: SLF001
+            metric.absorb(snap.get(metric.name, {}))
+    spread = Counter("edgekit_worker_requests_total", "HTTP requests answered by each worker process.", ("worker",))
+    for index, snap in enumerate(snapshots):
+        spread.inc((str(index),), sum(snap.get(total.requests.name, {}).values()))
+    return total.render() + ("\n".join(spread.render()) + "\n").encode()
 
 
 #: what each telemetry number means, and its Prometheus type

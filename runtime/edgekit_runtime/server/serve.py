@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.app import App
     from edgekit_runtime.server.settings import ServerSettings
-    from edgekit_runtime.telemetry.service import Telemetry
+    from edgekit_runtime.server.telemetry_hook import Running
+    from edgekit_runtime.server.workers import WorkerPool
 
 
 #: glibc's ``mallopt`` parameter for the trim threshold, and the threshold the server sets
@@ -67,12 +68,18 @@ def trim_freed_memory() -> None:
     mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A bound TCP socket with ``TCP_NODELAY`` (uvicorn starts listening on it)."""
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A bound TCP socket with ``TCP_NODELAY`` (uvicorn starts listening on it).
+
+    ``reuse_port``: with ``SO_REUSEPORT``, so that the workers of ``serve --workers`` each bind the port and the
+    kernel spreads connections over them (Linux lets only processes of the same user join a port's group).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
     except OSError as exc:
@@ -92,12 +99,24 @@ def url(sock: socket.socket) -> str:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, calling ``on_ready`` once it is accepting connections."""
+    """uvicorn's server, calling ``on_ready`` once it is accepting connections, and ``on_exit`` on a signal."""
 
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None = None) -> None:
-        """Keep the callback."""
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_ready: Callable[[], None] | None = None,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        """Keep the callbacks."""
         super().__init__(config)
         self.on_ready = on_ready
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Stop gracefully (uvicorn's), and tell ``on_exit`` at once (the workers stop alongside)."""
+        super().handle_exit(sig, frame)
+        if self.on_exit is not None:
+            self.on_exit()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start listening, then say so."""
@@ -138,16 +157,22 @@ def serve(
     *,
     sock: socket.socket | None = None,
     on_ready: Callable[[str], None] | None = None,
-    telemetry: Telemetry | None = None,
+    telemetry: Running | None = None,
     on_app: Callable[[App], None] | None = None,
+    pool: WorkerPool | None = None,
 ) -> None:
     """Serve ``model`` until SIGTERM or SIGINT; ``on_ready(url)`` once connections are accepted.
 
     With ``telemetry``, inference requests are recorded; on the way out, after the last request, the open
-    window is written and the publisher gets its drain time.
+    window is written and the publisher gets its drain time. With ``pool`` (the other workers of ``serve
+    --workers``), ``/metrics`` is all of theirs, a stop stops them too, and their last requests are in
+    telemetry's last window.
     """
     trim_freed_memory()
     app = create_app(model, settings, telemetry)
+    if pool is not None:
+        pool.app = app
+        app.metrics_text = pool.metrics_text
     if on_app is not None:  # the fleet agent, which swaps the app's model
         on_app(app)
     sock = sock or listen(settings.host, settings.port)
@@ -158,28 +183,35 @@ def serve(
         if on_ready is not None:
             on_ready(address)
 
-    server = Server(uvicorn_config(app, settings), started)
+    server = Server(uvicorn_config(app, settings), started, None if pool is None else pool.stop)
     if telemetry is not None:
         telemetry.start()
     try:
-        with _exit_on_signals(server):
+        with _exit_on_signals(server, pool):
             server.run(sockets=[sock])
     finally:
         sock.close()
+        if pool is not None:
+            pool.join(settings.graceful_timeout + 5.0)
         app.close()
         if telemetry is not None:
             telemetry.stop()
 
 
 @contextlib.contextmanager
-def _exit_on_signals(server: uvicorn.Server) -> Iterator[None]:
-    """While serving, SIGTERM and SIGINT ask ``server`` to exit (before uvicorn's handlers and after them)."""
+def _exit_on_signals(server: uvicorn.Server, pool: WorkerPool | None) -> Iterator[None]:
+    """While serving, SIGTERM and SIGINT ask ``server`` (and ``pool``'s workers) to exit.
+
+    Before uvicorn's handlers are in place and after them: uvicorn re-raises the signal into this one.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def ask_to_exit(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
         server.should_exit = True
+        if pool is not None:
+            pool.stop()
 
     previous = {sig: signal.signal(sig, ask_to_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -47,6 +47,16 @@ class Recorder(Protocol):
         """Numbers for ``/metrics``: outbox size, drops, broker connection."""
 
 
+class Running(Recorder, Protocol):
+    """A recorder the server starts and stops with itself."""
+
+    def start(self) -> None:
+        """Start keeping requests."""
+
+    def stop(self) -> None:
+        """Keep what is left: the server has answered its last request."""
+
+
 class Seen:
     """What the model saw and said during one request (filled in by :class:`Observed`)."""
 

@@ -146,6 +146,14 @@ class Recorder:
         if window.full and self._thread is not None:
             self._count_now.set()  # the recorder's thread counts the buffer, off the event loop
 
+    def record_taken(self, taken: list[Any]) -> None:
+        """Requests a worker process recorded and sampled (its window's :meth:`~Window.take`), into the open window."""
+        with self._lock:
+            window = self._window
+            window.add(taken)
+        if window.full and self._thread is not None:
+            self._count_now.set()
+
     def set_model(self, model: Mapping[str, Any], reference: Mapping[str, Any] | None) -> None:
         """Close the open window under the old model; the next ones describe ``model``."""
         self.close_window()

@@ -125,6 +125,10 @@ class Telemetry:
         """One inference request (see :meth:`Recorder.record`)."""
         self.recorder.record(seconds, inputs=inputs, first_output=first_output, error=error)
 
+    def record_taken(self, taken: list[Any]) -> None:
+        """Requests a worker process recorded (see :meth:`Recorder.record_taken`)."""
+        self.recorder.record_taken(taken)
+
     def set_model(self, model: Mapping[str, Any], reference: Mapping[str, Any] | None) -> None:
         """A new model is served: the open window is closed, and the next ones and the state name the new one."""
         self.recorder.set_model(model, reference)

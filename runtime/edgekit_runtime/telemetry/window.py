@@ -152,6 +152,11 @@ class Window:
         for value in inputs.values():
             self._buffered += value.size
 
+    def add(self, taken: list[_Request]) -> None:
+        """Requests another process recorded and sampled (what its :meth:`take` handed over), not yet counted."""
+        self._pending.extend(taken)
+        self._buffered += sum(v.size for request in taken if request[1] for v in request[1].values())
+
     @property
     def requests(self) -> int:
         """Requests recorded, counted or not."""
