@@ -13,8 +13,11 @@ Message kinds, child to parent: ``ready`` (serving), ``refused`` (could not star
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import os
+import socket
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout  # not yet the builtin on Python 3.10
@@ -100,8 +103,10 @@ class Channel:
                 self._waiting.pop(ident, None)
 
     def close(self) -> None:
-        """Close this end (the other sees the channel end)."""
+        """Close this end (the other sees the channel end, and so does this end's reader)."""
         self.closed.set()
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(self._conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked on the socket, which closing does not
         self._conn.close()
 
     def _read(self) -> None:

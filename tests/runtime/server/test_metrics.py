@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from edgekit_runtime.server.metrics import Counter, Histogram
+from edgekit_runtime.server.metrics import Counter, Histogram, ServerMetrics, render_merged
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(?:,|$)')
@@ -115,3 +115,28 @@ def test_label_values_are_escaped():
     counter.inc(('a"b\\c\nd',))
     assert counter.render()[-1] == 'c_total{path="a\\"b\\\\c\\nd"} 1'
     assert parse("\n".join(counter.render()) + "\n")
+
+
+def test_several_workers_metrics_add_up_as_one_servers():
+    workers = [
+        ServerMetrics(name="mlp", version="1", sha256="ab", backend="onnxruntime", load_seconds=s) for s in (1, 2)
+    ]
+    for i, metrics in enumerate(workers):
+        for _ in range(3 + i):
+            metrics.requests.inc(("predict", "200"))
+            metrics.request_seconds.observe(0.002, ("predict",))
+        metrics.inflight.set(i)
+        metrics.start_time.set(100.0 + i)
+    workers[1].requests.inc(("oip", "400"))
+    samples = parse(render_merged([w.snapshot() for w in workers]).decode())
+    assert value(samples, "edgekit_requests_total", protocol="predict", code="200") == 7
+    assert value(samples, "edgekit_requests_total", protocol="oip", code="400") == 1
+    assert value(samples, "edgekit_request_duration_seconds_count", protocol="predict") == 7
+    assert value(samples, "edgekit_request_duration_seconds_bucket", protocol="predict", le="0.0025") == 7
+    assert value(samples, "edgekit_inflight_requests") == 1
+    assert value(samples, "edgekit_model_load_seconds") == 2
+    assert value(samples, "process_start_time_seconds") == 100
+    info = {"name": "mlp", "version": "1", "sha256": "ab", "backend": "onnxruntime"}
+    assert samples["edgekit_model_info", frozenset(info.items())] == 1
+    assert value(samples, "edgekit_worker_requests_total", worker="0") == 3
+    assert value(samples, "edgekit_worker_requests_total", worker="1") == 5
