@@ -13,7 +13,7 @@ How it measures:
 2. cold start: process start to the first 200 on the predict endpoint (polled every 2 ms), ``--cold-starts``
    times per server in turns; the median is reported;
 3. load: every server stays up; ``wrk`` (``tools/wrk_load.py``, one Lua script per body) loads each in turn,
-   for 1 and 16 keep-alive connections and batch 1 and 32, in ``--rounds`` rounds of ``--seconds/--rounds``
+   for 1, 16 and 64 keep-alive connections and batch 1 and 32, in ``--rounds`` rounds of ``--seconds/--rounds``
    each, so every server sees the same noise; req/s, p50 and p99 come from wrk's merged latency histograms;
 4. around each wrk run, the CPU time of every process of the server's group (``/proc/PID/stat``): server CPU per
    request, and how the load splits across workers; after the load, RSS (and PSS) summed over the group.
@@ -28,10 +28,13 @@ FastAPI and Starlette), scikit-learn and skl2onnx (the dev extra), and ``edgekit
 Usage::
 
     python tools/bench_serve.py [--seconds 10] [--rounds 5] [--cold-starts 3] [--servers KEY,...]
-                                [--threads 1] [--server-cpus 0] [--loadgen-cpus 1] [--wrk-threads 1] [--no-pin]
+                                [--threads 1] [--server-cpus 0] [--loadgen-cpus 1] [--server-cpus-2w 0,1]
+                                [--wrk-threads 1] [--no-pin]
                                 [--json out/bench_serve.json] [--markdown] [--quick]
 
-Default run: about 5 minutes (5 servers x 4 cells x 10 s, plus starts); ``--quick`` is a 2 s smoke run.
+Default run: about 10 minutes (8 servers x 5 cells x 10 s, plus starts); ``--quick`` is a 2 s smoke run.
+The servers of two processes (``MULTI``) are pinned to ``--server-cpus-2w`` (both cores of a 2-core machine,
+which wrk then shares with them).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is not a package: import by path
-from serve_apps import KEYS, DigitsModel, predicted_labels, prepare_model, runtime_serve_available, targets
+from serve_apps import KEYS, MULTI, DigitsModel, predicted_labels, prepare_model, runtime_serve_available, targets
 from serve_report import CELLS, RUNTIME, InProcess, ServerResult, markdown, print_tables, verdicts
 from server_process import ProcessGroups, Server, ServerError, free_port, group_cpu, group_info, request, wait_ready
 from wrk_load import LoadError, LoadResult, run_wrk, write_script, wrk_path
@@ -182,7 +185,8 @@ class ServeBench:
     def _start(self, groups: ProcessGroups, key: str) -> Server | None:
         """Start one server and time it to its first 200; ``None`` (and the error recorded) when it fails."""
         target = self.targets[key]
-        server = groups.start(key, target.argv, cwd=target.cwd, env=target.env)
+        cpus = self.args.multi_cpus if key in MULTI else None
+        server = groups.start(key, target.argv, cwd=target.cwd, env=target.env, cpus=cpus)
         try:
             seconds, _ = wait_ready(server, self.ports[key], target.path, target.body(self.model.samples[:1]))
         except ServerError as exc:
@@ -249,7 +253,7 @@ class ServeBench:
             {"pid": p.pid, "name": p.name, "rss_mib": round(p.rss_kib / 1024, 1), "pss_mib": round(p.pss_kib / 1024, 1)}
             for p in procs
         ]
-        if key == RUNTIME:
+        if key in {RUNTIME, "edgekit-runtime-2w"}:
             status, data = request(self.ports[key], "GET", "/metrics")
             lines = [ln for ln in data.decode(errors="replace").splitlines() if ln and not ln.startswith("#")]
             counts = [ln for ln in lines if "requests_total" in ln] or lines[:3]
@@ -299,6 +303,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads, servers and in-process [1]")
     parser.add_argument("--server-cpus", default="0", help="CPUs the servers are pinned to [0]")
     parser.add_argument("--loadgen-cpus", default="1", help="CPUs wrk and this process are pinned to [1]")
+    parser.add_argument("--server-cpus-2w", default="0,1", help="CPUs the servers of two processes are pinned to [0,1]")
     parser.add_argument("--no-pin", action="store_true", help="pin nothing")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads [1]")
     parser.add_argument(
@@ -319,6 +324,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rounds and --cold-starts need 1 or more, --seconds more than 0")
     args.server_cpus = None if args.no_pin else _cpus(args.server_cpus)
     args.loadgen_cpus = None if args.no_pin else _cpus(args.loadgen_cpus)
+    args.multi_cpus = None if args.no_pin else _cpus(args.server_cpus_2w)
     return args
 
 
@@ -383,8 +389,9 @@ def _notes(
     pin = (
         "not pinned"
         if args.no_pin
-        else f"servers on CPU {','.join(map(str, args.server_cpus))}, wrk and the bench on CPU "
-        f"{','.join(map(str, args.loadgen_cpus))} (taskset)"
+        else f"servers on CPU {','.join(map(str, args.server_cpus))}, those of two processes on CPUs "
+        f"{','.join(map(str, args.multi_cpus))}, wrk and the bench on CPU {','.join(map(str, args.loadgen_cpus))} "
+        "(taskset)"
     )
     setup = (
         f"commit {info['commit']}; machine: {info['cpu']}, {info['cores']} cores; "

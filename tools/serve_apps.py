@@ -14,7 +14,12 @@ The servers, each started as its users start it:
 * ``mlflow-1w``, ``mlflow-2w``: ``mlflow models serve -m FOLDER --env-manager local -w 1|2``
   (uvicorn + FastAPI in MLflow 3), asked in MLflow's ``{"inputs": [[...]]}`` form;
 * ``uvicorn-minimal``: a hand-written Starlette app on uvicorn (uvloop, httptools, no access log)
-  around one ``InferenceSession``: the lower bound of what serving costs in Python.
+  around one ``InferenceSession``: the lower bound of what serving costs in Python;
+* with two worker processes each: ``edgekit-runtime serve --workers 2``, the seed's app under ``gunicorn -w 2``
+  (sync workers, as its docs start it), and the minimal app under ``uvicorn --workers 2``;
+* the HTTP engine alone (issue 22): the minimal app under ``granian --interface asgi`` (Rust's hyper and
+  tokio) instead of uvicorn, and the runtime's own ASGI app (``create_app``, no telemetry, no connection
+  limits: those are uvicorn's) under granian (``GRANIAN_APP``).
 """
 
 from __future__ import annotations
@@ -38,7 +43,20 @@ BIN = Path(sys.executable).parent
 SEED = 0
 HIDDEN = (64,)
 #: the order servers run in, each round
-KEYS = ("edgekit-runtime", "flask-seed", "mlflow-1w", "mlflow-2w", "uvicorn-minimal")
+KEYS = (
+    "edgekit-runtime",
+    "flask-seed",
+    "mlflow-1w",
+    "mlflow-2w",
+    "uvicorn-minimal",
+    "edgekit-runtime-2w",
+    "flask-gunicorn-2w",
+    "uvicorn-minimal-2w",
+    "granian-minimal",
+    "edgekit-app-granian",
+)
+#: the servers of more than one process: they get every server CPU (``--server-cpus-2w``)
+MULTI = ("mlflow-2w", "edgekit-runtime-2w", "flask-gunicorn-2w", "uvicorn-minimal-2w")
 
 FLASK_APP = """\
 import pickle
@@ -83,6 +101,21 @@ async def predict(request):
 
 
 app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+"""
+
+
+#: the runtime's own app for granian: the bundle and threads from the environment
+GRANIAN_APP = """\
+import os
+
+from edgekit_runtime import LoadOptions, load
+from edgekit_runtime.backends import BackendSettings
+from edgekit_runtime.server.app import create_app
+from edgekit_runtime.server.settings import ServerSettings
+
+threads = int(os.environ.get("THREADS", "1"))
+model = load(os.environ["BUNDLE"], LoadOptions(backend=BackendSettings(threads=threads)))
+app = create_app(model, ServerSettings(port=0, concurrency=1))
 """
 
 
@@ -193,37 +226,88 @@ def targets(
     flask_app = folder / "seed_app.py"
     flask_app.write_text(FLASK_APP.format(port=ports["flask-seed"]), encoding="utf-8")
     (folder / "minimal_app.py").write_text(MINIMAL_APP, encoding="utf-8")
+    (folder / "granian_app.py").write_text(GRANIAN_APP, encoding="utf-8")
     py = sys.executable
+    granian = [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--no-ws", "--log-level", "warning"]
+    runtime = [
+        str(BIN / "edgekit-runtime"),
+        *("serve", str(model.bundle), "--host", "127.0.0.1", "--threads", str(threads)),
+        *runtime_args,
+    ]
+    minimal = [py, "-m", "uvicorn", "minimal_app:app", "--host", "127.0.0.1", "--no-access-log"]
     found = {
         "edgekit-runtime": Target(
             "edgekit-runtime",
             "edgekit-runtime serve",
+            # telemetry on, as deployed, in a folder of its own
+            [*runtime, "--port", str(ports["edgekit-runtime"]), "--state-dir", str(folder / "runtime-state")],
+            folder,
+            "/predict",
+            features_body,
+            env,
+        ),
+        "edgekit-runtime-2w": Target(
+            "edgekit-runtime-2w",
+            "edgekit-runtime serve --workers 2",
             [
-                str(BIN / "edgekit-runtime"),
-                *("serve", str(model.bundle), "--host", "127.0.0.1"),
-                *("--port", str(ports["edgekit-runtime"]), "--threads", str(threads)),
-                *("--state-dir", str(folder / "runtime-state")),  # telemetry on, as deployed, in a folder of its own
-                *runtime_args,
+                *(*runtime, "--port", str(ports["edgekit-runtime-2w"])),
+                *("--state-dir", str(folder / "runtime-2w-state"), "--workers", "2"),
             ],
             folder,
             "/predict",
             features_body,
             env,
+            2,
         ),
         "flask-seed": Target(
             "flask-seed", "seed Flask app (dev server)", [py, str(flask_app)], folder, "/predict", features_body, env
         ),
-        "uvicorn-minimal": Target(
-            "uvicorn-minimal",
-            "minimal Starlette + uvicorn + ORT",
-            [
-                *(py, "-m", "uvicorn", "minimal_app:app", "--host", "127.0.0.1"),
-                *("--port", str(ports["uvicorn-minimal"]), "--no-access-log"),
-            ],
+        "flask-gunicorn-2w": Target(
+            "flask-gunicorn-2w",
+            "seed Flask app, gunicorn -w 2",
+            [py, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{ports['flask-gunicorn-2w']}", "seed_app:app"],
             folder,
             "/predict",
             features_body,
             env,
+            2,
+        ),
+        "uvicorn-minimal": Target(
+            "uvicorn-minimal",
+            "minimal Starlette + uvicorn + ORT",
+            [*minimal, "--port", str(ports["uvicorn-minimal"])],
+            folder,
+            "/predict",
+            features_body,
+            env,
+        ),
+        "uvicorn-minimal-2w": Target(
+            "uvicorn-minimal-2w",
+            "minimal app, uvicorn --workers 2",
+            [*minimal, "--port", str(ports["uvicorn-minimal-2w"]), "--workers", "2"],
+            folder,
+            "/predict",
+            features_body,
+            env,
+            2,
+        ),
+        "granian-minimal": Target(
+            "granian-minimal",
+            "minimal app, granian",
+            [*granian, "--port", str(ports["granian-minimal"]), "minimal_app:app"],
+            folder,
+            "/predict",
+            features_body,
+            env,
+        ),
+        "edgekit-app-granian": Target(
+            "edgekit-app-granian",
+            "runtime's app, granian",
+            [*granian, "--port", str(ports["edgekit-app-granian"]), "granian_app:app"],
+            folder,
+            "/predict",
+            features_body,
+            {**env, "BUNDLE": str(model.bundle)},
         ),
     }
     for workers in (1, 2):

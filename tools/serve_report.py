@@ -11,9 +11,12 @@ if TYPE_CHECKING:
     from wrk_load import LoadResult
 
 #: (connections, batch) in the order they run and print
-CELLS = ((1, 1), (16, 1), (1, 32), (16, 32))
+CELLS = ((1, 1), (16, 1), (64, 1), (1, 32), (16, 32))
 HEADLINE = (16, 1)
+#: where two processes are compared: the most connections, batch 1
+MANY = (64, 1)
 RUNTIME = "edgekit-runtime"
+RUNTIME_2W = "edgekit-runtime-2w"
 
 
 @dataclass
@@ -143,11 +146,14 @@ class Verdict:
         return "not measured" if self.met is None else ("met" if self.met else "MISSED")
 
 
-#: the issue's goals
-GOAL_VS_FLASK = 8.0
+#: the goals (issue 22's, on issue 5's)
+GOAL_VS_FLASK = 10.0
 GOAL_VS_MLFLOW_2W = 4.0
-GOAL_VS_MINIMAL = 0.9
-GOAL_P99_MS = 5.0
+GOAL_VS_MINIMAL_16 = 1.2
+GOAL_VS_MINIMAL_1 = 1.0
+GOAL_2W = 1.8
+GOAL_AHEAD = 1.0
+GOAL_P99_MS = 3.0
 GOAL_PREDICT_OVERHEAD = 0.10
 GOAL_COLD_START_S = 0.5
 GOAL_RSS_MIB = 85.0
@@ -167,27 +173,32 @@ def _at_most(name: str, goal: float, value: float | None, unit: str, shown: str 
 
 
 def verdicts(servers: dict[str, ServerResult], inproc: list[InProcess]) -> list[Verdict]:
-    """The issue's targets, at 16 connections and batch 1 where it says so."""
+    """The goals, at 16 connections and batch 1 where they say so; two processes at 64 connections."""
     rt = servers.get(RUNTIME)
 
-    def rps(key: str) -> float | None:
+    def rps(key: str, cell: tuple[int, int] = HEADLINE) -> float | None:
         server = servers.get(key)
-        return server.rps(HEADLINE) if server else None
+        return server.rps(cell) if server else None
 
     ours = rps(RUNTIME)
     load = rt.loads.get(HEADLINE) if rt else None
     b1 = next((r for r in inproc if r.batch == 1), None)
     rss = rt.rss_kib / 1024 if rt and rt.rss_kib else None
+    two = rps(RUNTIME_2W, MANY)
     return [
         _ratio("runtime / seed Flask app, 16 conns, batch 1", GOAL_VS_FLASK, ours, rps("flask-seed")),
         _ratio("runtime / mlflow models serve -w 2, 16 conns, batch 1", GOAL_VS_MLFLOW_2W, ours, rps("mlflow-2w")),
+        _ratio("runtime / minimal uvicorn + ORT, 16 conns, batch 1", GOAL_VS_MINIMAL_16, ours, rps("uvicorn-minimal")),
         _ratio(
-            "runtime (metrics on) / minimal uvicorn + ORT, 16 conns, batch 1",
-            GOAL_VS_MINIMAL,
-            ours,
-            rps("uvicorn-minimal"),
+            "runtime / minimal uvicorn + ORT, 1 conn, batch 1",
+            GOAL_VS_MINIMAL_1,
+            rps(RUNTIME, (1, 1)),
+            rps("uvicorn-minimal", (1, 1)),
         ),
         _at_most("runtime p99, 16 conns, batch 1", GOAL_P99_MS, load.percentile_ms(99) if load else None, "ms"),
+        _ratio("runtime 2 workers / 1 worker, 64 conns, batch 1", GOAL_2W, two, rps(RUNTIME, MANY)),
+        _ratio("runtime 2 workers / gunicorn Flask -w 2, 64 conns", GOAL_AHEAD, two, rps("flask-gunicorn-2w", MANY)),
+        _ratio("runtime 2 workers / uvicorn minimal -w 2, 64 conns", GOAL_AHEAD, two, rps("uvicorn-minimal-2w", MANY)),
         _at_most(
             "in-process predict overhead over raw session.run, batch 1",
             GOAL_PREDICT_OVERHEAD * 100,
@@ -301,6 +312,6 @@ def print_tables(servers: list[ServerResult], inproc: list[InProcess], notes: li
     console.print(table("serving the digits MLP", SERVER_COLUMNS, [server_cells(s) for s in servers]))
     console.print(table("in process", INPROC_COLUMNS, [inproc_cells(r) for r in inproc]))
     rows = [[v.name, v.goal, v.value, v.mark] for v in verdicts({s.key: s for s in servers}, inproc)]
-    console.print(table("targets (issue 5)", ("target", "goal", "measured", "verdict"), rows))
+    console.print(table("targets (issues 5 and 22)", ("target", "goal", "measured", "verdict"), rows))
     for note in notes:
         console.print(note, soft_wrap=True, markup=False)

@@ -167,9 +167,17 @@ class ProcessGroups:
         finally:
             signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
 
-    def start(self, key: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> Server:
-        """Start ``argv`` in a new session, pinned to :attr:`cpus` with ``taskset`` (which execs: same PID)."""
-        pinned = ["taskset", "-c", ",".join(map(str, self.cpus)), *argv] if self.cpus else list(argv)
+    def start(
+        self,
+        key: str,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        cpus: Sequence[int] | None = None,
+    ) -> Server:
+        """Start ``argv`` in a new session, pinned to ``cpus`` (else :attr:`cpus`) with ``taskset`` (same PID)."""
+        cpus = cpus or self.cpus
+        pinned = ["taskset", "-c", ",".join(map(str, cpus)), *argv] if cpus else list(argv)
         log = self.logs / f"{key}-{len(self.servers)}.log"
         with log.open("wb") as sink:
             started = time.perf_counter()

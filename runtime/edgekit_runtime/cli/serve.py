@@ -251,6 +251,10 @@ def _start(
     from edgekit_runtime.telemetry.service import Telemetry
 
     telemetry, ended, committed, pool = None, None, None, None
+    if telemetry_settings is not None and args.workers > 1:  # the inputs a second kept: each worker a share
+        recorder = telemetry_settings.recorder
+        share = dataclasses.replace(recorder, sample_rate=recorder.sample_rate / args.workers)
+        telemetry_settings = dataclasses.replace(telemetry_settings, recorder=share)
     try:
         if telemetry_settings is not None:  # a committed deploy serves instead of MODEL after a restart
             committed, phase, command_id = fleet.recovered(telemetry_settings.state_dir)
@@ -287,7 +291,7 @@ def _workers(
         require_signature=options.require_signature,
         backend=options.backend,
         model_path=model,
-        sample_rate=None if telemetry is None else telemetry.recorder.sample_rate / args.workers,
+        sample_rate=None if telemetry is None else telemetry.recorder.sample_rate,
     )
     pool = WorkerPool(spec, args.workers)
     pool.start()

@@ -60,7 +60,9 @@ class _Child:
     proc: subprocess.Popen[bytes]
     channel: Channel
     started: float = field(default_factory=time.monotonic)
+    #: set once it serves, or could not start (then ``refused`` says why)
     ready: threading.Event = field(default_factory=threading.Event)
+    serving: bool = False
     refused: str | None = None
 
 
@@ -107,7 +109,7 @@ class WorkerPool:
         channel = Channel(
             Connection(ours.detach()),
             on_message={
-                "ready": lambda _: box[0].ready.set(),
+                "ready": lambda _: self._serving(box[0]),
                 "refused": lambda reason: self._refused(box[0], str(reason)),
                 "records": self._records,
             },
@@ -130,6 +132,10 @@ class WorkerPool:
             if child.refused is not None:
                 raise WorkerError(f"worker {child.index} could not start: {child.refused}")
 
+    def _serving(self, child: _Child) -> None:
+        child.serving = True
+        child.ready.set()
+
     def _refused(self, child: _Child, reason: str) -> None:
         child.refused = reason
         child.ready.set()
@@ -150,11 +156,18 @@ class WorkerPool:
             self.telemetry.record_taken(taken)
 
     def _ended(self, child: _Child) -> None:
-        """A worker's channel ended: expected while stopping; otherwise it is started again, a second later."""
-        child.ready.set()
+        """A worker's channel ended: expected while stopping; otherwise it is started again, a second later.
+
+        One that ends before it serves could not start: that is its refusal (a crash while loading, say).
+        """
+        child.channel.close()
         if self._stopping.is_set() or child.refused is not None:
+            child.ready.set()
             return
         code = child.proc.wait()
+        if not child.serving:
+            self._refused(child, f"it ended (exit code {code}) before it served; its log says why")
+            return
         quick = time.monotonic() - child.started < QUICK_END
         self._quick_ends[child.index] = self._quick_ends.get(child.index, 0) + 1 if quick else 0
         if self._quick_ends[child.index] >= QUICK_ENDS:
