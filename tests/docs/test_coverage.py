@@ -83,6 +83,7 @@ NOT_RUN = {
     "docs/benchmarks.md § Serving (issue 5)": BENCHMARK,
     "docs/benchmarks.md § With opportunistic micro-batching (`--max-batch 32`)": BENCHMARK,
     "docs/benchmarks.md § Short calls on the event loop (issue 22, first step)": BENCHMARK,
+    "docs/benchmarks.md § All the cores, and the HTTP engine (issue 22)": BENCHMARK,
     "docs/benchmarks.md § Telemetry (issue 6)": BENCHMARK,
     "docs/benchmarks.md § Fleet simulator (issue 7)": BENCHMARK,
     "docs/benchmarks.md § A rollout over MQTT to the same 200 devices": BENCHMARK,
