@@ -21,6 +21,7 @@ The device never imports the host toolkit, so the tree is defined here, once; th
     ├── HttpError                      a request the server refuses, with the HTTP status to answer
     ├── TelemetryError                 telemetry that cannot be stored, sent or parsed
     ├── CommandError                   a fleet command the device refuses: unsigned, untrusted, stale, replayed, …
+    ├── WorkerError                    a worker process of `serve --workers` that cannot start, answer or swap
     └── FleetError               host  a broker that cannot be reached, devices that do not answer
         └── RolloutAbortedError  host  a staged rollout stopped by its canary (exit 5)
 

@@ -173,7 +173,13 @@ class DocShell:
     def wait(self, command: str, argv: list[str], tweak: Tweak) -> Result:
         """Run ``argv`` to its end (or Ctrl-C it once ``tweak.stop_when()``) and check its exit code."""
         process = subprocess.Popen(
-            argv, cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # Ctrl-C goes to the group, as a terminal sends it: bash -c and what it runs
         )
         if tweak.stop_when is not None:
             deadline = time.monotonic() + STOP_WITHIN
@@ -183,7 +189,7 @@ class DocShell:
                 process.kill()
                 out, err = process.communicate()
                 raise AssertionError(f"{command}\nwhat it should do did not happen in {STOP_WITHIN} s\n{err[-3000:]}")
-            process.send_signal(signal.SIGINT)
+            os.killpg(process.pid, signal.SIGINT)
         try:
             out, err = process.communicate(timeout=300)
         except subprocess.TimeoutExpired:

@@ -40,6 +40,7 @@ def test_every_error_hangs_from_the_one_root_and_is_drawn_in_the_tree():
         "HttpError",
         "TelemetryError",
         "CommandError",
+        "WorkerError",
     }
     for cls in CLASSES:
         assert issubclass(cls, EdgekitError), cls
