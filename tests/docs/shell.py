@@ -29,12 +29,14 @@ What the shell does with each kind of command:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -47,7 +49,7 @@ from tests.docs.packages import check_pip_line
 from tests.runtime.server.process import ServeProcess
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from pathlib import Path
 
     from typing_extensions import Self
@@ -172,15 +174,16 @@ class DocShell:
 
     def wait(self, command: str, argv: list[str], tweak: Tweak) -> Result:
         """Run ``argv`` to its end (or Ctrl-C it once ``tweak.stop_when()``) and check its exit code."""
-        process = subprocess.Popen(
-            argv,
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # Ctrl-C goes to the group, as a terminal sends it: bash -c and what it runs
-        )
+        with _ctrl_c_stops_children():
+            process = subprocess.Popen(
+                argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # Ctrl-C goes to the group, as a terminal sends it: bash -c and what it runs
+            )
         if tweak.stop_when is not None:
             deadline = time.monotonic() + STOP_WITHIN
             while process.poll() is None and not tweak.stop_when() and time.monotonic() < deadline:
@@ -267,3 +270,20 @@ class DocShell:
         (self.cwd / "tools" / "dev.sh").write_text(script[:dispatch] + stubs + script[dispatch:])
         self.env["EDGEKIT_VENV"] = str(sys.prefix)
         return self.wait(command, ["bash", "tools/dev.sh", *args], tweak)
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops_children() -> Iterator[None]:
+    """Children start with Ctrl-C's default action, as a terminal's foreground job does.
+
+    A test run started in the background by a non-interactive shell (``bash .ci/run &``) ignores SIGINT, and
+    its children inherit that: a command "until Ctrl-C" would never stop. The handler is put back at once.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
