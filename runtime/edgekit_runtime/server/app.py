@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from edgekit_runtime.errors import ConfigError, EdgekitError, HttpError, InvalidInputError
 from edgekit_runtime.server import oip
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from edgekit_runtime.server.telemetry_hook import Recorder
 
 logger = logging.getLogger("edgekit_runtime.server")
+T = TypeVar("T")
 
 #: a request the memory budget turned away: load shed, not a failure of the model (counted in neither count)
 SHED = 503
@@ -152,13 +153,18 @@ class App:
 
     def swap_from_thread(self, model: Model, timeout: float = 30.0) -> None:
         """:meth:`swap`, from a thread other than the event loop's (the fleet agent's)."""
-        if self.loop is None:
-            raise ConfigError("the server is not running yet: start it before swapping its model")
+        self.from_thread(lambda: self.swap(model), timeout)
 
-        async def on_loop() -> None:
-            self.swap(model)
+    def from_thread(self, call: Callable[[], T], timeout: float = 10.0) -> T:
+        """``call()`` run on the event loop, from another thread (the fleet agent's, a worker channel's)."""
+        loop = self.loop
+        if loop is None:
+            raise ConfigError("the server is not running yet: start it before calling it from another thread")
 
-        asyncio.run_coroutine_threadsafe(on_loop(), self.loop).result(timeout)
+        async def on_loop() -> T:
+            return call()
+
+        return asyncio.run_coroutine_threadsafe(on_loop(), loop).result(timeout)
 
     def route(self, path: str, serving: _Serving | None = None) -> tuple[Route, tuple[str, ...]] | None:
         """The route for ``path`` and what it takes from the path, or ``None``."""

@@ -13,7 +13,6 @@ gone), it stops as on SIGTERM.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -120,16 +119,6 @@ class Steered:
         self.held = {self.spec.model_path: model}
         app.metrics_text = self.scrape
 
-    def _on_loop(self, what: Any) -> Any:  # noqa: ANN401  (a function of the app, run on its loop)
-        app = self._app()
-        if app.loop is None:
-            raise WorkerError("this worker is not serving yet")
-
-        async def run() -> Any:  # noqa: ANN401
-            return what(app)
-
-        return asyncio.run_coroutine_threadsafe(run(), app.loop).result(10.0)
-
     def _app(self) -> App:
         if self.app is None:
             raise WorkerError("this worker is not serving yet")
@@ -137,11 +126,13 @@ class Steered:
 
     def snapshot(self, _: object) -> dict[str, Any]:
         """The worker's metrics (:meth:`ServerMetrics.snapshot`)."""
-        return self._on_loop(lambda app: app.metrics.snapshot())  # type: ignore[no-any-return]
+        app = self._app()
+        return app.from_thread(app.metrics.snapshot)
 
     def counts(self, _: object) -> tuple[int, int, float, int]:
         """The serving model's requests, 5xx, seconds and 4xx since it was switched in (a deploy's health)."""
-        return self._on_loop(lambda app: app.health())  # type: ignore[no-any-return]
+        app = self._app()
+        return app.from_thread(app.health)
 
     def swap(self, path: Path) -> str:
         """Serve the bundle at ``path`` (one held, or loaded, verified and self-tested now); its sha256."""

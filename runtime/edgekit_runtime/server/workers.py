@@ -18,7 +18,6 @@ device's state: its one telemetry window and outbox (the workers send their requ
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import signal
@@ -37,8 +36,6 @@ from edgekit_runtime.server.ipc import Channel
 from edgekit_runtime.server.metrics import render_merged, telemetry_metrics
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from edgekit_runtime.model import Model
     from edgekit_runtime.server.app import App
     from edgekit_runtime.server.worker_spec import WorkerSpec
@@ -181,15 +178,10 @@ class WorkerPool:
             except WorkerError as exc:
                 logger.error("%s", exc)  # noqa: TRY400  (a one-line reason, no traceback)
 
-    def _own(self, what: Callable[[App], Any]) -> Any:  # noqa: ANN401  (run on the serving process's loop)
-        app = self.app
-        if app is None or app.loop is None:
+    def _app(self) -> App:
+        if self.app is None:
             raise WorkerError("the server is not running yet")
-
-        async def run() -> Any:  # noqa: ANN401
-            return what(app)
-
-        return asyncio.run_coroutine_threadsafe(run(), app.loop).result(10.0)
+        return self.app
 
     def _live(self) -> list[_Child]:
         return [c for c in self.children if c.ready.is_set() and c.refused is None and not c.channel.closed.is_set()]
@@ -216,7 +208,8 @@ class WorkerPool:
 
     def metrics_text(self) -> bytes:
         """``/metrics`` of all the workers, added up, and the device's telemetry numbers."""
-        snapshots = [self._own(lambda app: app.metrics.snapshot())]
+        app = self._app()
+        snapshots = [app.from_thread(app.metrics.snapshot)]
         snapshots += self._ask("snapshot")
         body = render_merged(snapshots)
         body += (
@@ -229,7 +222,8 @@ class WorkerPool:
 
     def counts(self) -> tuple[int, int, float, int]:
         """Every worker's requests, 5xx, seconds and 4xx on the model serving now (a deploy's health)."""
-        own = self._own(lambda app: app.health())
+        app = self._app()
+        own = app.from_thread(app.health)
         totals = [own, *self._ask("counts")]
         return (
             sum(int(t[0]) for t in totals),
